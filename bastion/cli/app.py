@@ -1,0 +1,76 @@
+"""The `bastion` command: builds the Typer app and maps every failure to SPEC's exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+try:  # typer >= 0.29 vendors click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError
+
+from bastion import __version__
+from bastion.cli import init as init_cmd
+from bastion.cli import ips as ips_cmd
+
+HELP = """\
+Build, lock down and prove the SSH bastion dbt Cloud uses to reach a private warehouse.
+
+One idempotent run creates the EC2 host in the warehouse VPC, opens it only to dbt Cloud's addresses, sets up the tunnel user and a hardened sshd, and logs in to the database through the tunnel as dbt Cloud would. Re-run it from CI: it changes nothing unless something drifted.
+
+Exit codes: 0 ok, 1 runtime failure, 2 plan --detailed-exitcode with changes, 3 tunnel broken, 4 invalid config or input (nothing changed).
+
+Example:  bastion init && bastion up
+"""
+
+app = typer.Typer(
+    name="bastion",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bastion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Root options."""
+
+
+app.command("init")(init_cmd.command)
+app.command("ips")(ips_cmd.command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: a bad command line is exit 4 (exit 2 belongs to plan --detailed-exitcode)."""
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="bastion", standalone_mode=False)
+    except UsageError as exc:
+        exc.show()
+        if "--json" in args:
+            name = exc.ctx.command.name if exc.ctx and exc.ctx.command else "bastion"
+            error = {"kind": "input", "message": exc.format_message()}
+            print(json.dumps({"command": name, "ok": False, "changed": False, "changes": [],
+                              "bastion": None, "verify": None, "error": error}))
+        sys.exit(4)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,83 @@
+"""`bastion init`: write a commented starter bastion.toml; never overwrite one."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from bastion.cli.common import ConfigOption, JsonOption, run
+from bastion.console import Console
+from bastion.errors import InputError
+
+
+def command(
+    config: ConfigOption = None,
+    json_mode: JsonOption = False,
+    name: Annotated[str, typer.Option(help="Name tagging every resource (a-z, 0-9, -).")] = "analytics",
+    kind: Annotated[
+        str, typer.Option(help="Warehouse kind: redshift, redshift-serverless, postgres, alloydb.")
+    ] = "redshift",
+    region: Annotated[str, typer.Option(help="AWS region of the warehouse.")] = "us-east-1",
+    provider: Annotated[str, typer.Option(help="aws (create the host) or existing (any host).")] = "aws",
+    admin_cidr: Annotated[
+        list[str] | None,
+        typer.Option("--admin-cidr", help="Where you and CI connect from (repeatable)."),
+    ] = None,
+) -> None:
+    """Write a commented starter bastion.toml that explains every key.
+
+    Refuses to overwrite an existing file. Fill in bastion.admin_cidrs and the warehouse,
+    then run `bastion plan`.
+
+    Example:  bastion init --name analytics --admin-cidr 198.51.100.7/32
+    """
+
+    def body(console: Console, document: dict[str, Any]) -> None:
+        from bastion import rules
+        from bastion.config import locate
+        from bastion.templates import render
+
+        target = locate(config)
+        checks = {
+            "--name": lambda: rules.name(name),
+            "--kind": lambda: _one_of(kind, ("redshift", "redshift-serverless", "postgres", "alloydb")),
+            "--provider": lambda: _one_of(provider, ("aws", "existing")),
+            "--admin-cidr": lambda: [rules.cidr(c) for c in admin_cidr or []],
+        }
+        for option, check in checks.items():
+            try:
+                check()
+            except ValueError as exc:
+                raise InputError(f"{option} {exc}") from None
+        if target.exists():
+            raise InputError(
+                f"{target} already exists; bastion init never overwrites a config",
+                hint="edit it, or pass -c NEW_PATH to write another",
+            )
+        text = render(
+            "bastion.toml.j2",
+            name=name,
+            kind=kind,
+            region=region,
+            provider=provider,
+            admin_cidrs=[str(rules.cidr(c)) for c in admin_cidr or []],
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "x", encoding="utf-8") as handle:
+            handle.write(text)
+        document["path"] = str(target)
+        console.ok(f"wrote {target}")
+        if not admin_cidr:
+            console.say("next: fill in bastion.admin_cidrs (your address, e.g. 198.51.100.7/32)")
+        console.say("then: bastion plan")
+
+    run("init", json_mode, body)
+
+
+def _one_of(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}")
+    return value
+
+

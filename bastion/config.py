@@ -1,0 +1,420 @@
+"""bastion.toml -> validated, typed Settings.
+
+Lookup: `-c PATH`, else `$BASTION_CONFIG`, else `./bastion.toml`. Relative paths resolve
+against the config file's folder; `${NAME}` is taken from the environment, and a value
+that came from the environment is never echoed in an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bastion import rules
+from bastion.dbt_cloud import allow_list
+from bastion.errors import ConfigError, InputError
+
+DEFAULT_NAME = "bastion.toml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+PositiveInt = Annotated[int, BeforeValidator(rules.positive_int)]
+Integer = Annotated[int, BeforeValidator(rules.integer)]
+Cidr = Annotated[str, BeforeValidator(lambda v: str(rules.cidr(v)) if isinstance(v, str) else v)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class AwsSettings(_Section):
+    region: str = "us-east-1"
+    profile: str = ""
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", value):
+            raise ValueError("must be an AWS region such as us-east-1")
+        return value
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9_.+=@-]{1,64}", value):
+            raise ValueError("must be an AWS profile name (letters, digits, '_', '-', '.')")
+        return value
+
+
+WarehouseKind = Literal["redshift", "redshift-serverless", "postgres", "alloydb"]
+_KIND_KEYS = {
+    "redshift_cluster": ("redshift",),
+    "workgroup": ("redshift-serverless",),
+    "rds_instance": ("postgres",),
+    "rds_cluster": ("postgres",),
+}
+
+
+class WarehouseSettings(_Section):
+    kind: WarehouseKind = "redshift"
+    redshift_cluster: str = ""
+    workgroup: str = ""
+    rds_instance: str = ""
+    rds_cluster: str = ""
+    host: str = ""
+    port: Integer = 0
+    security_group_id: str = ""
+    database: str = "analytics"
+    user: str = "dbt"
+    password_env: str = "DBT_ENV_SECRET_PASSWORD"
+    auth: Literal["password", "iam"] = "password"
+
+    @field_validator("redshift_cluster", "workgroup", "rds_instance", "rds_cluster")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,62}", value):
+            raise ValueError("must be an AWS identifier: a letter, then letters, digits or '-'")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return rules.hostname(value) if value else value
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        return rules.port(value, allow_zero=True)
+
+    @field_validator("security_group_id")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if value and not re.fullmatch(r"sg-[0-9a-f]{8,17}", value):
+            raise ValueError("must be a security group id such as sg-0123456789abcdef0")
+        return value
+
+    @field_validator("database", "user")
+    @classmethod
+    def _sql_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$-]{0,62}", value):
+            raise ValueError("must be a plain database identifier (letters, digits, '_')")
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError("must be the NAME of an environment variable, not a password")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> WarehouseSettings:
+        for key, kinds in _KIND_KEYS.items():
+            if getattr(self, key) and self.kind not in kinds:
+                raise ValueError(f"warehouse.{key} is only for kind = {' or '.join(kinds)}")
+        if self.rds_instance and self.rds_cluster:
+            raise ValueError("set warehouse.rds_instance or warehouse.rds_cluster, not both")
+        if self.kind == "alloydb" and not self.host:
+            raise ValueError("warehouse.host is required for kind = alloydb")
+        if self.auth == "iam" and not self.kind.startswith("redshift"):
+            raise ValueError("warehouse.auth = iam works with kind redshift or redshift-serverless")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        if self.port:
+            return self.port
+        return 5439 if self.kind.startswith("redshift") else 5432
+
+
+class BastionSettings(_Section):
+    provider: Literal["aws", "existing"] = "aws"
+    vpc_id: str = ""
+    subnet_id: str = ""
+    instance_type: str = "t3.micro"
+    ami: str = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    ssh_port: Integer = 22
+    admin_user: str = "ec2-user"
+    admin_key: Path = Path("~/.ssh/id_ed25519")
+    admin_cidrs: list[Cidr]
+    address: str = ""
+    known_hosts: Path = Path(".bastion/known_hosts")
+    ssh_crypto: Literal["compatible", "hardened"] = "compatible"
+
+    @field_validator("vpc_id", "subnet_id")
+    @classmethod
+    def _aws_id(cls, value: str, info: Any) -> str:
+        prefix = "vpc" if info.field_name == "vpc_id" else "subnet"
+        if value and not re.fullmatch(rf"{prefix}-[0-9a-f]{{8,17}}", value):
+            raise ValueError(f"must be an id such as {prefix}-0123456789abcdef0")
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", value):
+            raise ValueError("must be an EC2 instance type such as t3.micro")
+        return value
+
+    @field_validator("ami")
+    @classmethod
+    def _ami(cls, value: str) -> str:
+        if not re.fullmatch(r"ami-[0-9a-f]{8,17}|ssm:/[A-Za-z0-9/_.-]+", value):
+            raise ValueError("must be an AMI id (ami-…) or ssm:/path/to/parameter")
+        return value
+
+    @field_validator("ssh_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        return rules.port(value)
+
+    @field_validator("admin_user")
+    @classmethod
+    def _admin_user(cls, value: str) -> str:
+        rules.posix_user(value)
+        if value == "root":
+            raise ValueError("must not be root: log in as a sudo user (ec2-user, ubuntu, admin)")
+        return value
+
+    @field_validator("admin_cidrs")
+    @classmethod
+    def _admin_cidrs(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must list at least one CIDR: where the operator and CI connect from")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return rules.hostname(value) if value else value
+
+
+class DbtCloudSettings(_Section):
+    regions: list[str] = Field(default_factory=lambda: ["us"])
+    extra_cidrs: list[Cidr] = Field(default_factory=list)
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        table = allow_list()
+        for region in value:
+            if table.resolve(region) is None:
+                raise ValueError(f"has an unknown region (known: {', '.join(table.names())})")
+        return [table.resolve(r).key for r in value]  # type: ignore[union-attr]
+
+
+class TunnelSettings(_Section):
+    user: str = "dbtcloud"
+    public_keys: list[str] = Field(default_factory=list)
+    keys_file: Path | None = None
+    client_alive_interval: PositiveInt = 30
+    client_alive_count_max: PositiveInt = 10
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        rules.posix_user(value)
+        if value in rules.SYSTEM_ACCOUNTS:
+            raise ValueError("must not be root or a system account: use a dedicated user such as dbtcloud")
+        return value
+
+    @field_validator("public_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        from bastion.keys import parse_public_key
+
+        for index, text in enumerate(value):
+            try:
+                parse_public_key(text)
+            except InputError as exc:
+                raise ValueError(f"[{index}] {exc.message}") from None
+        return value
+
+
+class Settings(_Section):
+    """The whole validated configuration, plus where it was read from."""
+
+    name: str
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    bastion: BastionSettings
+    dbt_cloud: DbtCloudSettings = Field(default_factory=DbtCloudSettings)
+    tunnel: TunnelSettings = Field(default_factory=TunnelSettings)
+    source: Path = Field(default=Path(DEFAULT_NAME), exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return rules.name(value)
+
+    @model_validator(mode="after")
+    def _cross(self) -> Settings:
+        if self.tunnel.user == self.bastion.admin_user:
+            raise ValueError("tunnel.user must differ from bastion.admin_user")
+        return self
+
+    @property
+    def config_dir(self) -> Path:
+        return self.source.parent
+
+    def tunnel_keys(self) -> list[Any]:
+        """The configured tunnel keys (list, then keys_file), deduplicated by fingerprint."""
+        from bastion.keys import parse_public_key, read_keys_file
+
+        keys = [parse_public_key(text) for text in self.tunnel.public_keys]
+        if self.tunnel.keys_file is not None and self.tunnel.keys_file.exists():
+            keys.extend(read_keys_file(self.tunnel.keys_file))
+        seen: set[str] = set()
+        return [k for k in keys if not (k.fingerprint in seen or seen.add(k.fingerprint))]
+
+
+def locate(path: Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    if path is not None:
+        return path
+    if environ.get("BASTION_CONFIG"):
+        return Path(environ["BASTION_CONFIG"])
+    return Path(DEFAULT_NAME)
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, interpolate and validate the config; every failure is a ConfigError."""
+    environ = os.environ if environ is None else environ
+    source = locate(path, environ).expanduser()
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no config file at {source}",
+            hint="run `bastion init` to write a commented starter, or pass -c PATH",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {source}: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    from_env: set[tuple[str | int, ...]] = set()
+    data = _interpolate(raw, environ, (), from_env)
+    _resolve_paths(data, source.parent.resolve())
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, from_env)) from None
+    settings = settings.model_copy(update={"source": source.resolve()})
+    _check_keys_file(settings)
+    return settings
+
+
+def _interpolate(
+    value: Any, environ: Mapping[str, str], loc: tuple[str | int, ...], from_env: set[tuple[str | int, ...]]
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, environ, (*loc, k), from_env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, environ, (*loc, i), from_env) for i, v in enumerate(value)]
+    if isinstance(value, str) and _ENV_REF.search(value):
+        from_env.add(loc)
+
+        def substitute(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var not in environ:
+                raise ConfigError(
+                    f"{_dotted(loc)} refers to ${{{var}}}, but the environment variable {var} is not set",
+                    hint=f"export {var}=… before running bastion, or write the value in the file",
+                )
+            return environ[var]
+
+        return _ENV_REF.sub(substitute, value)
+    return value
+
+
+_PATH_KEYS = (("bastion", "admin_key"), ("bastion", "known_hosts"), ("tunnel", "keys_file"))
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    for section, key in _PATH_KEYS:
+        table = data.get(section)
+        if not isinstance(table, dict) or not isinstance(table.get(key), str):
+            continue
+        if table[key] == "":
+            table.pop(key)
+            continue
+        path = Path(table[key]).expanduser()
+        table[key] = path if path.is_absolute() else base / path
+
+
+def _check_keys_file(settings: Settings) -> None:
+    keys_file = settings.tunnel.keys_file
+    if keys_file is None:
+        return
+    from bastion.keys import read_keys_file
+
+    if not keys_file.exists():
+        raise ConfigError(
+            f"tunnel.keys_file: {keys_file} does not exist",
+            hint="create it (one public key per line) or remove tunnel.keys_file",
+        )
+    try:
+        read_keys_file(keys_file)
+    except InputError as exc:
+        raise ConfigError(f"tunnel.keys_file: {exc.message}") from None
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(exc: ValidationError, from_env: set[tuple[str | int, ...]]) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = _dotted(loc) or "config"
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            lines.append(f"{key} is not a known key: check its spelling against `bastion init`")
+            continue
+        if kind == "missing":
+            lines.append(f"{key} is required")
+            continue
+        if kind == "value_error":
+            message = str(error["ctx"]["error"])
+        elif kind == "literal_error":
+            message = f"must be one of {error['ctx']['expected']}"
+        elif kind in {"list_type", "string_type", "dict_type", "model_type"}:
+            message = f"must be a {kind.split('_')[0].replace('dict', 'table').replace('model', 'table')}"
+        else:
+            message = error["msg"][:1].lower() + error["msg"][1:]
+        if message.startswith("warehouse.") or message.startswith("tunnel.") or message.startswith("set "):
+            lines.append(message)
+            continue
+        if message.startswith("["):
+            index, _, message = message[1:].partition("] ")
+            key, loc = f"{key}[{index}]", (*loc, int(index))
+        echoed = _echo(error.get("input"), loc, from_env)
+        lines.append(f"{key} {message}{echoed}")
+    return "\n".join(lines)
+
+
+def _echo(value: Any, loc: tuple[str | int, ...], from_env: set[tuple[str | int, ...]]) -> str:
+    if any(loc[: len(env)] == env for env in from_env) or isinstance(value, (dict, list)):
+        return ""
+    if loc and loc[-1] == "public_keys" or "public_keys" in loc:
+        return ""
+    return f" (got {value!r})" if value is not None else ""

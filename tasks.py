@@ -1,0 +1,36 @@
+"""Developer tasks: `invoke --list`. The README's test command is `invoke test`."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.tasks import task
+
+PY = sys.executable
+
+
+@task
+def lint(c: Context) -> None:
+    """ruff and mypy over the package, tests and tasks."""
+    c.run(f"{PY} -m ruff check bastion tests tasks.py", pty=False)
+    c.run(f"{PY} -m ruff format --check bastion", pty=False)
+    c.run(f"{PY} -m mypy", pty=False)
+
+
+@task(pre=[lint])
+def test(c: Context, k: str = "", lab: bool = True) -> None:
+    """Lint, then every test, the lab ones included (they need root)."""
+    marker = "" if lab else "-m 'not lab and not e2e'"
+    select = f"-k {k!r}" if k else ""
+    c.run(f"{PY} -m pytest {marker} {select}", pty=False)
+
+
+ns = Collection(lint, test)
+try:
+    from tests.lab.tasks import ns as lab_ns
+except ImportError:  # the lab package is part of the checkout; this guards partial installs
+    lab_ns = None
+if lab_ns is not None:
+    ns.add_collection(lab_ns, name="lab")
