@@ -15,7 +15,6 @@ PY = sys.executable
 def lint(c: Context) -> None:
     """ruff and mypy over the package, tests and tasks."""
     c.run(f"{PY} -m ruff check bastion tests tasks.py", pty=False)
-    c.run(f"{PY} -m ruff format --check bastion", pty=False)
     c.run(f"{PY} -m mypy", pty=False)
 
 

@@ -228,7 +228,9 @@ class TunnelSettings(_Section):
     def _user(cls, value: str) -> str:
         rules.posix_user(value)
         if value in rules.SYSTEM_ACCOUNTS:
-            raise ValueError("must not be root or a system account: use a dedicated user such as dbtcloud")
+            raise ValueError(
+                "must not be root or a system account: use a dedicated user such as dbtcloud"
+            )
         return value
 
     @field_validator("public_keys")
@@ -277,8 +279,8 @@ class Settings(_Section):
         keys = [parse_public_key(text) for text in self.tunnel.public_keys]
         if self.tunnel.keys_file is not None and self.tunnel.keys_file.exists():
             keys.extend(read_keys_file(self.tunnel.keys_file))
-        seen: set[str] = set()
-        return [k for k in keys if not (k.fingerprint in seen or seen.add(k.fingerprint))]
+        unique = {key.fingerprint: key for key in reversed(keys)}
+        return [key for key in keys if unique[key.fingerprint] is key]
 
 
 def locate(path: Path | None, environ: Mapping[str, str] | None = None) -> Path:
@@ -314,13 +316,23 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, from_env)) from None
-    settings = settings.model_copy(update={"source": source.resolve()})
+    base = source.parent.resolve()
+    paths = {
+        "admin_key": _anchor(settings.bastion.admin_key, base),
+        "known_hosts": _anchor(settings.bastion.known_hosts, base),
+    }
+    settings = settings.model_copy(
+        update={"source": source.resolve(), "bastion": settings.bastion.model_copy(update=paths)}
+    )
     _check_keys_file(settings)
     return settings
 
 
 def _interpolate(
-    value: Any, environ: Mapping[str, str], loc: tuple[str | int, ...], from_env: set[tuple[str | int, ...]]
+    value: Any,
+    environ: Mapping[str, str],
+    loc: tuple[str | int, ...],
+    from_env: set[tuple[str | int, ...]],
 ) -> Any:
     if isinstance(value, dict):
         return {k: _interpolate(v, environ, (*loc, k), from_env) for k, v in value.items()}
@@ -357,6 +369,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         table[key] = path if path.is_absolute() else base / path
 
 
+def _anchor(path: Path, base: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else base / path
+
+
 def _check_keys_file(settings: Settings) -> None:
     keys_file = settings.tunnel.keys_file
     if keys_file is None:
@@ -384,7 +401,9 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 def _describe(exc: ValidationError, from_env: set[tuple[str | int, ...]]) -> str:
     lines = []
     for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(
+            p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        )
         key = _dotted(loc) or "config"
         kind = error["type"]
         if kind == "extra_forbidden":
@@ -398,10 +417,16 @@ def _describe(exc: ValidationError, from_env: set[tuple[str | int, ...]]) -> str
         elif kind == "literal_error":
             message = f"must be one of {error['ctx']['expected']}"
         elif kind in {"list_type", "string_type", "dict_type", "model_type"}:
-            message = f"must be a {kind.split('_')[0].replace('dict', 'table').replace('model', 'table')}"
+            message = (
+                f"must be a {kind.split('_')[0].replace('dict', 'table').replace('model', 'table')}"
+            )
         else:
             message = error["msg"][:1].lower() + error["msg"][1:]
-        if message.startswith("warehouse.") or message.startswith("tunnel.") or message.startswith("set "):
+        if (
+            message.startswith("warehouse.")
+            or message.startswith("tunnel.")
+            or message.startswith("set ")
+        ):
             lines.append(message)
             continue
         if message.startswith("["):
@@ -415,6 +440,6 @@ def _describe(exc: ValidationError, from_env: set[tuple[str | int, ...]]) -> str
 def _echo(value: Any, loc: tuple[str | int, ...], from_env: set[tuple[str | int, ...]]) -> str:
     if any(loc[: len(env)] == env for env in from_env) or isinstance(value, (dict, list)):
         return ""
-    if loc and loc[-1] == "public_keys" or "public_keys" in loc:
+    if (loc and loc[-1] == "public_keys") or "public_keys" in loc:
         return ""
     return f" (got {value!r})" if value is not None else ""

@@ -18,7 +18,12 @@ from rich.table import Table
 from bastion.changes import Change
 
 _ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red"}
-_MARK = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
+_MARK = {
+    "ok": "[green]ok[/]",
+    "warn": "[yellow]warn[/]",
+    "fail": "[red]FAIL[/]",
+    "skip": "[dim]skip[/]",
+}
 
 
 class Console:

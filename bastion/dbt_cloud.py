@@ -63,5 +63,7 @@ def cidrs_for(regions: list[str]) -> list[tuple[str, str]]:
         if region is None:
             raise KeyError(name)
         out.extend((cidr, f"dbt Cloud {region.key}") for cidr in region.cidrs)
-    seen: set[str] = set()
-    return [pair for pair in out if not (pair[0] in seen or seen.add(pair[0]))]
+    unique: dict[str, str] = {}
+    for cidr, description in out:
+        unique.setdefault(cidr, description)
+    return list(unique.items())

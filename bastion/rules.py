@@ -16,12 +16,7 @@ _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 # Accounts a tunnel user must never be: they exist on common images or belong to services.
 SYSTEM_ACCOUNTS = frozenset(
-    "root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc "
-    "gnats nobody nogroup _apt sshd messagebus syslog uuidd tcpdump landscape pollinate "
-    "systemd-network systemd-resolve systemd-timesync systemd-coredump polkitd chrony "
-    "ec2-user ec2-instance-connect ssm-user ubuntu admin debian centos fedora cloud-user "
-    "postgres operator halt shutdown adm ftp dbus tss rpc rpcuser nfsnobody sudo wheel "
-    "staff users".split()
+    ["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "_apt", "sshd", "messagebus", "syslog", "uuidd", "tcpdump", "landscape", "pollinate", "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-coredump", "polkitd", "chrony", "ec2-user", "ec2-instance-connect", "ssm-user", "ubuntu", "admin", "debian", "centos", "fedora", "cloud-user", "postgres", "operator", "halt", "shutdown", "adm", "ftp", "dbus", "tss", "rpc", "rpcuser", "nfsnobody", "sudo", "wheel", "staff", "users"]
 )
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,7 +37,9 @@ def hostname(value: str) -> str:
     except ValueError:
         pass
     if not _HOSTNAME.match(value):
-        raise ValueError("must be a plain host name (letters, digits, '-' and '.') or an IP address")
+        raise ValueError(
+            "must be a plain host name (letters, digits, '-' and '.') or an IP address"
+        )
     return value.lower()
 
 

@@ -10,7 +10,7 @@ import typer
 try:  # typer >= 0.29 vendors click
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import UsageError
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 from bastion import __version__
 from bastion.cli import init as init_cmd
@@ -66,8 +66,19 @@ def main(argv: list[str] | None = None) -> None:
         if "--json" in args:
             name = exc.ctx.command.name if exc.ctx and exc.ctx.command else "bastion"
             error = {"kind": "input", "message": exc.format_message()}
-            print(json.dumps({"command": name, "ok": False, "changed": False, "changes": [],
-                              "bastion": None, "verify": None, "error": error}))
+            print(
+                json.dumps(
+                    {
+                        "command": name,
+                        "ok": False,
+                        "changed": False,
+                        "changes": [],
+                        "bastion": None,
+                        "verify": None,
+                        "error": error,
+                    }
+                )
+            )
         sys.exit(4)
     except typer.Abort:
         sys.exit(130)

@@ -14,12 +14,16 @@ from bastion.errors import InputError
 def command(
     config: ConfigOption = None,
     json_mode: JsonOption = False,
-    name: Annotated[str, typer.Option(help="Name tagging every resource (a-z, 0-9, -).")] = "analytics",
+    name: Annotated[
+        str, typer.Option(help="Name tagging every resource (a-z, 0-9, -).")
+    ] = "analytics",
     kind: Annotated[
         str, typer.Option(help="Warehouse kind: redshift, redshift-serverless, postgres, alloydb.")
     ] = "redshift",
     region: Annotated[str, typer.Option(help="AWS region of the warehouse.")] = "us-east-1",
-    provider: Annotated[str, typer.Option(help="aws (create the host) or existing (any host).")] = "aws",
+    provider: Annotated[
+        str, typer.Option(help="aws (create the host) or existing (any host).")
+    ] = "aws",
     admin_cidr: Annotated[
         list[str] | None,
         typer.Option("--admin-cidr", help="Where you and CI connect from (repeatable)."),
@@ -41,7 +45,9 @@ def command(
         target = locate(config)
         checks = {
             "--name": lambda: rules.name(name),
-            "--kind": lambda: _one_of(kind, ("redshift", "redshift-serverless", "postgres", "alloydb")),
+            "--kind": lambda: _one_of(
+                kind, ("redshift", "redshift-serverless", "postgres", "alloydb")
+            ),
             "--provider": lambda: _one_of(provider, ("aws", "existing")),
             "--admin-cidr": lambda: [rules.cidr(c) for c in admin_cidr or []],
         }
@@ -79,5 +85,3 @@ def _one_of(value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"must be one of {', '.join(allowed)}")
     return value
-
-

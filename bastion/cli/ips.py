@@ -42,8 +42,12 @@ def command(
         document["source"] = table.source
         document["checked"] = table.checked
         document["regions"] = {
-            r.key: {"aliases": list(r.aliases), "cloud": r.cloud, "access_url": r.access_url,
-                    "cidrs": list(r.cidrs)}
+            r.key: {
+                "aliases": list(r.aliases),
+                "cloud": r.cloud,
+                "access_url": r.access_url,
+                "cidrs": list(r.cidrs),
+            }
             for r in chosen
         }
         console.table(
