@@ -1,0 +1,330 @@
+"""`verify`: prove the tunnel hop by hop, as the tunnel user, the way dbt Cloud uses it.
+
+An ephemeral ed25519 key is installed in the tunnel user's second authorized-keys file
+(never the managed `authorized_keys`) with the real keys' restrictions plus an expiry, and
+removed in a `finally` that Ctrl-C cannot skip; if removal fails the expiry still closes it.
+Then: TCP to the bastion, SSH with the host key pinned, a direct-tcpip channel to the
+warehouse, and a database login through a local forward. Each hop is timed; the first
+failure stops the walk and says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bastion.rules import host_port
+
+if TYPE_CHECKING:
+    import boto3
+    import paramiko
+
+    from bastion.aws.discover import Endpoint
+    from bastion.config import Settings
+
+TCP_TIMEOUT = 5.0
+SSH_TIMEOUT = 15.0
+CHANNEL_TIMEOUT = 10.0
+KEY_LIFETIME = timedelta(minutes=10)
+HOP_NAMES = ("tcp", "ssh", "forward", "database")
+_OPENSSH_VERSION = re.compile(r"OpenSSH_(\d+)\.(\d+)")
+# sshd's SSH_OPEN_* reason codes for a refused direct-tcpip channel
+_ADMINISTRATIVELY_PROHIBITED = 1
+_CONNECT_FAILED = 2
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One link of the path: its name (SPEC: tcp, ssh, forward, database), result and time."""
+
+    name: str
+    ok: bool
+    ms: float
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "ms": round(self.ms, 1), "detail": self.detail}
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.detail}"
+
+
+@dataclass
+class VerifyResult:
+    """Every hop walked, in order; `ok` only when all four passed (and the idle re-query)."""
+
+    address: str
+    ssh_port: int
+    target: str
+    hops: list[Hop] = field(default_factory=list)
+    server_version: str = ""
+    login_tested: bool = False
+    host_key_fingerprint: str = ""
+    key_comment: str = ""
+    idle_seconds: float = 0
+
+    @property
+    def ok(self) -> bool:
+        names = {hop.name for hop in self.hops if hop.ok}
+        return all(hop.ok for hop in self.hops) and set(HOP_NAMES) <= names
+
+    @property
+    def failed(self) -> Hop | None:
+        return next((hop for hop in self.hops if not hop.ok), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "hops": [hop.to_dict() for hop in self.hops],
+            "address": self.address,
+            "ssh_port": self.ssh_port,
+            "target": self.target,
+            "server_version": self.server_version or None,
+            "login_tested": self.login_tested,
+            "host_key_fingerprint": self.host_key_fingerprint or None,
+            "idle_seconds": self.idle_seconds,
+        }
+
+
+class VerifyKeyHost(Protocol):
+    """The admin side of verify: puts the ephemeral key in the second file and takes it out."""
+
+    def install(self, line: str) -> None: ...
+
+    def remove(self, line: str) -> None: ...
+
+    def local_time(self, moment: datetime) -> str:
+        """`moment` as YYYYMMDDHHMMSS in the host's own time zone (for OpenSSH < 9.1)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EphemeralKey:
+    """A fresh ed25519 key that exists only for one verify run."""
+
+    private: paramiko.PKey
+    public_line: str
+    comment: str
+
+    @classmethod
+    def generate(cls, name: str) -> EphemeralKey:
+        import paramiko
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        comment = f"bastion-verify-{name}-{stamp}-{uuid.uuid4().hex[:8]}"
+        private = paramiko.Ed25519Key.from_private_key(io.StringIO(pem))
+        return cls(private, f"{public.decode('ascii')} {comment}", comment)
+
+
+def openssh_version(banner: str) -> tuple[int, int] | None:
+    match = _OPENSSH_VERSION.search(banner)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def expiry_time(
+    expires: datetime, version: tuple[int, int] | None, host: VerifyKeyHost | None
+) -> str:
+    """expiry-time's value: UTC with 'Z' from OpenSSH 9.1 on, else the host's local time."""
+    if version is not None and version >= (9, 1):
+        return expires.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+    if host is None:
+        raise ValueError("an OpenSSH older than 9.1 needs the host's local time")
+    return host.local_time(expires)
+
+
+def authorized_line(key: EphemeralKey, target: Endpoint, expiry: str) -> str:
+    """The same restrictions the real tunnel keys carry, plus the expiry."""
+    options = (
+        f'restrict,port-forwarding,permitopen="{host_port(target.host, target.port)}",'
+        f'expiry-time="{expiry}"'
+    )
+    return f"{options} {key.public_line}"
+
+
+def verify(
+    settings: Settings,
+    *,
+    address: str = "",
+    target: Endpoint | None = None,
+    idle: float = 0,
+    session: boto3.Session | None = None,
+    host: VerifyKeyHost | Callable[[], VerifyKeyHost] | None = None,
+    on_hop: Callable[[Hop], None] | None = None,
+) -> VerifyResult:
+    """Walk tcp -> ssh -> forward -> database (-> idle re-query) and return every hop.
+
+    `address` defaults to bastion.address or the Elastic IP; `target` to the warehouse
+    endpoint. `host` installs the ephemeral key (default: an admin login to the bastion).
+    Runtime errors of the admin side (cannot log in as the admin) raise; broken hops do not.
+    """
+    from bastion.tunnel_host import bastion_address, warehouse_endpoint
+
+    address = address or bastion_address(settings, session)
+    target = target or warehouse_endpoint(settings, session)
+    port = settings.bastion.ssh_port
+    result = VerifyResult(address, port, str(target), idle_seconds=idle)
+
+    def record(hop: Hop) -> bool:
+        result.hops.append(hop)
+        if on_hop is not None:
+            on_hop(hop)
+        return hop.ok
+
+    tcp_hop, banner = tcp_check(address, port)
+    if not record(tcp_hop):
+        return result
+    key = EphemeralKey.generate(settings.name)
+    result.key_comment = key.comment
+    with _installed(settings, address, key, target, banner, host) as line:
+        del line
+        _walk_tunnel(settings, address, key, target, idle, session, result, record)
+    return result
+
+
+def tcp_check(address: str, port: int) -> tuple[Hop, str]:
+    """Hop 1: can we open a TCP connection to the bastion's SSH port? Also reads the banner."""
+    where = host_port(address, port)
+    started = time.perf_counter()
+    try:
+        sock = socket.create_connection((address, port), timeout=TCP_TIMEOUT)
+    except TimeoutError:
+        return _fail("tcp", started, _no_answer(where)), ""
+    except ConnectionRefusedError:
+        return _fail(
+            "tcp",
+            started,
+            f"{where} refused the connection: sshd is not running there or listens on "
+            "another port (check bastion.ssh_port; on the host: systemctl status sshd)",
+        ), ""
+    except OSError as exc:
+        return _fail("tcp", started, f"cannot reach {where}: {exc.strerror or exc}"), ""
+    ms = _ms(started)
+    banner = ""
+    with contextlib.closing(sock):
+        sock.settimeout(TCP_TIMEOUT)
+        with contextlib.suppress(OSError):
+            banner = sock.recv(256).decode("ascii", "replace").strip()
+    if not banner.startswith("SSH-"):
+        return Hop("tcp", False, ms, f"{where} accepted TCP but sent no SSH banner: is "
+                   "bastion.ssh_port the SSH port, and no proxy in between?"), banner  # fmt: skip
+    return Hop("tcp", True, ms, f"{where} reachable ({banner.split()[0]})"), banner
+
+
+def _no_answer(where: str) -> str:
+    return (
+        f"no answer from {where} within {TCP_TIMEOUT:.0f} s: check the security group rule "
+        "for your address and the subnet's route to an internet gateway"
+    )
+
+
+@contextlib.contextmanager
+def _installed(
+    settings: Settings,
+    address: str,
+    key: EphemeralKey,
+    target: Endpoint,
+    banner: str,
+    host: VerifyKeyHost | Callable[[], VerifyKeyHost] | None,
+) -> Iterator[str]:
+    """Install the ephemeral key; remove it on every way out, a second Ctrl-C included."""
+    if host is None:
+        from bastion.tunnel_host import AdminVerifyKeyHost
+
+        admin: VerifyKeyHost = AdminVerifyKeyHost(settings, address)
+    elif callable(host) and not hasattr(host, "install"):
+        admin = host()
+    else:
+        admin = host  # type: ignore[assignment]
+    try:
+        expires = datetime.now(UTC) + KEY_LIFETIME
+        line = authorized_line(key, target, expiry_time(expires, openssh_version(banner), admin))
+        admin.install(line)
+        try:
+            yield line
+        finally:
+            with _sigint_deferred():
+                admin.remove(line)
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C while the key is removed; re-raise it afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _walk_tunnel(
+    settings: Settings,
+    address: str,
+    key: EphemeralKey,
+    target: Endpoint,
+    idle: float,
+    session: boto3.Session | None,
+    result: VerifyResult,
+    record: Callable[[Hop], bool],
+) -> None:
+    from bastion.tunnel_hops import database_hop, forward_hop, idle_hop, ssh_hop
+
+    hop, transport = ssh_hop(settings, address, key, result)
+    try:
+        if not record(hop) or transport is None:
+            return
+        hop, channel = forward_hop(transport, target)
+        if not record(hop) or channel is None:
+            return
+        hop, conn, forward = database_hop(settings, transport, channel, target, session, result)
+        try:
+            if not record(hop) or idle <= 0:
+                return
+            record(idle_hop(settings, conn, forward, idle))
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            forward.close()
+    finally:
+        if transport is not None:
+            transport.close()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _fail(name: str, started: float, detail: str) -> Hop:
+    return Hop(name, False, _ms(started), detail)
