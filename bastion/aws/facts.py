@@ -1,0 +1,166 @@
+"""What exists on AWS for this name, read in one pass and never changed here.
+
+Everything is found by tags (and the warehouse group by id), so `plan`, `status` and a
+re-run from a fresh CI runner all see the same state without local files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bastion.aws import tags as t
+from bastion.aws.discover import Endpoint, WarehouseLocation
+from bastion.aws.permissions import SecurityGroupRule, flatten
+from bastion.errors import AwsError
+
+if TYPE_CHECKING:
+    from bastion.aws.gateway import AwsGateway
+
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+
+
+@dataclass
+class AwsFacts:
+    """The bastion's AWS resources as they are (None where a resource does not exist)."""
+
+    warehouse: Endpoint
+    warehouse_group_id: str | None = None
+    vpc_id: str | None = None
+    subnet_id: str | None = None
+    instance_id: str | None = None
+    instance_state: str | None = None
+    instance_type: str | None = None
+    ami: str | None = None
+    public_ip: str | None = None
+    host_key_tag: str | None = None
+    security_group_id: str | None = None
+    # details the planner compares
+    private_ip: str | None = None
+    instance_subnet_id: str | None = None
+    instance_groups: list[str] = field(default_factory=list)
+    instance_generation: int | None = None
+    extra_instance_ids: list[str] = field(default_factory=list)
+    used_generations: set[int] = field(default_factory=set)
+    generation: int | None = None
+    ingress: list[SecurityGroupRule] = field(default_factory=list)
+    egress: list[SecurityGroupRule] = field(default_factory=list)
+    warehouse_rules: list[SecurityGroupRule] = field(default_factory=list)
+    key_pair: str | None = None
+    key_fingerprint: str | None = None
+    allocation_id: str | None = None
+    association_id: str | None = None
+    eip_instance_id: str | None = None
+    extra_allocation_ids: list[str] = field(default_factory=list)
+    latest_ami: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary `status --json` shows."""
+        return {
+            "instance_id": self.instance_id,
+            "instance_state": self.instance_state,
+            "instance_type": self.instance_type,
+            "ami": self.ami,
+            "public_ip": self.public_ip,
+            "private_ip": self.private_ip,
+            "host_key_fingerprint": self.host_key_tag,
+            "security_group_id": self.security_group_id,
+            "vpc_id": self.vpc_id,
+            "subnet_id": self.instance_subnet_id or self.subnet_id,
+            "warehouse": str(self.warehouse),
+            "warehouse_group_id": self.warehouse_group_id,
+            "ingress": [r.describe() for r in self.ingress],
+            "egress": [r.describe("to") for r in self.egress],
+        }
+
+
+def read_facts(
+    gateway: AwsGateway, name: str, location: WarehouseLocation, subnet_id: str | None
+) -> AwsFacts:
+    """Read every resource of `name` and our rule on the warehouse group."""
+    facts = AwsFacts(
+        warehouse=location.endpoint,
+        warehouse_group_id=location.security_group_id,
+        vpc_id=location.vpc_id,
+        subnet_id=subnet_id,
+    )
+    _read_group(gateway, name, facts)
+    _read_instances(gateway, name, facts)
+    _read_addresses(gateway, name, facts)
+    _read_key_pair(gateway, name, facts)
+    if facts.warehouse_group_id and facts.security_group_id:
+        group = gateway.security_group(facts.warehouse_group_id)
+        if group is None:
+            raise AwsError(
+                f"warehouse security group {facts.warehouse_group_id} not found",
+                hint="check warehouse.security_group_id, or remove it to use the discovered group",
+            )
+        facts.warehouse_rules = [
+            r
+            for r in flatten(group.get("IpPermissions", []))
+            if r.source == facts.security_group_id
+        ]
+    return facts
+
+
+def _read_group(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
+    groups = gateway.describe_security_groups(t.ours(name))
+    if not groups:
+        return
+    groups.sort(key=lambda g: (g.get("VpcId") != facts.vpc_id, g["GroupId"]))
+    group = groups[0]
+    facts.security_group_id = group["GroupId"]
+    facts.vpc_id = facts.vpc_id or group.get("VpcId")
+    facts.ingress = flatten(group.get("IpPermissions", []))
+    facts.egress = flatten(group.get("IpPermissionsEgress", []))
+    facts.generation = _int(t.tag_map(group).get(t.GENERATION_TAG))
+
+
+def _read_instances(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
+    instances = gateway.describe_instances(t.ours(name))
+    facts.used_generations = {
+        g for i in instances if (g := _int(t.tag_map(i).get(t.GENERATION_TAG))) is not None
+    }
+    live = [i for i in instances if i["State"]["Name"] in LIVE_STATES]
+    if not live:
+        return
+    # The newest host is the bastion; older live ones are leftovers of an interrupted replace.
+    live.sort(key=lambda i: (str(i.get("LaunchTime", "")), i["InstanceId"]), reverse=True)
+    instance, extras = live[0], live[1:]
+    tags = t.tag_map(instance)
+    facts.instance_id = instance["InstanceId"]
+    facts.instance_state = instance["State"]["Name"]
+    facts.instance_type = instance.get("InstanceType")
+    facts.ami = tags.get(t.AMI_TAG) or instance.get("ImageId")
+    facts.host_key_tag = tags.get(t.HOST_KEY_TAG)
+    facts.private_ip = instance.get("PrivateIpAddress")
+    facts.instance_subnet_id = instance.get("SubnetId")
+    facts.instance_groups = sorted(g["GroupId"] for g in instance.get("SecurityGroups", []))
+    facts.instance_generation = _int(tags.get(t.GENERATION_TAG))
+    facts.extra_instance_ids = [i["InstanceId"] for i in extras]
+
+
+def _read_addresses(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
+    addresses = sorted(gateway.describe_addresses(t.ours(name)), key=lambda a: a["AllocationId"])
+    if not addresses:
+        return
+    address = addresses[0]
+    facts.allocation_id = address["AllocationId"]
+    facts.public_ip = address.get("PublicIp")
+    facts.association_id = address.get("AssociationId") or None
+    facts.eip_instance_id = address.get("InstanceId") or None
+    facts.extra_allocation_ids = [a["AllocationId"] for a in addresses[1:]]
+
+
+def _read_key_pair(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
+    pairs = gateway.describe_key_pairs(t.resource_name(name))
+    if pairs:
+        facts.key_pair = pairs[0]["KeyName"]
+        facts.key_fingerprint = t.tag_map(pairs[0]).get(t.KEY_FINGERPRINT_TAG)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

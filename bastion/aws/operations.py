@@ -1,0 +1,215 @@
+"""The operations behind each planned step: the only code in bastion.aws that changes AWS.
+
+A step names its operation and arguments; `Runner.run` resolves references to ids made
+earlier in the same run (a new group, host or address) and calls the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bastion.aws import tags as t
+from bastion.aws.gateway import AwsGateway
+from bastion.aws.permissions import SecurityGroupRule
+from bastion.aws.resources import Ref, Step
+from bastion.changes import Change
+from bastion.errors import AwsError
+from bastion.progress import Progress
+
+INSTANCE_WAIT_SECONDS = 600.0
+
+
+@dataclass
+class Runner:
+    """Runs steps in order and remembers what each made and changed."""
+
+    gateway: AwsGateway
+    progress: Progress
+    ids: dict[str, str] = field(default_factory=dict)
+    made: list[Change] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def run(self, steps: list[Step]) -> None:
+        for step in steps:
+            operation = _OPERATIONS[step.op]
+            args = {key: self.resolve(value) for key, value in step.args.items()}
+            if operation(self, **args) is not False:
+                self.made.append(step.change)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, Ref):
+            if value.name not in self.ids:
+                raise AwsError(f"internal: {value} was not made before it was needed")
+            return self.ids[value.name]
+        if isinstance(value, SecurityGroupRule) and value.source.startswith("(new "):
+            return replace(value, source=self.ids["security_group"])
+        return value
+
+
+def create_security_group(run: Runner, name: str, vpc_id: str, tags: dict[str, str]) -> None:
+    description = "dbt-bastion: SSH from dbt Cloud and admins only"
+    run.ids["security_group"] = run.gateway.create_security_group(name, description, vpc_id, tags)
+
+
+def set_generation(run: Runner, group: str, generation: int) -> None:
+    run.gateway.create_tags(group, {t.GENERATION_TAG: str(generation)})
+
+
+def authorize_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    run.gateway.authorize_ingress(group, [rule.permission()])
+
+
+def revoke_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    run.gateway.revoke_ingress(group, [rule.permission(with_description=False)])
+
+
+def describe_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    run.gateway.update_ingress_descriptions(group, [rule.permission()])
+
+
+def authorize_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    run.gateway.authorize_egress(group, [rule.permission()])
+
+
+def revoke_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    run.gateway.revoke_egress(group, [rule.permission(with_description=False)])
+
+
+def describe_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    run.gateway.update_egress_descriptions(group, [rule.permission()])
+
+
+def import_key_pair(run: Runner, name: str, public_key: str, tags: dict[str, str]) -> None:
+    run.gateway.import_key_pair(name, public_key, tags)
+
+
+def replace_key_pair(run: Runner, name: str, public_key: str, tags: dict[str, str]) -> None:
+    run.gateway.delete_key_pair(name)
+    run.gateway.import_key_pair(name, public_key, tags)
+
+
+def run_instance(
+    run: Runner,
+    ami: str,
+    instance_type: str,
+    subnet_id: str,
+    group: str,
+    key_name: str,
+    tags: dict[str, str],
+    client_token: str,
+) -> None:
+    """Launch the host: IMDSv2 only, encrypted gp3 root, no instance profile."""
+    image = run.gateway.describe_image(ami)
+    root = image.get("RootDeviceName") or "/dev/xvda"
+    tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+    instance = run.gateway.run_instance(
+        {
+            "ImageId": ami,
+            "InstanceType": instance_type,
+            "KeyName": key_name,
+            "SubnetId": subnet_id,
+            "SecurityGroupIds": [group],
+            "ClientToken": client_token,
+            "MetadataOptions": {
+                "HttpTokens": "required",
+                "HttpPutResponseHopLimit": 1,
+                "HttpEndpoint": "enabled",
+            },
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": root,
+                    "Ebs": {"VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+                }
+            ],
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tag_list},
+                {"ResourceType": "volume", "Tags": tag_list},
+            ],
+        }
+    )
+    instance_id = str(instance["InstanceId"])
+    if instance.get("State", {}).get("Name") in {"shutting-down", "terminated"}:
+        raise AwsError(
+            f"RunInstances returned the terminated host {instance_id}: its ClientToken is still bound",
+            hint="run `bastion provision --replace` to start a new generation",
+        )
+    run.ids["instance"] = instance_id
+    _wait_running(run, instance_id)
+
+
+def start_instance(run: Runner, instance: str) -> None:
+    run.gateway.start_instance(instance)
+    run.ids["instance"] = instance
+    _wait_running(run, instance)
+
+
+def set_instance_groups(run: Runner, instance: str, group: str) -> None:
+    run.gateway.set_instance_groups(instance, group)
+
+
+def needs_replace(run: Runner) -> bool:
+    """A change only `--replace` makes: reported, not done."""
+    return False
+
+
+def terminate_instance(run: Runner, instance: str, wait: bool = False) -> None:
+    run.gateway.terminate_instance(instance)
+    if wait:
+        with run.progress.status(f"waiting for {instance} to terminate"):
+            run.gateway.wait(
+                "ec2", "instance_terminated", max_wait=INSTANCE_WAIT_SECONDS, InstanceIds=[instance]
+            )
+
+
+def delete_security_group(run: Runner, group: str) -> None:
+    run.gateway.delete_security_group(group)
+
+
+def delete_key_pair(run: Runner, name: str) -> None:
+    run.gateway.delete_key_pair(name)
+
+
+def allocate_address(run: Runner, tags: dict[str, str]) -> None:
+    """Allocate, then keep one address per name: AllocateAddress has no ClientToken."""
+    mine = str(run.gateway.allocate_address(tags)["AllocationId"])
+    found = sorted(
+        run.gateway.describe_addresses(t.ours(tags[t.NAME_TAG])), key=lambda a: a["AllocationId"]
+    )
+    keep = found[0]["AllocationId"] if found else mine
+    if keep != mine:
+        run.gateway.release_address(mine)
+        run.notices.append(f"another run allocated {keep} first; released the duplicate {mine}")
+    run.ids["elastic_ip"] = str(keep)
+
+
+def release_address(run: Runner, allocation: str) -> None:
+    for address in run.gateway.describe_addresses(
+        [{"Name": "allocation-id", "Values": [allocation]}]
+    ):
+        if address.get("AssociationId"):
+            run.gateway.disassociate_address(address["AssociationId"])
+    run.gateway.release_address(allocation)
+
+
+def associate_address(run: Runner, allocation: str, instance: str) -> None:
+    run.gateway.associate_address(allocation, instance)
+
+
+_OPERATIONS: dict[str, Callable[..., Any]] = {
+    f.__name__: f
+    for f in (
+        create_security_group, set_generation, authorize_ingress, revoke_ingress,
+        describe_ingress, authorize_egress, revoke_egress, describe_egress, import_key_pair,
+        replace_key_pair, run_instance, start_instance, set_instance_groups, needs_replace,
+        terminate_instance, allocate_address, delete_security_group, delete_key_pair, release_address, associate_address,
+    )
+}  # fmt: skip
+
+
+def _wait_running(run: Runner, instance_id: str) -> None:
+    with run.progress.status(f"waiting for {instance_id} to be running"):
+        run.gateway.wait(
+            "ec2", "instance_running", max_wait=INSTANCE_WAIT_SECONDS, InstanceIds=[instance_id]
+        )

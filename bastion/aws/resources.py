@@ -1,0 +1,385 @@
+"""Desired vs actual -> the steps `provision` would take, before any API call is made.
+
+The planner is pure: it reads `Desired` and `AwsFacts` and returns `Step`s, each a
+`Change` for the report plus the operation that makes it. `plan` shows the changes;
+`provision` runs the same steps, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.aws import tags as t
+from bastion.aws.facts import AwsFacts
+from bastion.aws.permissions import ALL_TRAFFIC, SecurityGroupRule
+from bastion.changes import Change, Plan
+
+UPDATE_PORTS = (80, 443)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An id made by an earlier step of the same run (a new group, instance or address)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"(new {self.name.replace('_', ' ')})"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change and the operation (in apply.py) that makes it."""
+
+    change: Change
+    op: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the config asks for, resolved (AMI id, subnet, warehouse group)."""
+
+    name: str
+    vpc_id: str
+    subnet_id: str
+    ssh_port: int
+    ingress: tuple[SecurityGroupRule, ...]
+    warehouse_port: int
+    warehouse_group_id: str | None
+    warehouse_host: str
+    instance_type: str
+    ami: str
+    ami_from_ssm: bool
+    admin_public_key: str
+    admin_key_fingerprint: str
+
+    @property
+    def group_name(self) -> str:
+        return t.resource_name(self.name)
+
+    def egress(self, group: str) -> tuple[SecurityGroupRule, ...]:
+        """Egress: the warehouse on its port, and 80/443 for package updates."""
+        port = self.warehouse_port
+        target = self.warehouse_group_id or _host_network(self.warehouse_host)
+        rules = [SecurityGroupRule("tcp", port, port, target, "warehouse")]
+        rules += [
+            SecurityGroupRule("tcp", p, p, "0.0.0.0/0", "package updates") for p in UPDATE_PORTS
+        ]
+        return tuple(rules)
+
+    def warehouse_rule(self, group: str) -> SecurityGroupRule:
+        port = self.warehouse_port
+        return SecurityGroupRule("tcp", port, port, group, f"bastion-{self.name} (dbt-bastion)")
+
+
+def ingress_rules(
+    ssh_port: int, dbt: list[tuple[str, str]], extra: list[str], admin: list[str]
+) -> tuple[SecurityGroupRule, ...]:
+    """One rule per source network on `ssh_port`, described by where it comes from."""
+    sources: dict[str, list[str]] = {}
+    named = [*dbt, *((c, "extra_cidrs") for c in extra), *((c, "admin_cidrs") for c in admin)]
+    for cidr, origin in named:
+        network = str(ipaddress.ip_network(cidr, strict=False))
+        if origin not in sources.setdefault(network, []):
+            sources[network].append(origin)
+    return tuple(
+        sorted(
+            (
+                SecurityGroupRule("tcp", ssh_port, ssh_port, net, ", ".join(origins))
+                for net, origins in sources.items()
+            ),
+            key=lambda r: r.key,
+        )
+    )
+
+
+def plan_steps(desired: Desired, facts: AwsFacts, *, replace: bool = False) -> list[Step]:
+    """Every step that makes AWS match `desired`, in the order they must run."""
+    steps: list[Step] = []
+    group: str | Ref = facts.security_group_id or Ref("security_group")
+    generation = facts.generation
+    tags = t.common_tags(desired.name)
+
+    if facts.security_group_id is None:
+        generation = int(time.time())
+        steps.append(
+            new_step(
+                "security_group",
+                "create",
+                f"{desired.group_name} in {desired.vpc_id}",
+                "create_security_group",
+                name=desired.group_name,
+                vpc_id=desired.vpc_id,
+                tags={**tags, t.GENERATION_TAG: str(generation)},
+            )
+        )
+        # A new group comes with AWS's default "all traffic" egress rule.
+        actual_egress = [SecurityGroupRule(ALL_TRAFFIC, -1, -1, "0.0.0.0/0")]
+    else:
+        actual_egress = facts.egress
+    steps += _reconcile(
+        "security_group_rule", "ingress", group, desired.ingress, facts.ingress, "from"
+    )
+    steps += _reconcile(
+        "egress_rule", "egress", group, desired.egress(str(group)), actual_egress, "to"
+    )
+    if desired.warehouse_group_id:
+        wanted = (desired.warehouse_rule(str(group)),)
+        steps += _reconcile(
+            "warehouse_rule",
+            "ingress",
+            desired.warehouse_group_id,
+            wanted,
+            facts.warehouse_rules,
+            f"on {desired.warehouse_group_id} from",
+        )
+
+    key_name = t.resource_name(desired.name)
+    key_tags = {**tags, t.KEY_FINGERPRINT_TAG: desired.admin_key_fingerprint}
+    if facts.key_pair is None:
+        steps.append(
+            new_step(
+                "key_pair",
+                "create",
+                f"{key_name} ({desired.admin_key_fingerprint})",
+                "import_key_pair",
+                name=key_name,
+                public_key=desired.admin_public_key,
+                tags=key_tags,
+            )
+        )
+    elif facts.key_fingerprint != desired.admin_key_fingerprint:
+        steps.append(
+            new_step(
+                "key_pair",
+                "update",
+                f"{key_name} -> {desired.admin_key_fingerprint} (new hosts only)",
+                "replace_key_pair",
+                name=key_name,
+                public_key=desired.admin_public_key,
+                tags=key_tags,
+            )
+        )
+
+    host_steps, retired = _instance_steps(desired, facts, group, generation, replace)
+    steps += host_steps
+    steps += _address_steps(desired, facts, any(s.op == "run_instance" for s in host_steps))
+    steps += [
+        new_step(
+            "instance", "delete", f"terminate {old} (replaced)", "terminate_instance", instance=old
+        )
+        for old in retired
+    ]
+    return steps
+
+
+def _instance_steps(
+    desired: Desired, facts: AwsFacts, group: str | Ref, generation: int | None, replace: bool
+) -> tuple[list[Step], list[str]]:
+    """Steps for the host, and the ids of hosts to terminate once the address has moved."""
+    old = facts.instance_id
+    leftovers = list(facts.extra_instance_ids)
+    differences = _instance_differences(desired, facts) if old else []
+    if old and differences and not replace:
+        detail = f"{old}: {'; '.join(differences)}: run `bastion provision --replace` (keeps the Elastic IP)"
+        return [new_step("instance", "update", detail, "needs_replace")], leftovers
+    if old and not replace:
+        steps = []
+        if facts.instance_state in {"stopped", "stopping"}:
+            steps.append(
+                new_step(
+                    "instance",
+                    "update",
+                    f"start {old} ({facts.instance_state})",
+                    "start_instance",
+                    instance=old,
+                )
+            )
+        if facts.security_group_id and facts.instance_groups != [facts.security_group_id]:
+            steps.append(
+                new_step(
+                    "instance",
+                    "update",
+                    f"{old}: security groups {facts.instance_groups} -> [{facts.security_group_id}]",
+                    "set_instance_groups",
+                    instance=old,
+                    group=facts.security_group_id,
+                )
+            )
+        return steps, leftovers
+    steps = []
+    # A new host: for a replacement, or when a terminated host still holds the token.
+    if generation is None or replace or generation in facts.used_generations:
+        newer = max([generation or 0, int(time.time()), *facts.used_generations]) + 1
+        if isinstance(group, str):
+            steps.append(
+                new_step(
+                    "security_group",
+                    "update",
+                    f"{group}: generation {generation} -> {newer}",
+                    "set_generation",
+                    group=group,
+                    generation=newer,
+                )
+            )
+        generation = newer
+    tags = {
+        **t.common_tags(desired.name),
+        t.GENERATION_TAG: str(generation),
+        t.AMI_TAG: desired.ami,
+    }
+    launch = {
+        "ami": desired.ami,
+        "instance_type": desired.instance_type,
+        "subnet_id": desired.subnet_id,
+        "group": group,
+        "key_name": t.resource_name(desired.name),
+        "tags": tags,
+        "client_token": t.client_token(desired.name, generation),
+    }
+    verb = f"replaces {old} ({'; '.join(differences) or 'requested'})" if old else "new host"
+    steps.append(
+        new_step(
+            "instance",
+            "create",
+            f"{desired.instance_type} from {desired.ami} in {desired.subnet_id}: {verb}",
+            "run_instance",
+            **launch,
+        )
+    )
+    return steps, ([old] if old else []) + leftovers
+
+
+def _instance_differences(desired: Desired, facts: AwsFacts) -> list[str]:
+    found = []
+    if facts.instance_type != desired.instance_type:
+        found.append(f"instance type {facts.instance_type} -> {desired.instance_type}")
+    if not desired.ami_from_ssm and facts.ami != desired.ami:
+        found.append(f"AMI {facts.ami} -> {desired.ami}")
+    if facts.instance_subnet_id and facts.instance_subnet_id != desired.subnet_id:
+        found.append(f"subnet {facts.instance_subnet_id} -> {desired.subnet_id}")
+    return found
+
+
+def _address_steps(desired: Desired, facts: AwsFacts, launching: bool) -> list[Step]:
+    """One tagged Elastic IP, kept across replacements, on the current host."""
+    steps: list[Step] = []
+    allocation: str | Ref = facts.allocation_id or Ref("elastic_ip")
+    if facts.allocation_id is None:
+        steps.append(
+            new_step(
+                "elastic_ip",
+                "create",
+                f"{t.resource_name(desired.name)} (the address dbt Cloud uses)",
+                "allocate_address",
+                tags=t.common_tags(desired.name),
+            )
+        )
+    for extra in facts.extra_allocation_ids:
+        steps.append(
+            new_step(
+                "elastic_ip",
+                "delete",
+                f"{extra} (a second address for this name)",
+                "release_address",
+                allocation=extra,
+            )
+        )
+    address = facts.public_ip or "(new address)"
+    if launching:
+        action = "update" if facts.eip_instance_id else "create"
+        steps.append(
+            new_step(
+                "elastic_ip_association",
+                action,
+                f"{address} -> (new instance)",
+                "associate_address",
+                allocation=allocation,
+                instance=Ref("instance"),
+            )
+        )
+    elif facts.instance_id and facts.eip_instance_id != facts.instance_id:
+        action = "update" if facts.eip_instance_id else "create"
+        steps.append(
+            new_step(
+                "elastic_ip_association",
+                action,
+                f"{address} -> {facts.instance_id}",
+                "associate_address",
+                allocation=allocation,
+                instance=facts.instance_id,
+            )
+        )
+    return steps
+
+
+def _reconcile(
+    resource: str,
+    direction: str,
+    group: str | Ref,
+    wanted: tuple[SecurityGroupRule, ...],
+    actual: list[SecurityGroupRule],
+    word: str,
+) -> list[Step]:
+    """Authorize missing rules, fix descriptions, revoke everything else."""
+    have = {r.key: r for r in actual}
+    want = {r.key: r for r in wanted}
+    steps: list[Step] = []
+    where = "" if isinstance(group, Ref) or resource == "warehouse_rule" else f" on {group}"
+    for key, rule in want.items():
+        if key not in have:
+            steps.append(
+                new_step(
+                    resource,
+                    "create",
+                    rule.describe(word) + where,
+                    f"authorize_{direction}",
+                    group=group,
+                    rule=rule,
+                )
+            )
+        elif have[key].description != rule.description:
+            steps.append(
+                new_step(
+                    resource,
+                    "update",
+                    f"{rule.describe(word)}{where}: description was {have[key].description!r}",
+                    f"describe_{direction}",
+                    group=group,
+                    rule=rule,
+                )
+            )
+    for key, rule in have.items():
+        if key not in want:
+            steps.append(
+                new_step(
+                    resource,
+                    "delete",
+                    rule.describe(word) + where,
+                    f"revoke_{direction}",
+                    group=group,
+                    rule=rule,
+                )
+            )
+    return steps
+
+
+def to_plan(steps: list[Step]) -> Plan:
+    return Plan(changes=[s.change for s in steps])
+
+
+def new_step(resource: str, action: Any, detail: str, op: str, **args: Any) -> Step:
+    return Step(Change("aws", resource, action, detail), op, args)
+
+
+def _host_network(host: str) -> str:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "0.0.0.0/0"
+    return f"{address}/{address.max_prefixlen}"
