@@ -13,8 +13,10 @@ except ImportError:  # pragma: no cover
     from click.exceptions import UsageError  # type: ignore[assignment]
 
 from bastion import __version__
+from bastion.cli import destroy as destroy_cmd
 from bastion.cli import init as init_cmd
 from bastion.cli import ips as ips_cmd
+from bastion.cli import provision as provision_cmd
 
 HELP = """\
 Build, lock down and prove the SSH bastion dbt Cloud uses to reach a private warehouse.
@@ -53,6 +55,8 @@ def _root(
 
 app.command("init")(init_cmd.command)
 app.command("ips")(ips_cmd.command)
+app.command("provision")(provision_cmd.command)
+app.command("destroy")(destroy_cmd.command)
 
 
 def main(argv: list[str] | None = None) -> None:
