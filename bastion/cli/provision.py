@@ -49,6 +49,8 @@ def command(
             "host_key_fingerprint": facts.host_key_tag,
         }
         if facts.public_ip:
-            console.ok(f"bastion {facts.instance_id} at {facts.public_ip}:{settings.bastion.ssh_port}")
+            console.ok(
+                f"bastion {facts.instance_id} at {facts.public_ip}:{settings.bastion.ssh_port}"
+            )
 
     run("provision", json_mode, body)
