@@ -198,8 +198,8 @@ def verify(
         return result
     key = EphemeralKey.generate(settings.name)
     result.key_comment = key.comment
-    with _installed(settings, address, key, target, banner, host) as line:
-        del line
+    lifetime = KEY_LIFETIME + timedelta(seconds=idle)
+    with _installed(settings, address, key, target, banner, host, lifetime):
         _walk_tunnel(settings, address, key, target, idle, session, result, record)
     return result
 
@@ -248,6 +248,7 @@ def _installed(
     target: Endpoint,
     banner: str,
     host: VerifyKeyHost | Callable[[], VerifyKeyHost] | None,
+    lifetime: timedelta,
 ) -> Iterator[str]:
     """Install the ephemeral key; remove it on every way out, a second Ctrl-C included."""
     if host is None:
@@ -259,7 +260,7 @@ def _installed(
     else:
         admin = host  # type: ignore[assignment]
     try:
-        expires = datetime.now(UTC) + KEY_LIFETIME
+        expires = datetime.now(UTC) + lifetime
         line = authorized_line(key, target, expiry_time(expires, openssh_version(banner), admin))
         admin.install(line)
         try:

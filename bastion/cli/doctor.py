@@ -1,0 +1,53 @@
+"""`bastion doctor`: diagnose "could not connect to server: Connection timed out" end to end."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
+from bastion.console import Console
+
+
+def command(
+    skip_verify: Annotated[
+        bool,
+        typer.Option("--skip-verify", help="Check config, AWS and host only; no tunnel login."),
+    ] = False,
+    config: ConfigOption = None,
+    json_mode: JsonOption = False,
+) -> None:
+    """Walk the path dbt Cloud uses and report each link as ok / warn / fail with its fix.
+
+    Config, then AWS (instance, Elastic IP, security groups, route, network ACL, load
+    balancers), then the host's effective sshd settings for the tunnel user, then verify.
+    Changes nothing. Exit 3 when a link fails.
+
+    Example:  bastion doctor --json | jq '.doctor.findings[] | select(.status == "fail")'
+    """
+
+    def body(console: Console, document: dict[str, Any]) -> int:
+        from bastion.doctor import doctor
+        from bastion.errors import VerifyError
+
+        settings = load_settings(config)
+        console.heading("doctor: the path from dbt Cloud to the warehouse")
+        diagnosis = doctor(
+            settings,
+            run_verify=not skip_verify,
+            on_finding=lambda finding: console.findings([finding.row()]),
+        )
+        document["doctor"] = diagnosis.to_dict()
+        if diagnosis.verify is not None:
+            document["verify"] = diagnosis.verify.to_dict()
+        if not diagnosis.ok:
+            failures = diagnosis.failures
+            raise VerifyError(
+                f"{len(failures)} broken link(s); {diagnosis.explanation()}",
+                hint=failures[0].fix,
+            )
+        console.ok(diagnosis.explanation())
+        return 0
+
+    run("doctor", json_mode, body)

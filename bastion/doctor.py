@@ -1,0 +1,315 @@
+"""`doctor`: walk the whole path dbt Cloud uses and name the broken link, with its fix.
+
+"could not connect to server: Connection timed out" has many causes (a security group, a
+route, a network ACL, sshd's keepalive, a load balancer's idle timeout, PermitOpen); each
+is checked on its own here, from config to AWS to the host, and then the tunnel itself is
+proved with `verify`. Nothing is changed, apart from verify's short-lived key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bastion.doctor_findings import Finding
+from bastion.errors import BastionError
+from bastion.rules import host_port
+
+if TYPE_CHECKING:
+    import boto3
+
+    from bastion.aws.discover import Endpoint
+    from bastion.config import Settings
+    from bastion.host.facts import HostFacts
+    from bastion.tunnel import VerifyResult
+
+DBT_CHECK_SECONDS = 30
+DBT_GIVE_UP_SECONDS = 300
+_FORWARDING_ON = ("yes", "all", "local")
+
+
+@dataclass
+class Diagnosis:
+    """Every finding in path order, and the verify run when it could be made."""
+
+    findings: list[Finding] = field(default_factory=list)
+    verify: VerifyResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.status == "fail" for f in self.findings)
+
+    @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "fail"]
+
+    def explanation(self) -> str:
+        """The timeout dbt Cloud reports, in terms of the first broken link."""
+        if self.ok:
+            return "every link of the path works: dbt Cloud should connect"
+        first = self.failures[0]
+        return (
+            "dbt Cloud's 'could not connect to server: Connection timed out' comes from "
+            f"the first broken link, {first.link or first.area}: {first.what}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "findings": [f.to_dict() for f in self.findings],
+            "explanation": self.explanation(),
+        }
+
+
+def doctor(
+    settings: Settings,
+    *,
+    session: boto3.Session | None = None,
+    run_verify: bool = True,
+    on_finding: Callable[[Finding], None] | None = None,
+) -> Diagnosis:
+    """Config, AWS (provider aws), host, then the tunnel; every link reported, none fixed."""
+    diagnosis = Diagnosis()
+
+    def add(found: list[Finding]) -> None:
+        for finding in found:
+            diagnosis.findings.append(finding)
+            if on_finding is not None:
+                on_finding(finding)
+
+    add(config_findings(settings))
+    target, address = _aws_part(settings, session, add)
+    if target is None or not address:
+        return diagnosis
+    admin_ok = _host_part(settings, address, target, add)
+    if not run_verify:
+        return diagnosis
+    from bastion.tunnel import tcp_check, verify
+
+    if not admin_ok:
+        hop, _ = tcp_check(address, settings.bastion.ssh_port)
+        add([_hop_finding(hop)])
+        add([Finding("skip", "tunnel", "verify needs the admin login to install its key")])
+        return diagnosis
+    result = verify(settings, address=address, target=target, session=session)
+    diagnosis.verify = result
+    add([_hop_finding(hop) for hop in result.hops])
+    return diagnosis
+
+
+def config_findings(settings: Settings) -> list[Finding]:
+    """What the config alone tells: keepalive against dbt's needs, keys, credentials."""
+    import os
+
+    found = []
+    tunnel = settings.tunnel
+    found.append(
+        keepalive_finding(
+            tunnel.client_alive_interval,
+            tunnel.client_alive_count_max,
+            "config",
+            "tunnel.client_alive_*",
+        )
+    )
+    if not settings.tunnel_keys():
+        found.append(Finding(
+            "warn", "config", "no dbt Cloud public key configured: only verify's own key can log in",
+            "save the connection in dbt Cloud, copy its public key, then `bastion keys add KEY`",
+            link="config.keys",
+        ))  # fmt: skip
+    else:
+        found.append(
+            Finding(
+                "ok",
+                "config",
+                f"{len(settings.tunnel_keys())} tunnel key(s) configured",
+                link="config.keys",
+            )
+        )
+    w = settings.warehouse
+    if w.auth == "password" and not os.environ.get(w.password_env, ""):
+        found.append(Finding(
+            "warn", "config", f"${w.password_env} is not set: verify can reach the database but not log in",
+            f"export {w.password_env}=… to test the login too", link="config.credentials",
+        ))  # fmt: skip
+    return found
+
+
+def keepalive_finding(interval: int, count: int, area: str, where: str) -> Finding:
+    """sshd must keep a tunnel dbt Cloud still considers alive (30 s checks, 300 s give-up)."""
+    link = f"{area}.keepalive"
+    window = interval * count
+    fix = (
+        f"set ClientAliveInterval {DBT_CHECK_SECONDS} and ClientAliveCountMax 10 "
+        f"({where}), then run bastion configure"
+    )
+    if interval <= 0:
+        return Finding(
+            "warn", area, "sshd sends no keepalives: idle NAT or load balancer timeouts drop "
+            "quiet tunnels", fix, link=link,
+        )  # fmt: skip
+    if window < DBT_GIVE_UP_SECONDS:
+        return Finding(
+            "fail",
+            area,
+            f"keepalive {interval} s x {count}: sshd drops a tunnel after {window} s without "
+            f"an answer, dbt Cloud waits {DBT_GIVE_UP_SECONDS} s: idle tunnels die and dbt "
+            "Cloud sees 'Connection timed out'",
+            fix,
+            link=link,
+        )
+    if interval > DBT_CHECK_SECONDS:
+        return Finding(
+            "warn", area, f"keepalive every {interval} s is slower than dbt Cloud's "
+            f"{DBT_CHECK_SECONDS} s checks", fix, link=link,
+        )  # fmt: skip
+    return Finding(
+        "ok", area, f"keepalive {interval} s x {count} = {window} s (dbt: 30 s / 300 s)", link=link
+    )
+
+
+def host_findings(settings: Settings, facts: HostFacts, target: Endpoint) -> list[Finding]:
+    """The tunnel user's effective sshd settings (`sshd -T -C user=…`): keepalive, forwarding, PermitOpen."""
+    effective = facts.sshd_tunnel
+    user = settings.tunnel.user
+    found = []
+    if facts.sshd_errors:
+        found.append(Finding(
+            "warn", "host", f"sshd -T reported: {'; '.join(facts.sshd_errors[:2])}",
+            "run bastion configure", link="host.sshd",
+        ))  # fmt: skip
+
+    def first(key: str, default: str = "") -> str:
+        return (effective.get(key) or [default])[0].strip()
+
+    try:
+        interval, count = (
+            int(first("clientaliveinterval", "0")),
+            int(first("clientalivecountmax", "3")),
+        )
+    except ValueError:
+        interval, count = 0, 3
+    found.append(keepalive_finding(interval, count, "host", f"for {user}: tunnel.client_alive_*"))
+    forwarding = first("allowtcpforwarding", "no").lower()
+    if forwarding not in _FORWARDING_ON or first("disableforwarding", "no").lower() == "yes":
+        found.append(Finding(
+            "fail", "host", f"TCP forwarding is off for {user} (AllowTcpForwarding {forwarding}): "
+            "sshd refuses every tunnel", "run bastion configure (it sets AllowTcpForwarding local "
+            f"in the Match User {user} block)", link="host.forwarding",
+        ))  # fmt: skip
+    else:
+        found.append(
+            Finding(
+                "ok",
+                "host",
+                f"TCP forwarding allowed for {user} ({forwarding})",
+                link="host.forwarding",
+            )
+        )
+    wanted = host_port(target.host, target.port)
+    permitted = " ".join(effective.get("permitopen", [])).split()
+    if wanted in permitted:
+        found.append(
+            Finding("ok", "host", f"PermitOpen for {user} names {wanted}", link="host.permitopen")
+        )
+    elif "any" in permitted:
+        found.append(Finding(
+            "warn", "host", f"PermitOpen for {user} is 'any': the tunnel can reach every host",
+            f"run bastion configure (it limits PermitOpen to {wanted})", link="host.permitopen",
+        ))  # fmt: skip
+    else:
+        found.append(Finding(
+            "fail", "host", f"PermitOpen for {user} names {' '.join(permitted) or 'nothing'}, but "
+            f"dbt Cloud asks for {wanted} (matched literally): the bastion refuses the forward",
+            "run bastion configure; the warehouse hostname in dbt Cloud must be exactly "
+            f"{target.host}", link="host.permitopen",
+        ))  # fmt: skip
+    return found
+
+
+def _aws_part(
+    settings: Settings, session: boto3.Session | None, add: Callable[[list[Finding]], None]
+) -> tuple[Endpoint | None, str]:
+    """AWS findings (provider aws); returns the warehouse endpoint and the bastion address."""
+    from bastion.tunnel_host import warehouse_endpoint
+
+    address = settings.bastion.address
+    if settings.bastion.provider != "aws":
+        try:
+            return warehouse_endpoint(settings, session), address
+        except BastionError as exc:
+            add(
+                [
+                    Finding(
+                        "fail",
+                        "config",
+                        f"warehouse endpoint: {exc.message}",
+                        exc.hint,
+                        link="config.warehouse",
+                    )
+                ]
+            )
+            return None, address
+    from bastion.aws.apply import status_aws
+    from bastion.aws.gateway import AwsGateway
+    from bastion.aws.session import make_session
+    from bastion.doctor_aws import aws_findings
+
+    try:
+        session = session or make_session(settings)
+        facts = status_aws(settings, session)
+        add(aws_findings(settings, AwsGateway(session), facts))
+    except BastionError as exc:
+        add([Finding("fail", "aws", f"cannot read AWS: {exc.message}", exc.hint, link="aws.api")])
+        return None, address
+    return facts.warehouse, address or (facts.public_ip or "")
+
+
+def _host_part(
+    settings: Settings, address: str, target: Endpoint, add: Callable[[list[Finding]], None]
+) -> bool:
+    """Log in as the admin, read the host's facts in one round trip, judge the tunnel user's sshd."""
+    from bastion.doctor_aws import dbt_cloud_cidrs
+    from bastion.host.connection import connect_admin
+    from bastion.host.facts import gather, match_address
+
+    try:
+        conn = connect_admin(settings, address)
+    except BastionError as exc:
+        add([Finding(
+            "fail", "host", f"cannot log in as {settings.bastion.admin_user}@{address}: {exc.message}",
+            exc.hint or "check bastion.admin_key and bastion.admin_cidrs", link="host.admin",
+        )])  # fmt: skip
+        return False
+    try:
+        facts = gather(
+            conn, settings.tunnel.user, settings.bastion.admin_user,
+            match_address(dbt_cloud_cidrs(settings)), wait_cloud_init=False,
+        )  # fmt: skip
+    except BastionError as exc:
+        add(
+            [
+                Finding(
+                    "fail",
+                    "host",
+                    f"cannot read the host: {exc.message}",
+                    exc.hint,
+                    link="host.admin",
+                )
+            ]
+        )
+        return False
+    finally:
+        conn.close()
+    add(host_findings(settings, facts, target))
+    return True
+
+
+def _hop_finding(hop: Any) -> Finding:
+    return Finding(
+        "ok" if hop.ok else "fail",
+        "tunnel",
+        f"{hop.name}: {hop.detail} [{hop.ms:.0f} ms]",
+        link=f"tunnel.{hop.name}",
+    )
