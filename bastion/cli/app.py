@@ -13,10 +13,13 @@ except ImportError:  # pragma: no cover
     from click.exceptions import UsageError  # type: ignore[assignment]
 
 from bastion import __version__
+from bastion.cli import connection as connection_cmd
 from bastion.cli import destroy as destroy_cmd
+from bastion.cli import doctor as doctor_cmd
 from bastion.cli import init as init_cmd
 from bastion.cli import ips as ips_cmd
 from bastion.cli import provision as provision_cmd
+from bastion.cli import verify as verify_cmd
 
 HELP = """\
 Build, lock down and prove the SSH bastion dbt Cloud uses to reach a private warehouse.
@@ -57,6 +60,9 @@ app.command("init")(init_cmd.command)
 app.command("ips")(ips_cmd.command)
 app.command("provision")(provision_cmd.command)
 app.command("destroy")(destroy_cmd.command)
+app.command("verify")(verify_cmd.command)
+app.command("doctor")(doctor_cmd.command)
+app.command("connection")(connection_cmd.command)
 
 
 def main(argv: list[str] | None = None) -> None:
