@@ -1,0 +1,317 @@
+"""SSH connections to the bastion: only the given key, pinned host keys, nothing from ~/.ssh.
+
+A bastion guards a production database, so the tool never trusts what a laptop happens to
+have: no agent, no other keys, no `~/.ssh/config`, and a host key that changed is refused
+unless the operator says the host was replaced (`--accept-new-host-key`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shlex
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bastion.errors import ConfigError, HostError, SshError
+
+if TYPE_CHECKING:
+    import paramiko
+    from fabric import Connection
+
+    from bastion.config import Settings
+
+CONNECT_TIMEOUT = 10
+ACCEPT_NEW_HINT = (
+    "if the host was replaced on purpose, re-run with --accept-new-host-key; otherwise "
+    "someone may be intercepting the connection"
+)
+
+
+def fingerprint(blob: bytes) -> str:
+    """A key blob's SHA256 fingerprint exactly as `ssh-keygen -l` prints it."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def host_pattern(address: str, port: int) -> str:
+    """How OpenSSH's known_hosts names a host: `addr`, or `[addr]:port` off port 22."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+@dataclass(frozen=True)
+class KnownHost:
+    pattern: str
+    key_type: str
+    key_data: str
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(base64.b64decode(self.key_data))
+
+    def line(self) -> str:
+        return f"{self.pattern} {self.key_type} {self.key_data}"
+
+
+class KnownHosts:
+    """The `known_hosts` file beside the config (users commit it): plain OpenSSH format."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self) -> list[KnownHost]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the known_hosts file {self.path}: {exc.strerror}"
+            ) from None
+        found = []
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) < 3 or line.lstrip().startswith(("#", "@")):
+                continue
+            for pattern in fields[0].split(","):
+                found.append(KnownHost(pattern, fields[1], fields[2]))
+        return found
+
+    def fingerprints(self, pattern: str) -> list[str]:
+        return [entry.fingerprint for entry in self.entries() if entry.pattern == pattern]
+
+    def pin(self, pattern: str, key_type: str, key_data: str) -> None:
+        """Replace every entry for `pattern` with this key, atomically (temp file + rename)."""
+        keep = [e for e in self.entries() if e.pattern != pattern]
+        lines = [e.line() for e in keep] + [KnownHost(pattern, key_type, key_data).line()]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(temporary, self.path)
+
+
+@dataclass
+class HostKeyPins:
+    """What a host key must be: pins from known_hosts and from the caller (the AWS tag)."""
+
+    known_hosts: KnownHosts | None = None
+    expected: Sequence[str] = ()
+    accept_new: bool = False
+    learn: bool = True  # write a newly trusted key to known_hosts after login
+
+
+@dataclass
+class _SeenKey:
+    key_type: str = ""
+    key_data: str = ""
+    fingerprint: str = ""
+    pinned: bool = False  # already in known_hosts under this pattern
+
+
+def _pinning_policy(pins: HostKeyPins, pattern: str, seen: _SeenKey) -> Any:
+    """A paramiko policy that checks every key itself (paramiko is given no host keys)."""
+    import paramiko
+
+    class PinningPolicy(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+            seen.key_type = key.get_name()
+            seen.key_data = key.get_base64()
+            seen.fingerprint = fingerprint(key.asbytes())
+            local = pins.known_hosts.fingerprints(pattern) if pins.known_hosts else []
+            seen.pinned = seen.fingerprint in local
+            wanted = [*dict.fromkeys([*local, *pins.expected])]
+            if not wanted or seen.fingerprint in wanted or pins.accept_new:
+                return
+            where = "known_hosts" if local else "the instance tag bastion:host-key"
+            raise SshError(
+                f"the host key of {pattern} changed: expected {' or '.join(wanted)} "
+                f"(pinned in {where}), the host presented {seen.fingerprint}",
+                hint=ACCEPT_NEW_HINT,
+            )
+
+    return PinningPolicy()
+
+
+class HostConnection:
+    """An open, authenticated connection; counts the commands it runs (one per round trip)."""
+
+    def __init__(
+        self, connection: Connection, host_key_fingerprint: str, pins: HostKeyPins
+    ) -> None:
+        self.connection = connection
+        self.host_key_fingerprint = host_key_fingerprint
+        self.pins = pins
+        self.commands_run = 0
+
+    @property
+    def address(self) -> str:
+        return str(self.connection.host)
+
+    @property
+    def port(self) -> int:
+        return int(self.connection.port)
+
+    @property
+    def user(self) -> str:
+        return str(self.connection.user)
+
+    def run(self, command: str, *, timeout: float | None = None) -> Any:
+        """Run a command, never raising on its exit code (the caller judges it)."""
+        from invoke.exceptions import CommandTimedOut
+
+        self.commands_run += 1
+        try:
+            return self.connection.run(
+                command, hide=True, warn=True, in_stream=False, pty=False, timeout=timeout
+            )
+        except CommandTimedOut:
+            raise HostError(f"a command on {self.address} did not finish in {timeout} s") from None
+        except (OSError, EOFError) as exc:
+            raise SshError(f"the connection to {self.address} broke: {exc}") from None
+
+    def sudo_script(self, script: str, *args: str, timeout: float | None = None) -> Any:
+        """Run a shell script as root with `sudo -n sh -c` (never sudo in front of a compound).
+
+        Arguments are expanded by the login shell first, so `"$SSH_CONNECTION"` reaches the
+        script as a positional parameter even though sudo resets the environment.
+        """
+        quoted = " ".join(shlex.quote(a) if not a.startswith('"$') else a for a in args)
+        return self.run(f"sudo -n sh -c {shlex.quote(script)} sh {quoted}", timeout=timeout)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def load_private_key(path: Path) -> paramiko.PKey:
+    """Read the admin key; an unreadable or encrypted key is a config error, not a traceback."""
+    import paramiko
+
+    try:
+        return paramiko.PKey.from_path(path.expanduser())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"bastion.admin_key: {path} does not exist",
+            hint="point bastion.admin_key at the private key matching the host's admin user",
+        ) from None
+    except paramiko.PasswordRequiredException:
+        raise ConfigError(
+            f"bastion.admin_key: {path} is encrypted; bastion does not use an agent",
+            hint="use an unencrypted deploy key stored as a CI secret, or decrypt a copy",
+        ) from None
+    except (paramiko.SSHException, ValueError, OSError) as exc:
+        raise ConfigError(
+            f"bastion.admin_key: cannot read {path} as a private key: {exc}"
+        ) from None
+
+
+def connect(
+    address: str,
+    port: int,
+    user: str,
+    private_key: paramiko.PKey | Path,
+    pins: HostKeyPins,
+    *,
+    timeout: float = CONNECT_TIMEOUT,
+) -> HostConnection:
+    """Open and authenticate a connection with exactly this key, checking the host key pins."""
+    import paramiko
+    from fabric import Config, Connection
+
+    pkey = load_private_key(private_key) if isinstance(private_key, Path) else private_key
+    pattern = host_pattern(address, port)
+    config = Config(lazy=True, overrides={"load_ssh_configs": False})
+    connection = Connection(
+        address,
+        user=user,
+        port=port,
+        config=config,
+        forward_agent=False,
+        connect_timeout=int(timeout),
+        connect_kwargs={
+            "pkey": pkey,
+            "allow_agent": False,
+            "look_for_keys": False,
+            "banner_timeout": timeout,
+            "auth_timeout": timeout,
+        },
+    )
+    seen = _SeenKey()
+    connection.client.set_missing_host_key_policy(_pinning_policy(pins, pattern, seen))
+    try:
+        connection.open()
+    except SshError:
+        connection.close()
+        raise
+    except paramiko.AuthenticationException:
+        connection.close()
+        raise SshError(
+            f"{user}@{pattern} refused the key {getattr(pkey, 'fingerprint', '')}".rstrip(),
+            hint="check the user and that its authorized_keys holds this key's public half",
+        ) from None
+    except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
+        connection.close()
+        raise SshError(
+            f"cannot connect to {pattern} as {user}: {exc or type(exc).__name__}",
+            hint="check the address, the port and that the security group admits you",
+        ) from None
+    if pins.learn and pins.known_hosts is not None and not seen.pinned:
+        pins.known_hosts.pin(pattern, seen.key_type, seen.key_data)
+    return HostConnection(connection, seen.fingerprint, pins)
+
+
+def admin_pins(
+    settings: Settings, expected_fingerprints: Sequence[str] = (), accept_new: bool = False
+) -> HostKeyPins:
+    return HostKeyPins(
+        known_hosts=KnownHosts(settings.bastion.known_hosts),
+        expected=tuple(expected_fingerprints),
+        accept_new=accept_new,
+    )
+
+
+def connect_admin(
+    settings: Settings,
+    address: str,
+    *,
+    expected_fingerprints: Sequence[str] = (),
+    accept_new: bool = False,
+    port: int | None = None,
+) -> HostConnection:
+    return connect(
+        address,
+        port or settings.bastion.ssh_port,
+        settings.bastion.admin_user,
+        settings.bastion.admin_key,
+        admin_pins(settings, expected_fingerprints, accept_new),
+    )
+
+
+@contextmanager
+def open_admin(
+    settings: Settings,
+    address: str,
+    *,
+    expected_fingerprints: Sequence[str] = (),
+    accept_new: bool = False,
+) -> Iterator[HostConnection]:
+    """The admin connection as a context manager: opened here, always closed."""
+    conn = connect_admin(
+        settings, address, expected_fingerprints=expected_fingerprints, accept_new=accept_new
+    )
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+__all__ = [
+    "HostConnection",
+    "HostKeyPins",
+    "KnownHosts",
+    "connect",
+    "connect_admin",
+    "open_admin",
+]

@@ -1,0 +1,174 @@
+"""What the host should hold: the rendered sshd_config, the authorized_keys lines, and the
+effective settings `sshd -T` must then report. Computed from config and facts; no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bastion.host.crypto import CryptoProfile, profile, user_key_algorithms, without_group_exchange
+from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
+from bastion.rules import host_port
+
+if TYPE_CHECKING:
+    from bastion.aws.discover import Endpoint
+    from bastion.config import Settings
+
+ED25519_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
+RSA_HOST_KEY = "/etc/ssh/ssh_host_rsa_key"
+KEYS_HEADER = "# Managed by dbt-bastion: one line per configured tunnel key. Edits are drift."
+
+
+@dataclass(frozen=True)
+class DesiredHost:
+    """The target state of the host's files and of sshd's effective settings."""
+
+    sshd_config: str
+    crypto: CryptoProfile
+    permit_open: str
+    keys: list[Any]  # bastion.keys.PublicKey, in config order
+    nologin: str
+    effective: dict[str, str] = field(default_factory=dict)  # sshd -T, global
+    effective_tunnel: dict[str, str] = field(default_factory=dict)  # sshd -T -C user=tunnel
+
+    @property
+    def sshd_config_sha256(self) -> str:
+        return hashlib.sha256(self.sshd_config.encode()).hexdigest()
+
+
+def permit_open_options(warehouse: Endpoint) -> str:
+    """The options sshd enforces for every tunnel key (a second fence behind the Match block)."""
+    return f'restrict,port-forwarding,permitopen="{host_port(warehouse.host, warehouse.port)}"'
+
+
+def key_line(key: Any, warehouse: Endpoint) -> str:
+    return f"{permit_open_options(warehouse)} {key.openssh()}"
+
+
+def _source(cidr: str) -> str:
+    """A CIDR as AllowUsers wants it: a single address bare, a network as addr/len."""
+    network = ipaddress.ip_network(cidr, strict=False)
+    if network.num_addresses == 1:
+        return str(network.network_address)
+    return str(network)
+
+
+def tunnel_sources(settings: Settings) -> list[str]:
+    """Where the tunnel user may log in from: dbt Cloud's regions, extra_cidrs, admin_cidrs."""
+    from bastion.dbt_cloud import cidrs_for
+
+    cidrs = [c for c, _ in cidrs_for(settings.dbt_cloud.regions)]
+    cidrs += list(settings.dbt_cloud.extra_cidrs) + list(settings.bastion.admin_cidrs)
+    return list(dict.fromkeys(_source(c) for c in cidrs))
+
+
+def allow_users(settings: Settings) -> list[str]:
+    admin = settings.bastion.admin_user
+    entries = [f"{admin}@{_source(c)}" for c in settings.bastion.admin_cidrs]
+    entries += [f"{settings.tunnel.user}@{source}" for source in tunnel_sources(settings)]
+    return list(dict.fromkeys(entries))
+
+
+def crypto_for(settings: Settings, facts: HostFacts) -> CryptoProfile:
+    chosen = profile(settings.bastion.ssh_crypto, facts.os_id, facts.os_version, facts.openssh)
+    if facts.moduli_total and facts.moduli_total == facts.moduli_small:
+        return without_group_exchange(chosen)
+    if not facts.moduli_total:
+        return without_group_exchange(chosen)
+    return chosen
+
+
+def render_sshd_config(settings: Settings, facts: HostFacts, warehouse: Endpoint) -> str:
+    from bastion.templates import render
+
+    return render(
+        "sshd_config.j2",
+        name=settings.name,
+        ssh_port=settings.bastion.ssh_port,
+        host_keys=[ED25519_HOST_KEY, RSA_HOST_KEY],
+        crypto=crypto_for(settings, facts),
+        pubkey_keyword="PubkeyAcceptedAlgorithms"
+        if facts.openssh >= (8, 5)
+        else "PubkeyAcceptedKeyTypes",
+        user_key_algorithms=user_key_algorithms(facts.openssh),
+        required_rsa_size=facts.openssh >= (9, 1),
+        allow_users=allow_users(settings),
+        client_alive_interval=settings.tunnel.client_alive_interval,
+        client_alive_count_max=settings.tunnel.client_alive_count_max,
+        syslog_facility="AUTHPRIV" if facts.os_id in {"amzn", "rhel", "fedora"} else "AUTH",
+        sftp_server=facts.sftp_server,
+        tunnel_user=settings.tunnel.user,
+        verify_keys_name=VERIFY_KEYS_NAME,
+        permit_open=host_port(warehouse.host, warehouse.port),
+        nologin=facts.nologin,
+    )
+
+
+def expected_effective(
+    settings: Settings, facts: HostFacts, warehouse: Endpoint, crypto: CryptoProfile
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What `sshd -T` must print, globally and for the tunnel user, keyword by keyword."""
+    interval = str(settings.tunnel.client_alive_interval)
+    count = str(settings.tunnel.client_alive_count_max)
+    common = {
+        "port": str(settings.bastion.ssh_port),
+        "permitrootlogin": "no",
+        "passwordauthentication": "no",
+        "kbdinteractiveauthentication": "no",
+        "pubkeyauthentication": "yes",
+        "authenticationmethods": "publickey",
+        "permitemptypasswords": "no",
+        "hostbasedauthentication": "no",
+        "authorizedkeyscommand": "none",
+        "kexalgorithms": ",".join(crypto.kex),
+        "ciphers": ",".join(crypto.ciphers),
+        "macs": ",".join(crypto.macs),
+        "hostkeyalgorithms": ",".join(crypto.host_key_algorithms),
+        "gatewayports": "no",
+        "permittunnel": "no",
+        "x11forwarding": "no",
+        "allowagentforwarding": "no",
+        "permituserenvironment": "no",
+    }
+    if facts.openssh < (8, 7):
+        common.pop("kbdinteractiveauthentication")
+        common["challengeresponseauthentication"] = "no"
+    global_ = {
+        **common,
+        "allowtcpforwarding": "no",
+        "allowstreamlocalforwarding": "no",
+        "clientaliveinterval": interval,
+        "clientalivecountmax": count,
+        "authorizedkeysfile": ".ssh/authorized_keys",
+    }
+    tunnel = {
+        **common,
+        "allowtcpforwarding": "local",
+        "allowstreamlocalforwarding": "no",
+        "permitopen": host_port(warehouse.host, warehouse.port),
+        "permitlisten": "none",
+        "permittty": "no",
+        "permituserrc": "no",
+        "forcecommand": facts.nologin,
+        "clientaliveinterval": interval,
+        "clientalivecountmax": count,
+        "authorizedkeysfile": f".ssh/authorized_keys .ssh/{VERIFY_KEYS_NAME}",
+    }
+    return global_, tunnel
+
+
+def desired_host(settings: Settings, facts: HostFacts, warehouse: Endpoint) -> DesiredHost:
+    crypto = crypto_for(settings, facts)
+    effective, effective_tunnel = expected_effective(settings, facts, warehouse, crypto)
+    return DesiredHost(
+        sshd_config=render_sshd_config(settings, facts, warehouse),
+        crypto=crypto,
+        permit_open=host_port(warehouse.host, warehouse.port),
+        keys=list(settings.tunnel_keys()),
+        nologin=facts.nologin,
+        effective=effective,
+        effective_tunnel=effective_tunnel,
+    )

@@ -1,0 +1,479 @@
+"""What the host is, read in one round trip: one shell script, one section per fact.
+
+Each fact is a small named class, a shell snippet and a parser (pyinfra's idea), so a
+no-change run costs exactly one remote command, and the parsers are tested on output
+recorded on Amazon Linux 2023, Ubuntu 22.04/24.04 and Debian 12.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bastion.errors import HostError
+
+if TYPE_CHECKING:
+    from bastion.host.connection import HostConnection
+
+STATE_DIR = "/var/lib/dbt-bastion"
+MARKER = f"{STATE_DIR}/state.json"
+ROLLBACK_TOKEN = f"{STATE_DIR}/rollback.pending"
+SECTION = "@@bastion-fact "
+VERIFY_KEYS_NAME = "authorized_keys.verify"
+
+
+@dataclass(frozen=True)
+class PasswdEntry:
+    name: str
+    uid: int
+    gid: int
+    gecos: str
+    home: str
+    shell: str
+
+
+@dataclass(frozen=True)
+class FileStat:
+    owner: str
+    group: str
+    mode: int
+    kind: str  # "regular file", "directory", ...
+
+
+@dataclass(frozen=True)
+class HostKeyFact:
+    path: str
+    key_type: str  # ED25519, RSA, ECDSA
+    bits: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class AutoUpdates:
+    manager: str  # apt | dnf | unknown
+    installed: bool
+    enabled: bool
+
+
+@dataclass
+class HostFacts:
+    """Everything the plan needs to know about the host."""
+
+    os_id: str = ""
+    os_version: str = ""
+    os_name: str = ""
+    openssh: tuple[int, int] = (0, 0)
+    service: str = "ssh"
+    socket_activated: bool = False
+    sftp_server: str = ""
+    nologin: str = "/usr/sbin/nologin"
+    client_address: str = ""
+    users: dict[str, PasswdEntry] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+    uid_min: int = 1000
+    files: dict[str, FileStat] = field(default_factory=dict)
+    authorized_keys: str | None = None
+    authorized_keys_sha256: str = ""
+    sshd_config_sha256: str = ""
+    sshd_config_header: str = ""
+    includes: list[str] = field(default_factory=list)
+    dropins: list[str] = field(default_factory=list)
+    sshd: dict[str, list[str]] = field(default_factory=dict)
+    sshd_tunnel: dict[str, list[str]] = field(default_factory=dict)
+    sshd_errors: list[str] = field(default_factory=list)
+    host_keys: list[HostKeyFact] = field(default_factory=list)
+    moduli_total: int = 0
+    moduli_small: int = 0
+    auto_updates: AutoUpdates = AutoUpdates("unknown", False, False)
+    instance_connect: list[str] = field(default_factory=list)
+    cloud_init: str = "absent"  # absent | running | done
+    marker: dict[str, Any] | None = None
+    pending_rollback: str = ""
+
+    @property
+    def os_label(self) -> str:
+        return self.os_name or f"{self.os_id} {self.os_version}".strip()
+
+    def user(self, name: str) -> PasswdEntry | None:
+        return self.users.get(name)
+
+    def home_of(self, name: str) -> str | None:
+        entry = self.users.get(name)
+        return entry.home if entry else None
+
+    def host_key(self, key_type: str) -> HostKeyFact | None:
+        return next((k for k in self.host_keys if k.key_type == key_type), None)
+
+
+class Fact:
+    """A named shell snippet whose output is parsed into HostFacts."""
+
+    name: ClassVar[str]
+    command: ClassVar[str]
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        raise NotImplementedError
+
+
+class OperatingSystem(Fact):
+    name = "os"
+    command = "cat /etc/os-release"
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        values = dict(_key_values(text))
+        facts.os_id = values.get("ID", "")
+        facts.os_version = values.get("VERSION_ID", "")
+        facts.os_name = values.get("PRETTY_NAME", "")
+
+
+class OpenSshVersion(Fact):
+    name = "openssh"
+    command = '"$SSHD" -V 2>&1 | head -n 2; ssh -V 2>&1'
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        match = re.search(r"OpenSSH_(\d+)\.(\d+)", text)
+        if match is None:
+            raise HostError(f"cannot tell the OpenSSH version from: {text.strip()[:200]!r}")
+        facts.openssh = (int(match[1]), int(match[2]))
+
+
+class ClientAddress(Fact):
+    name = "client"
+    command = 'echo "$SSHC"'
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        fields = text.split()
+        facts.client_address = fields[0] if fields else ""
+
+
+class SshService(Fact):
+    """`ssh` on Debian and Ubuntu, `sshd` on Amazon Linux; Ubuntu 24.04 may socket-activate."""
+
+    name = "service"
+    command = (
+        "for u in ssh.service sshd.service; do for d in /etc/systemd/system /lib/systemd/system"
+        ' /usr/lib/systemd/system; do [ -e "$d/$u" ] && echo "unit $u"; done; done;'
+        " [ -e /etc/systemd/system/sockets.target.wants/ssh.socket ] && echo socket"
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        lines = text.split()
+        if "sshd.service" in lines and "ssh.service" not in lines:
+            facts.service = "sshd"
+        elif "ssh.service" in lines:
+            facts.service = "ssh"
+        else:
+            facts.service = "sshd" if facts.os_id in {"amzn", "rhel", "fedora", "rocky"} else "ssh"
+        facts.socket_activated = "socket" in lines
+
+
+class Programs(Fact):
+    name = "programs"
+    command = (
+        "for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server"
+        ' /usr/lib/ssh/sftp-server /usr/sbin/nologin /sbin/nologin; do [ -x "$p" ] && echo "$p"; done'
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        paths = text.split()
+        facts.sftp_server = next((p for p in paths if p.endswith("/sftp-server")), "")
+        facts.nologin = next((p for p in paths if p.endswith("/nologin")), "/usr/sbin/nologin")
+
+
+class Accounts(Fact):
+    name = "accounts"
+    command = (
+        'getent passwd "$TUNNEL" "$ADMIN" | sed "s/^/passwd:/"; getent group "$TUNNEL" | '
+        "sed 's/^/group:/'; grep -E '^UID_MIN' /etc/login.defs"
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        for line in text.splitlines():
+            kind, _, rest = line.partition(":")
+            parts = rest.split(":")
+            if kind == "passwd" and len(parts) == 7:
+                name, _, uid, gid, gecos, home, shell = parts
+                facts.users[name] = PasswdEntry(name, int(uid), int(gid), gecos, home, shell)
+            elif kind == "group" and len(parts) >= 3:
+                facts.groups[parts[0]] = int(parts[2])
+            elif line.startswith("UID_MIN"):
+                facts.uid_min = int(line.split()[1])
+
+
+class TunnelFiles(Fact):
+    name = "files"
+    command = (
+        '[ -n "$HOME_DIR" ] && for f in "$HOME_DIR" "$HOME_DIR/.ssh" "$HOME_DIR/.ssh/authorized_keys"'
+        f' "$HOME_DIR/.ssh/{VERIFY_KEYS_NAME}"; do [ -e "$f" ] && stat -c "%U|%G|%a|%F|%n" "$f"; done'
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        for line in text.splitlines():
+            parts = line.split("|", 4)
+            if len(parts) == 5:
+                owner, group, mode, kind, path = parts
+                facts.files[path] = FileStat(owner, group, int(mode, 8), kind)
+
+
+class AuthorizedKeysContent(Fact):
+    name = "authorized_keys"
+    command = (
+        '[ -n "$HOME_DIR" ] && [ -f "$HOME_DIR/.ssh/authorized_keys" ] && '
+        '{ echo present; base64 < "$HOME_DIR/.ssh/authorized_keys" | tr -d "\\n"; echo; }'
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        lines = text.splitlines()
+        if not lines or lines[0] != "present":
+            facts.authorized_keys = None
+            return
+        try:
+            raw = base64.b64decode("".join(lines[1:]), validate=True)
+        except binascii.Error:
+            raise HostError("the tunnel user's authorized_keys could not be read back") from None
+        facts.authorized_keys = raw.decode("utf-8", "replace")
+        facts.authorized_keys_sha256 = hashlib.sha256(raw).hexdigest()
+
+
+class SshdConfigFile(Fact):
+    name = "sshd_config"
+    command = (
+        "sha256sum /etc/ssh/sshd_config | cut -d' ' -f1; head -n 1 /etc/ssh/sshd_config;"
+        " grep -iE '^[[:space:]]*Include[[:space:]]' /etc/ssh/sshd_config | sed 's/^/include /';"
+        " ls -1 /etc/ssh/sshd_config.d/ 2>/dev/null | sed 's/^/dropin /'"
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        lines = text.splitlines()
+        facts.sshd_config_sha256 = lines[0].strip() if lines else ""
+        facts.sshd_config_header = lines[1] if len(lines) > 1 else ""
+        for line in lines[2:]:
+            kind, _, value = line.partition(" ")
+            if kind == "include":
+                facts.includes.append(value.split(None, 1)[1] if " " in value.strip() else value)
+            elif kind == "dropin" and value.endswith(".conf"):
+                facts.dropins.append(f"/etc/ssh/sshd_config.d/{value}")
+
+
+def parse_sshd_t(text: str) -> tuple[dict[str, list[str]], list[str]]:
+    """`sshd -T` output -> {keyword: [values]}; lines that are not settings are errors."""
+    values: dict[str, list[str]] = {}
+    errors: list[str] = []
+    for line in text.splitlines():
+        keyword, _, value = line.strip().partition(" ")
+        if re.fullmatch(r"[a-z0-9]+", keyword) and value:
+            values.setdefault(keyword, []).append(value)
+        elif line.strip():
+            errors.append(line.strip())
+    return values, errors
+
+
+class EffectiveSettings(Fact):
+    name = "sshd_t"
+    command = '"$SSHD" -T 2>&1'
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        facts.sshd, errors = parse_sshd_t(text)
+        facts.sshd_errors.extend(errors)
+
+
+class EffectiveTunnelSettings(Fact):
+    name = "sshd_t_tunnel"
+    command = '"$SSHD" -T -C "user=$TUNNEL,host=$ADDR,addr=$ADDR" 2>&1'
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        facts.sshd_tunnel, errors = parse_sshd_t(text)
+        facts.sshd_errors.extend(errors)
+
+
+class HostKeys(Fact):
+    name = "host_keys"
+    command = 'for f in /etc/ssh/ssh_host_*_key.pub; do [ -f "$f" ] && echo "$f $(ssh-keygen -l -f "$f")"; done'
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        for line in text.splitlines():
+            match = re.match(r"(\S+)\.pub (\d+) (SHA256:\S+) .*\((\S+)\)\s*$", line)
+            if match:
+                path, bits, fp, key_type = match.groups()
+                facts.host_keys.append(HostKeyFact(path, key_type, int(bits), fp))
+
+
+class Moduli(Fact):
+    """DH group-exchange moduli: the 5th field is the size minus one (3071 for 3072 bits)."""
+
+    name = "moduli"
+    command = (
+        "awk '$1 ~ /^[0-9]+$/ && NF == 7 {n++; if ($5 < 3071) s++} END {print n+0, s+0}'"
+        " /etc/ssh/moduli 2>/dev/null"
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        numbers = text.split()
+        if len(numbers) == 2:
+            facts.moduli_total, facts.moduli_small = int(numbers[0]), int(numbers[1])
+
+
+class AutomaticUpdates(Fact):
+    name = "auto_updates"
+    command = (
+        "if command -v dpkg-query >/dev/null; then echo manager apt;"
+        " dpkg-query -W -f='${Status}\\n' unattended-upgrades 2>/dev/null | sed 's/^/status /';"
+        " cat /etc/apt/apt.conf.d/*auto-upgrades 2>/dev/null | grep -E 'APT::Periodic::'"
+        " | sed 's/^/apt /'; elif command -v rpm >/dev/null; then echo manager dnf;"
+        " rpm -q dnf-automatic >/dev/null 2>&1 && echo 'status install ok installed';"
+        " grep -E '^[[:space:]]*apply_updates' /etc/dnf/automatic.conf 2>/dev/null | sed 's/^/dnf /';"
+        " for t in dnf-automatic dnf-automatic-install; do"
+        ' [ -e "/etc/systemd/system/timers.target.wants/$t.timer" ] && echo "timer $t"; done; fi'
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        values = [line.split(" ", 1) for line in text.splitlines() if " " in line]
+        manager = next((v for k, v in values if k == "manager"), "unknown")
+        installed = any(k == "status" and v.strip() == "install ok installed" for k, v in values)
+        if manager == "apt":
+            periodic: dict[str, str] = {}
+            for key, value in values:
+                match = (
+                    re.match(r'\s*(APT::Periodic::[\w-]+)\s+"(\d+)"', value)
+                    if key == "apt"
+                    else None
+                )
+                if match:
+                    periodic[match[1]] = match[2]
+            enabled = all(
+                periodic.get(f"APT::Periodic::{name}", "0") != "0"
+                for name in ("Update-Package-Lists", "Unattended-Upgrade")
+            )
+        elif manager == "dnf":
+            apply = [v for k, v in values if k == "dnf"]
+            on = bool(apply) and apply[-1].split("=")[-1].strip().lower() in {"yes", "true", "1"}
+            enabled = on and any(k == "timer" for k, _ in values)
+        else:
+            enabled = False
+        facts.auto_updates = AutoUpdates(manager, installed, enabled)
+
+
+class InstanceConnect(Fact):
+    name = "instance_connect"
+    command = (
+        "for f in /usr/share/ec2-instance-connect /lib/systemd/system/ssh.service.d/"
+        "ec2-instance-connect.conf /usr/lib/systemd/system/sshd.service.d/ec2-instance-connect.conf"
+        ' /etc/systemd/system/sshd.service.d/ec2-instance-connect.conf; do [ -e "$f" ] && echo "$f";'
+        " done"
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        facts.instance_connect = text.split()
+
+
+class CloudInit(Fact):
+    name = "cloud_init"
+    command = (
+        "if [ -x /usr/bin/cloud-init ]; then if [ -e /var/lib/cloud/instance/boot-finished ];"
+        " then echo done; else echo running; fi; else echo absent; fi"
+    )
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        facts.cloud_init = text.strip() or "absent"
+
+
+class ManagementMarker(Fact):
+    name = "marker"
+    command = f"cat {MARKER} 2>/dev/null; echo; echo @@pending; cat {ROLLBACK_TOKEN} 2>/dev/null"
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        marker, _, pending = text.partition("@@pending")
+        try:
+            loaded = json.loads(marker) if marker.strip() else None
+        except json.JSONDecodeError:
+            loaded = {"corrupt": True}
+        facts.marker = loaded if isinstance(loaded, dict) else None
+        facts.pending_rollback = pending.strip()
+
+
+FACTS: tuple[Fact, ...] = (
+    OperatingSystem(), OpenSshVersion(), ClientAddress(), SshService(), Programs(), Accounts(),
+    TunnelFiles(), AuthorizedKeysContent(), SshdConfigFile(), EffectiveSettings(),
+    EffectiveTunnelSettings(), HostKeys(), Moduli(), AutomaticUpdates(), InstanceConnect(),
+    CloudInit(), ManagementMarker(),
+)  # fmt: skip
+
+_PREAMBLE = """\
+set +e
+SSHC=$1 TUNNEL=$2 ADMIN=$3 ADDR=$4 WAIT=$5
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LC_ALL=C
+SSHD=$(command -v sshd || echo /usr/sbin/sshd)
+if [ "$WAIT" = 1 ] && [ -x /usr/bin/cloud-init ] && [ ! -e /var/lib/cloud/instance/boot-finished ]
+then timeout 900 cloud-init status --wait >/dev/null 2>&1
+fi
+HOME_DIR=$(getent passwd "$TUNNEL" | cut -d: -f6)
+"""
+
+
+def facts_script() -> str:
+    """The one script that gathers every fact; values arrive as positional parameters."""
+    parts = [_PREAMBLE]
+    for fact in FACTS:
+        parts.append(f"echo '{SECTION}{fact.name}'\n{{ {fact.command} ; }} 2>/dev/null\n")
+    parts.append(f"echo '{SECTION}end'\n")
+    return "".join(parts)
+
+
+def parse_facts(output: str) -> HostFacts:
+    """Split the script's output into sections and hand each to its parser."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith(SECTION):
+            current = sections.setdefault(line[len(SECTION) :].strip(), [])
+        elif current is not None:
+            current.append(line)
+    if "end" not in sections:
+        raise HostError("the host's answer to the facts script was cut short")
+    facts = HostFacts()
+    for fact in FACTS:
+        fact.parse("\n".join(sections.get(fact.name, [])), facts)
+    return facts
+
+
+def match_address(cidrs: list[str]) -> str:
+    """An address of the tunnel's allowed sources, for `sshd -T -C addr=…`."""
+    for cidr in cidrs:
+        network = ipaddress.ip_network(cidr, strict=False)
+        return str(network.network_address)
+    return "192.0.2.1"
+
+
+def gather(
+    conn: HostConnection, tunnel_user: str, admin_user: str, addr: str, *, wait_cloud_init: bool
+) -> HostFacts:
+    """Run the facts script as root (one command) and parse it."""
+    result = conn.sudo_script(
+        facts_script(), '"$SSH_CONNECTION"', tunnel_user, admin_user, addr,
+        "1" if wait_cloud_init else "0", timeout=960,
+    )  # fmt: skip
+    if result.exited != 0 or SECTION not in result.stdout:
+        detail = (result.stderr or result.stdout).strip()[:300]
+        if "password" in detail or "sudo" in detail:
+            raise HostError(
+                f"{conn.user} cannot run sudo without a password on {conn.address}: {detail}",
+                hint="give the admin user passwordless sudo (as EC2 images do)",
+            )
+        raise HostError(f"reading the host's facts failed: {detail}")
+    return parse_facts(result.stdout)
+
+
+def _key_values(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            pairs.append((key.strip(), value.strip().strip('"')))
+    return pairs

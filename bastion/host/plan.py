@@ -1,0 +1,377 @@
+"""Facts + desired state -> the host's changes, each with the shell lines that make it.
+
+Like a pyinfra operation, every check yields commands only when the host differs from
+what is wanted; an empty plan is "no change", and the apply stage runs nothing at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bastion.changes import Action, Change, Plan
+from bastion.errors import ConfigError
+from bastion.host.desired import (
+    ED25519_HOST_KEY,
+    KEYS_HEADER,
+    RSA_HOST_KEY,
+    DesiredHost,
+    desired_host,
+    key_line,
+)
+from bastion.host.facts import HostFacts
+
+if TYPE_CHECKING:
+    from bastion.aws.discover import Endpoint
+    from bastion.config import Settings
+
+USER_COMMENT = "dbt Cloud SSH tunnel (dbt-bastion)"
+MANAGED_BY = "dbt-bastion"
+
+
+@dataclass
+class HostPlan:
+    """The changes, the shell lines that make them, and how sshd must pick them up."""
+
+    plan: Plan = field(default_factory=Plan)
+    steps: list[str] = field(default_factory=list)
+    desired: DesiredHost | None = None
+    sshd_config: bool = False  # the rendered file replaces the live one (guarded by the timer)
+    host_keys: list[str] = field(default_factory=list)  # host key files replaced (guarded too)
+    restart: bool = False  # the sshd unit changed: restart rather than reload
+
+    def add(self, resource: str, action: Action, detail: str, *lines: str) -> Change:
+        self.steps.extend(lines)
+        return self.plan.add("host", resource, action, detail)
+
+    @property
+    def needs_reload(self) -> bool:
+        return self.sshd_config or bool(self.host_keys) or self.restart
+
+
+def put_file(path: str, content: str, mode: str, owner: str, group: str) -> str:
+    """Atomic write: a temp file beside the target, modes set, then rename over it."""
+    data = base64.b64encode(content.encode()).decode()
+    return f"put {shlex.quote(path)} {mode} {shlex.quote(owner)} {shlex.quote(group)} {data}"
+
+
+def build_plan(
+    settings: Settings,
+    facts: HostFacts,
+    warehouse: Endpoint,
+    *,
+    prune: bool = False,
+    drop: Collection[str] = (),
+) -> HostPlan:
+    """Compare and return every change; `drop` names fingerprints to remove even if kept."""
+    _refuse_system_account(settings, facts)
+    desired = desired_host(settings, facts, warehouse)
+    host = HostPlan(desired=desired)
+    _accounts(settings, facts, host)
+    _authorized_keys(settings, facts, warehouse, desired, host, prune=prune, drop=drop)
+    _host_keys(facts, desired, host)
+    _moduli(facts, desired, host)
+    _auto_updates(facts, host)
+    _instance_connect(facts, host)
+    _sshd_config(settings, facts, desired, host)
+    if host.needs_reload:
+        verb = "restart" if host.restart else "reload"
+        host.add("sshd_reload", "update", f"{verb} {facts.service}.service to pick up the changes")
+    _notices(settings, facts, host)
+    return host
+
+
+def _refuse_system_account(settings: Settings, facts: HostFacts) -> None:
+    entry = facts.user(settings.tunnel.user)
+    if entry is not None and entry.uid < facts.uid_min and MANAGED_BY not in entry.gecos:
+        raise ConfigError(
+            f"tunnel.user {settings.tunnel.user} is an existing system account on this host "
+            f"(uid {entry.uid}); bastion will not turn it into a tunnel user",
+            hint="choose another tunnel.user, such as dbtcloud",
+        )
+
+
+def _accounts(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
+    name = settings.tunnel.user
+    user, q = facts.user(name), shlex.quote(name)
+    if name not in facts.groups:
+        host.add("tunnel_group", "create", f"group {name}", f"groupadd {q}")
+    if user is None:
+        host.add(
+            "tunnel_user", "create",
+            f"user {name} (home /home/{name}, shell {facts.nologin}: no login)",
+            f"useradd -m -g {q} -s {shlex.quote(facts.nologin)} -c {shlex.quote(USER_COMMENT)} {q}",
+        )  # fmt: skip
+    else:
+        fixes, details = [], []
+        if user.shell != facts.nologin:
+            fixes.append(f"-s {shlex.quote(facts.nologin)}")
+            details.append(f"shell {user.shell} -> {facts.nologin}")
+        if name in facts.groups and user.gid != facts.groups[name]:
+            fixes.append(f"-g {q}")
+            details.append(f"primary group -> {name}")
+        if fixes:
+            host.add("tunnel_user", "update", f"user {name}: {', '.join(details)}",
+                     f"usermod {' '.join(fixes)} {q}")  # fmt: skip
+    home = facts.home_of(name) or f"/home/{name}"
+    ssh_dir, qd = f"{home}/.ssh", shlex.quote(f"{home}/.ssh")
+    stat = facts.files.get(ssh_dir)
+    make = f"install -d -m 700 -o {q} -g {q} {qd} && chown {q}:{q} {qd} && chmod 700 {qd}"
+    if user is not None and home not in facts.files:
+        make = f"install -d -m 750 -o {q} -g {q} {shlex.quote(home)} && {make}"
+    if stat is None:
+        host.add("ssh_dir", "create", f"{ssh_dir} (mode 700, owner {name})", make)
+    elif (
+        stat.mode != 0o700
+        or stat.owner != name
+        or stat.group != name
+        or "directory" not in stat.kind
+    ):
+        found = f"mode {stat.mode:o}, owner {stat.owner}:{stat.group}"
+        host.add("ssh_dir", "update", f"{ssh_dir}: {found} -> mode 700, owner {name}:{name}", make)
+
+
+def _describe(key: Any) -> str:
+    return f"{key.fingerprint} ({key.comment})" if key.comment else key.fingerprint
+
+
+def _authorized_keys(
+    settings: Settings,
+    facts: HostFacts,
+    warehouse: Endpoint,
+    desired: DesiredHost,
+    host: HostPlan,
+    *,
+    prune: bool,
+    drop: Collection[str],
+) -> None:
+    from bastion.keys import parse_authorized_keys
+
+    name = settings.tunnel.user
+    home = facts.home_of(name) or f"/home/{name}"
+    path = f"{home}/.ssh/authorized_keys"
+    marker = facts.marker or {}
+    managed = marker.get("managed_by") == MANAGED_BY
+    previously_kept = set(marker.get("kept", []))
+    wanted = {key.fingerprint for key in desired.keys}
+    entries = parse_authorized_keys(facts.authorized_keys or "")
+    foreign = [e for e in entries if e.key is None or e.key.fingerprint not in wanted]
+    present = {e.key.fingerprint for e in entries if e.key is not None}
+
+    keep_all = not desired.keys and bool(entries) and not prune
+    kept, removed = [], []
+    for entry in foreign:
+        fp = entry.key.fingerprint if entry.key else ""
+        adoptable = not managed or fp in previously_kept
+        if keep_all or (adoptable and not prune and fp not in drop):
+            kept.append(entry)
+        else:
+            removed.append(entry)
+    if keep_all:
+        host.plan.notices.append(
+            f"host: no tunnel key is configured; the {len(entries)} key(s) on the host stay "
+            "(pass --prune to remove the last key)"
+        )
+    elif kept and not managed:
+        listed = ", ".join(_describe(e.key) if e.key else e.raw[:40] for e in kept)
+        host.plan.notices.append(
+            f"host: keeping {len(kept)} key(s) bastion did not put in {path}: {listed}; "
+            "add them to the config or pass --prune to remove them"
+        )
+    lines = [key_line(key, warehouse) for key in desired.keys] + [e.raw.strip() for e in kept]
+    content = "\n".join([KEYS_HEADER, *lines]) + "\n"
+    new_marker = {
+        "managed_by": MANAGED_BY,
+        "name": settings.name,
+        "tunnel_user": name,
+        "kept": sorted(e.key.fingerprint for e in kept if e.key is not None),
+    }
+    stat = facts.files.get(path)
+    wrong_mode = stat is not None and (
+        stat.mode != 0o600 or stat.owner != name or stat.group != name
+    )
+    if content == facts.authorized_keys and not wrong_mode and new_marker == facts.marker:
+        return
+    details = [f"+ {_describe(k)}" for k in desired.keys if k.fingerprint not in present]
+    details += [
+        f"- {_describe(e.key) if e.key else 'unparsable line'}"
+        + (" (added by hand)" if managed else "")
+        for e in removed
+    ]
+    if wrong_mode and stat is not None:
+        details.append(f"mode {stat.mode:o} owner {stat.owner} -> 600 {name}")
+    if not details and content != facts.authorized_keys:
+        details.append("restore the restrict,port-forwarding,permitopen options and layout")
+    if not details:
+        details.append("record which keys were kept on adoption")
+    action: Action = "create" if facts.authorized_keys is None else "update"
+    host.add(
+        "authorized_keys", action, f"{path}: {'; '.join(details)}",
+        put_file(path, content, "600", name, name),
+        put_file("/var/lib/dbt-bastion/state.json", json.dumps(new_marker, indent=1) + "\n",
+                 "644", "root", "root"),
+    )  # fmt: skip
+
+
+def _host_keys(facts: HostFacts, desired: DesiredHost, host: HostPlan) -> None:
+    """Missing ed25519, or an RSA host key of the wrong size, is generated the careful way."""
+    crypto = desired.crypto
+    if facts.host_key("ED25519") is None:
+        host.host_keys.append(ED25519_HOST_KEY)
+        host.add(
+            "host_keys", "create", "ed25519 host key", f"newkey ed25519 256 {ED25519_HOST_KEY}"
+        )
+    rsa = facts.host_key("RSA")
+    bits = crypto.rsa_host_key_bits
+    if rsa is None:
+        host.host_keys.append(RSA_HOST_KEY)
+        host.add(
+            "host_keys",
+            "create",
+            f"RSA host key ({bits} bits)",
+            f"newkey rsa {bits} {RSA_HOST_KEY}",
+        )
+    elif rsa.bits < bits or (crypto.rsa_exact and rsa.bits != bits):
+        host.host_keys.append(RSA_HOST_KEY)
+        host.add(
+            "host_keys", "update", f"RSA host key {rsa.bits} -> {bits} bits ({crypto.name} crypto)",
+            f"newkey rsa {bits} {RSA_HOST_KEY}",
+        )  # fmt: skip
+
+
+def _moduli(facts: HostFacts, desired: DesiredHost, host: HostPlan) -> None:
+    small, total = facts.moduli_small, facts.moduli_total
+    if small and total > small:
+        minimum = desired.crypto.min_modulus_bits - 1
+        host.add(
+            "dh_moduli", "update",
+            f"/etc/ssh/moduli: remove {small} of {total} group-exchange moduli under "
+            f"{desired.crypto.min_modulus_bits} bits",
+            f"filter_moduli {minimum}",
+        )  # fmt: skip
+
+
+_APT_PERIODIC = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n'
+
+
+def _auto_updates(facts: HostFacts, host: HostPlan) -> None:
+    updates = facts.auto_updates
+    if updates.manager == "apt" and not (updates.installed and updates.enabled):
+        lines = [] if updates.installed else [
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q unattended-upgrades >/dev/null"
+            " || fail 'installing unattended-upgrades failed'"
+        ]  # fmt: skip
+        lines.append(
+            put_file("/etc/apt/apt.conf.d/20auto-upgrades", _APT_PERIODIC, "644", "root", "root")
+        )
+        action: Action = "update" if updates.installed else "create"
+        host.add("auto_updates", action, "unattended-upgrades: daily security updates", *lines)
+    elif updates.manager == "dnf" and not (updates.installed and updates.enabled):
+        lines = [] if updates.installed else [
+            "dnf install -y -q dnf-automatic >/dev/null || fail 'installing dnf-automatic failed'"
+        ]  # fmt: skip
+        lines += [
+            "sed -i -E 's/^[[:space:]]*apply_updates[[:space:]]*=.*/apply_updates = yes/;"
+            "s/^[[:space:]]*upgrade_type[[:space:]]*=.*/upgrade_type = security/'"
+            " /etc/dnf/automatic.conf",
+            "systemctl enable --now dnf-automatic.timer >/dev/null 2>&1"
+            " || fail 'enabling dnf-automatic.timer failed'",
+        ]
+        action = "update" if updates.installed else "create"
+        host.add("auto_updates", action, "dnf-automatic: security updates applied daily", *lines)
+    elif updates.manager == "unknown":
+        host.plan.notices.append(
+            f"host: automatic updates are not managed on {facts.os_label}; turn them on by hand"
+        )
+
+
+def _instance_connect(facts: HostFacts, host: HostPlan) -> None:
+    """EC2 Instance Connect adds an AuthorizedKeysCommand on sshd's command line (a unit drop-in)."""
+    if not facts.instance_connect:
+        return
+    manager = "apt-get remove -y -q" if facts.auto_updates.manager == "apt" else "dnf remove -y -q"
+    host.restart = True
+    host.add(
+        "instance_connect", "delete",
+        "EC2 Instance Connect (its AuthorizedKeysCommand can add keys for any user)",
+        f"{manager} ec2-instance-connect >/dev/null 2>&1 || true",
+        "rm -f /lib/systemd/system/ssh.service.d/ec2-instance-connect.conf "
+        "/usr/lib/systemd/system/sshd.service.d/ec2-instance-connect.conf "
+        "/etc/systemd/system/sshd.service.d/ec2-instance-connect.conf",
+        "systemctl daemon-reload >/dev/null 2>&1 || true",
+    )  # fmt: skip
+
+
+def effective_drift(facts: HostFacts, desired: DesiredHost) -> list[str]:
+    """Effective values `sshd -T` reports that differ from the wanted ones."""
+    drift = []
+    for label, wanted, actual in (
+        ("", desired.effective, facts.sshd),
+        ("tunnel user: ", desired.effective_tunnel, facts.sshd_tunnel),
+    ):
+        for keyword, value in wanted.items():
+            have = " ".join(actual.get(keyword, ["(unset)"]))
+            if have != value:
+                drift.append(f"{label}{keyword} {have} -> {value}")
+    return drift
+
+
+def _sshd_config(
+    settings: Settings, facts: HostFacts, desired: DesiredHost, host: HostPlan
+) -> None:
+    if desired.sshd_config_sha256 == facts.sshd_config_sha256:
+        drift = effective_drift(facts, desired)
+        if drift and not facts.sshd_errors:
+            host.plan.notices.append(
+                "host: sshd_config is as rendered but sshd -T reports other values: "
+                + "; ".join(drift[:5])
+            )
+        return
+    drift = effective_drift(facts, desired)
+    ours = facts.sshd_config_header.startswith("# Managed by dbt-bastion")
+    summary = "; ".join(drift[:4]) + (f"; and {len(drift) - 4} more" if len(drift) > 4 else "")
+    if ours:
+        detail = f"edited by hand: {summary}" if drift else "edited by hand (comments or layout)"
+    else:
+        detail = f"replace with the hardened file ({len(drift)} effective settings change)"
+    host.sshd_config = True
+    host.add("sshd_config", "update", f"/etc/ssh/sshd_config {detail}",
+             f"candidate {base64.b64encode(desired.sshd_config.encode()).decode()}")  # fmt: skip
+
+
+def _notices(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
+    if facts.cloud_init == "running":
+        host.plan.notices.append("host: cloud-init is still running; configure waits for it")
+    if host.sshd_config and facts.dropins:
+        host.plan.notices.append(
+            "host: the drop-ins in /etc/ssh/sshd_config.d are no longer read: "
+            + ", ".join(facts.dropins)
+        )
+    if facts.socket_activated and settings.bastion.ssh_port != 22:
+        host.plan.notices.append(
+            "host: sshd is socket-activated (ssh.socket); a new ssh_port also needs the socket's "
+            "ListenStream changed"
+        )
+    if facts.client_address and not _inside(facts.client_address, settings.bastion.admin_cidrs):
+        host.plan.notices.append(
+            f"host: you connect from {facts.client_address}, which is outside bastion.admin_cidrs; "
+            "the rendered AllowUsers would lock you out"
+        )
+
+
+def _inside(address: str, cidrs: list[str]) -> bool:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True
+    return any(ip in ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def plan_steps(host: HostPlan) -> list[str]:
+    return host.steps

@@ -1,0 +1,178 @@
+"""The host stage of the pipeline: plan, apply and status over an open admin connection.
+
+`plan_host` and `apply_host` run the same facts and plan code, so `plan` and `configure`
+cannot disagree; a run with nothing to change costs one remote command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
+
+from bastion.changes import Plan
+from bastion.errors import ConfigError, HostError
+from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts, gather, match_address
+
+if TYPE_CHECKING:
+    from bastion.aws.discover import Endpoint
+    from bastion.config import Settings
+    from bastion.host.connection import HostConnection
+    from bastion.progress import Progress
+
+
+def read_facts(
+    settings: Settings, conn: HostConnection, *, wait_cloud_init: bool = False
+) -> HostFacts:
+    from bastion.host.desired import tunnel_sources
+
+    addr = match_address(tunnel_sources(settings))
+    return gather(
+        conn,
+        settings.tunnel.user,
+        settings.bastion.admin_user,
+        addr,
+        wait_cloud_init=wait_cloud_init,
+    )
+
+
+def plan_host(
+    settings: Settings,
+    conn: HostConnection,
+    warehouse: Endpoint,
+    *,
+    prune: bool = False,
+    drop: Collection[str] = (),
+) -> tuple[Plan, HostFacts]:
+    """Read-only: what `configure` would change on this host."""
+    from bastion.host.plan import build_plan
+
+    facts = read_facts(settings, conn)
+    return build_plan(settings, facts, warehouse, prune=prune, drop=drop).plan, facts
+
+
+def apply_host(
+    settings: Settings,
+    conn: HostConnection,
+    warehouse: Endpoint,
+    progress: Progress | Any,
+    *,
+    prune: bool = False,
+    drop: Collection[str] = (),
+    rollback_seconds: int | None = None,
+) -> tuple[Plan, HostFacts]:
+    """Make the host match the config; the returned Plan holds the changes made."""
+    from bastion.host import apply
+    from bastion.host.desired import tunnel_sources
+    from bastion.host.plan import _inside, build_plan
+
+    with progress.status(f"reading {conn.address}"):
+        facts = read_facts(settings, conn, wait_cloud_init=True)
+    host = build_plan(settings, facts, warehouse, prune=prune, drop=drop)
+    if not host.plan.changes:
+        return host.plan, facts
+    if facts.pending_rollback:
+        raise HostError(
+            "a previous run on this host is still waiting for its admin login check; its "
+            f"timer restores the old sshd_config at most {apply.ROLLBACK_SECONDS} s after it started",
+            hint="wait a minute and run again",
+        )
+    if (
+        host.sshd_config
+        and facts.client_address
+        and not _inside(facts.client_address, list(settings.bastion.admin_cidrs))
+    ):
+        raise ConfigError(
+            f"bastion.admin_cidrs does not include {facts.client_address}, the address this host "
+            "sees you connect from; the new sshd_config would lock you out. Nothing was changed",
+            hint=f"add {facts.client_address}/32 (or your network) to bastion.admin_cidrs",
+        )
+    seconds = rollback_seconds or apply.ROLLBACK_SECONDS
+    script = apply.apply_script(
+        settings, facts, host, match_address(tunnel_sources(settings)), rollback_seconds=seconds
+    )
+    with progress.status(f"applying {len(host.plan.changes)} change(s) on {conn.address}"):
+        apply.run_apply(conn, script)
+    if host.needs_reload:
+        with progress.status("checking that the admin can still log in"):
+            apply.confirm_admin_login(settings, conn, rollback_seconds=seconds)
+    return host.plan, facts
+
+
+def effective_summary(facts: HostFacts) -> dict[str, str]:
+    """The tunnel user's effective settings that matter to dbt Cloud and to an auditor."""
+    keys = (
+        "clientaliveinterval", "clientalivecountmax", "allowtcpforwarding", "permitopen",
+        "permitlisten", "permittty", "forcecommand", "allowagentforwarding", "x11forwarding",
+        "authorizedkeysfile", "passwordauthentication", "permitrootlogin",
+    )  # fmt: skip
+    return {k: " ".join(facts.sshd_tunnel.get(k, [])) for k in keys}
+
+
+def status_host(settings: Settings, conn: HostConnection, warehouse: Endpoint) -> dict[str, Any]:
+    """Read-only summary: OS, host key, effective sshd settings, keys, pending changes."""
+    from bastion.host.plan import build_plan
+    from bastion.keys import parse_authorized_keys
+
+    facts = read_facts(settings, conn)
+    host = build_plan(settings, facts, warehouse)
+    configured = {k.fingerprint for k in settings.tunnel_keys()}
+    keys = [
+        {
+            "fingerprint": e.key.fingerprint,
+            "type": e.key.key_type,
+            "comment": e.key.comment,
+            "configured": e.key.fingerprint in configured,
+            "restricted": "permitopen=" in e.options,
+        }
+        for e in parse_authorized_keys(facts.authorized_keys or "")
+        if e.key is not None
+    ]
+    return {
+        "address": conn.address,
+        "host_key_fingerprint": conn.host_key_fingerprint,
+        "os": facts.os_label,
+        "openssh": ".".join(map(str, facts.openssh)),
+        "service": facts.service,
+        "managed": bool(facts.marker),
+        "ssh_crypto": settings.bastion.ssh_crypto,
+        "sshd": effective_summary(facts),
+        "allow_users": facts.sshd.get("allowusers", []),
+        "keys": keys,
+        "pending_changes": [c.to_dict() for c in host.plan.changes],
+        "notices": host.plan.notices,
+    }
+
+
+def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> None:
+    """Write the second keys file `verify` uses (never the managed authorized_keys).
+
+    `line` is one full authorized_keys line (options + key) built by the caller; it must be
+    a single line. The file is written atomically, mode 600, owned by the tunnel user.
+    """
+    if "\n" in line.strip() or not line.strip():
+        raise HostError("the verify key must be one non-empty authorized_keys line")
+    script = (
+        'set -u\nhome=$(getent passwd "$1" | cut -d: -f6)\n'
+        '[ -n "$home" ] && [ -d "$home/.ssh" ] || { echo "no-user" >&2; exit 1; }\n'
+        f'f="$home/.ssh/{VERIFY_KEYS_NAME}"; tmp="$f.tmp.$$"\n'
+        'printf "%s\\n" "$2" > "$tmp" && chmod 600 "$tmp" && chown "$1:$1" "$tmp" && mv -f "$tmp" "$f"'
+        " && echo written\n"
+    )
+    result = conn.sudo_script(script, settings.tunnel.user, line.strip())
+    if "written" not in result.stdout:
+        raise HostError(
+            f"cannot write the verify key for {settings.tunnel.user}: "
+            f"{(result.stderr or '').strip()[:200]}",
+            hint="run `bastion configure` first: it creates the tunnel user",
+        )
+
+
+def remove_verify_key(conn: HostConnection, settings: Settings) -> None:
+    """Remove the verify keys file; removing a file that is not there is not an error."""
+    script = (
+        'home=$(getent passwd "$1" | cut -d: -f6); '
+        f'[ -n "$home" ] && rm -f "$home/.ssh/{VERIFY_KEYS_NAME}"; echo removed'
+    )
+    result = conn.sudo_script(script, settings.tunnel.user)
+    if "removed" not in result.stdout:
+        raise HostError(f"cannot remove the verify key of {settings.tunnel.user}")
