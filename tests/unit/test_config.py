@@ -237,3 +237,19 @@ def test_init_writes_a_config_that_loads_once_filled_in(tmp_path: Path) -> None:
     )
     assert again.returncode == 4
     assert "never overwrites" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ('"-----BEGIN OPENSSH PRIVATE KEY-----"', "PRIVATE key"),
+        ('"ssh-dss AAAAB3NzaC1kc3MAAACBAP"', "DSA"),
+        ('"no-pty ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"', "options"),
+    ],
+)
+def test_refused_tunnel_key_names_the_list_entry(tmp_path: Path, value: str, rule: str) -> None:
+    text = with_value("tunnel", "public_keys", f"[{value}]")
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, text), environ={})
+    assert "tunnel.public_keys[0]" in str(caught.value)
+    assert rule.lower() in str(caught.value).lower()
