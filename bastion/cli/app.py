@@ -13,6 +13,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import UsageError  # type: ignore[assignment]
 
 from bastion import __version__
+from bastion.cli import configure as configure_cmd
 from bastion.cli import connection as connection_cmd
 from bastion.cli import destroy as destroy_cmd
 from bastion.cli import doctor as doctor_cmd
@@ -20,6 +21,7 @@ from bastion.cli import init as init_cmd
 from bastion.cli import ips as ips_cmd
 from bastion.cli import provision as provision_cmd
 from bastion.cli import verify as verify_cmd
+from bastion.cli.keys import app as keys_app
 
 HELP = """\
 Build, lock down and prove the SSH bastion dbt Cloud uses to reach a private warehouse.
@@ -63,6 +65,8 @@ app.command("destroy")(destroy_cmd.command)
 app.command("verify")(verify_cmd.command)
 app.command("doctor")(doctor_cmd.command)
 app.command("connection")(connection_cmd.command)
+app.command("configure")(configure_cmd.command)
+app.add_typer(keys_app, name="keys")
 
 
 def main(argv: list[str] | None = None) -> None:
