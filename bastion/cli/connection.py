@@ -20,8 +20,7 @@ def command(
 ) -> None:
     """Show what to enter in dbt Cloud's connection form, or a profiles.yml target.
 
-    The hostname is the warehouse name PermitOpen allows (matched literally), the SSH
-    tunnel host is the Elastic IP. Secrets appear only as env_var(...) references.
+    The hostname is the warehouse name PermitOpen allows (matched literally), the SSH tunnel host is the Elastic IP. Secrets appear only as env_var(...) references.
 
     Example:  bastion connection --format profiles >> ~/.dbt/profiles.yml
     """

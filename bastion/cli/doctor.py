@@ -20,9 +20,7 @@ def command(
 ) -> None:
     """Walk the path dbt Cloud uses and report each link as ok / warn / fail with its fix.
 
-    Config, then AWS (instance, Elastic IP, security groups, route, network ACL, load
-    balancers), then the host's effective sshd settings for the tunnel user, then verify.
-    Changes nothing. Exit 3 when a link fails.
+    Config, then AWS (instance, Elastic IP, security groups, route, network ACL, load balancers), then the host's effective sshd settings for the tunnel user, then verify. Changes nothing. Exit 3 when a link fails.
 
     Example:  bastion doctor --json | jq '.doctor.findings[] | select(.status == "fail")'
     """

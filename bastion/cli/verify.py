@@ -30,10 +30,7 @@ def command(
 ) -> None:
     """Prove the tunnel hop by hop: tcp, ssh, forward, database.
 
-    Logs in to the bastion as the tunnel user with a throw-away key (installed with an
-    expiry beside, never in, the managed authorized_keys and removed afterwards), opens a
-    forward to the warehouse and logs in to the database through it. Exit 3 names the
-    failing hop and what to do.
+    Logs in to the bastion as the tunnel user with a throw-away key (installed with an expiry beside, never in, the managed authorized_keys, and removed afterwards), opens a forward to the warehouse and logs in to the database through it. Exit 3 names the failing hop and what to do.
 
     Example:  DBT_ENV_SECRET_PASSWORD=… bastion verify --idle 60 --json
     """
