@@ -32,8 +32,8 @@ def moto_url() -> Iterator[str]:
 @pytest.fixture
 def moto_env(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A reset moto and an environment that sends every boto3 call to it."""
-    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback moto
+    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")  # noqa: S310
+    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - moto on loopback
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
