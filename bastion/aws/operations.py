@@ -62,7 +62,8 @@ def authorize_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
 
 
 def revoke_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
-    run.gateway.revoke_ingress(group, [rule.permission(with_description=False)])
+    # The rule as read, description included: moto matches group sources on it.
+    run.gateway.revoke_ingress(group, [rule.permission()])
 
 
 def describe_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
@@ -74,7 +75,7 @@ def authorize_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
 
 
 def revoke_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
-    run.gateway.revoke_egress(group, [rule.permission(with_description=False)])
+    run.gateway.revoke_egress(group, [rule.permission()])
 
 
 def describe_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
@@ -103,6 +104,13 @@ def run_instance(
     """Launch the host: IMDSv2 only, encrypted gp3 root, no instance profile."""
     image = run.gateway.describe_image(ami)
     root = image.get("RootDeviceName") or "/dev/xvda"
+    # The image's own root size (AWS's default); 8 GiB when the image does not say.
+    sizes = [
+        m["Ebs"]["VolumeSize"]
+        for m in image.get("BlockDeviceMappings", [])
+        if m.get("DeviceName") == root and m.get("Ebs", {}).get("VolumeSize")
+    ]
+    size = int(max([*sizes, 8]))
     tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
     instance = run.gateway.run_instance(
         {
@@ -120,7 +128,12 @@ def run_instance(
             "BlockDeviceMappings": [
                 {
                     "DeviceName": root,
-                    "Ebs": {"VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+                    "Ebs": {
+                        "VolumeType": "gp3",
+                        "VolumeSize": size,
+                        "Encrypted": True,
+                        "DeleteOnTermination": True,
+                    },
                 }
             ],
             "TagSpecifications": [
