@@ -1,0 +1,113 @@
+"""Fact parsers on output recorded on each supported OS, and the facts script itself."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from bastion.errors import HostError
+from bastion.host.facts import facts_script, parse_facts, parse_sshd_t
+from tests.host.conftest import recorded
+
+
+@pytest.mark.parametrize(
+    ("name", "os_id", "version", "openssh", "service", "sftp"),
+    [
+        ("al2023", "amzn", "2023", (8, 7), "sshd", "/usr/libexec/openssh/sftp-server"),
+        ("ubuntu2204", "ubuntu", "22.04", (8, 9), "ssh", "/usr/lib/openssh/sftp-server"),
+        ("ubuntu2404", "ubuntu", "24.04", (9, 6), "ssh", "/usr/lib/openssh/sftp-server"),
+    ],
+)
+def test_os_openssh_service_and_sftp_server(
+    name: str, os_id: str, version: str, openssh: tuple[int, int], service: str, sftp: str
+) -> None:
+    facts = parse_facts(recorded(name))
+    assert (facts.os_id, facts.os_version) == (os_id, version)
+    assert facts.openssh == openssh
+    assert facts.service == service
+    assert facts.sftp_server == sftp
+    assert facts.nologin == "/usr/sbin/nologin"
+
+
+def test_amazon_linux_instance_connect_dnf_and_moduli() -> None:
+    facts = parse_facts(recorded("al2023"))
+    assert facts.instance_connect == [
+        "/usr/share/ec2-instance-connect",
+        "/usr/lib/systemd/system/sshd.service.d/ec2-instance-connect.conf",
+    ]
+    assert facts.auto_updates.manager == "dnf"
+    assert not facts.auto_updates.installed
+    assert (facts.moduli_total, facts.moduli_small) == (418, 133)
+    assert facts.includes == ["/etc/ssh/sshd_config.d/*.conf"]
+    assert facts.dropins == ["/etc/ssh/sshd_config.d/50-redhat.conf"]
+    assert facts.sshd["authorizedkeyscommand"] == ["/opt/aws/bin/eic_run_authorized_keys %u %f"]
+    assert facts.user("dbtcloud") is None
+    assert facts.user("ec2-user") is not None
+
+
+def test_ubuntu_2204_existing_tunnel_user_and_keys() -> None:
+    facts = parse_facts(recorded("ubuntu2204"))
+    user = facts.user("dbtcloud")
+    assert user is not None and user.shell == "/bin/sh" and user.uid == 1001
+    assert facts.groups == {"dbtcloud": 1001}
+    stat = facts.files["/home/dbtcloud/.ssh/authorized_keys"]
+    assert (stat.owner, stat.mode) == ("dbtcloud", 0o644)
+    assert facts.authorized_keys is not None
+    assert facts.authorized_keys.startswith("ssh-ed25519 AAAA")
+    assert facts.authorized_keys.rstrip().endswith("dbt-cloud-old")
+    assert facts.cloud_init == "running"
+    assert facts.client_address == "198.51.100.7"
+    assert facts.auto_updates.installed and facts.auto_updates.enabled
+    assert len(facts.dropins) == 2
+
+
+def test_ubuntu_2404_socket_activation_and_ipv6_client() -> None:
+    facts = parse_facts(recorded("ubuntu2404"))
+    assert facts.socket_activated
+    assert facts.client_address == "2001:db8:1::7"
+    assert {k.key_type: k.bits for k in facts.host_keys} == {
+        "ECDSA": 256,
+        "ED25519": 256,
+        "RSA": 3072,
+    }
+
+
+def test_cut_short_output_is_a_host_error() -> None:
+    text = recorded("al2023").split("@@bastion-fact end")[0]
+    with pytest.raises(HostError, match="cut short"):
+        parse_facts(text)
+
+
+def test_unreadable_openssh_version_is_a_host_error() -> None:
+    text = recorded("al2023").replace("OpenSSH_8.7p1", "SomethingElse")
+    with pytest.raises(HostError, match="OpenSSH version"):
+        parse_facts(text)
+
+
+def test_sshd_t_errors_are_kept_apart_from_settings() -> None:
+    values, errors = parse_sshd_t(
+        "port 22\nallowusers a@1.2.3.4\nallowusers b\n/etc/ssh/sshd_config line 3: Bad SSH2 cipher spec 'x'."
+    )
+    assert values == {"port": ["22"], "allowusers": ["a@1.2.3.4", "b"]}
+    assert errors == ["/etc/ssh/sshd_config line 3: Bad SSH2 cipher spec 'x'."]
+
+
+def test_facts_script_is_valid_posix_shell() -> None:
+    """dash is /bin/sh on Debian and Ubuntu, bash on Amazon Linux: both must parse it."""
+    for shell in ("dash", "bash"):
+        result = subprocess.run([shell, "-n", "-c", facts_script()], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+def test_facts_script_runs_locally_without_failing(tmp_path: object) -> None:
+    """Run as a normal user here: every section still appears and the parser accepts it."""
+    result = subprocess.run(
+        ["sh", "-c", facts_script(), "sh", "1.2.3.4 5 6.7.8.9 22", "nobody", "root", "192.0.2.1", "0"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert "@@bastion-fact end" in result.stdout
+    facts = parse_facts(result.stdout)
+    assert facts.os_id == "debian"
+    assert facts.client_address == "1.2.3.4"
+    assert facts.user("root") is not None

@@ -1,0 +1,236 @@
+"""Facts + config -> changes, on recorded hosts: what a user would see in `plan`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+
+import pytest
+
+from bastion.aws.discover import Endpoint
+from bastion.errors import ConfigError
+from bastion.host.apply import apply_script
+from bastion.host.desired import KEYS_HEADER, desired_host, key_line
+from bastion.host.facts import HostFacts, PasswdEntry, parse_facts
+from bastion.host.plan import build_plan
+from tests.host.conftest import MakeConfig, recorded
+
+WAREHOUSE = Endpoint("10.0.2.10", 5432)
+
+
+def resources(facts: HostFacts, settings: object, **kwargs: object) -> dict[str, str]:
+    host = build_plan(settings, facts, WAREHOUSE, **kwargs)  # type: ignore[arg-type]
+    return {c.resource: c.action for c in host.plan.changes}
+
+
+def test_fresh_amazon_linux_gets_everything(make_config: MakeConfig, tunnel_key: str) -> None:
+    settings = make_config(public_keys=[tunnel_key])
+    facts = parse_facts(recorded("al2023"))
+    assert resources(facts, settings) == {
+        "tunnel_group": "create",
+        "tunnel_user": "create",
+        "ssh_dir": "create",
+        "authorized_keys": "create",
+        "dh_moduli": "update",
+        "auto_updates": "create",
+        "instance_connect": "delete",
+        "sshd_config": "update",
+        "sshd_reload": "update",
+    }
+    host = build_plan(settings, facts, WAREHOUSE)
+    assert host.restart, "removing EC2 Instance Connect changes sshd's unit: restart, not reload"
+    text = host.desired.sshd_config  # type: ignore[union-attr]
+    assert "Subsystem sftp /usr/libexec/openssh/sftp-server" in text
+    assert "SyslogFacility AUTHPRIV" in text
+    assert "PubkeyAcceptedAlgorithms ssh-ed25519," in text
+    assert "RequiredRSASize" not in text  # OpenSSH 8.7 does not know it
+
+
+def test_rendered_sshd_config_core_lines(make_config: MakeConfig) -> None:
+    settings = make_config(interval=45, count=7, admin_cidrs=["198.51.100.0/24"])
+    facts = parse_facts(recorded("ubuntu2404"))
+    text = desired_host(settings, facts, WAREHOUSE).sshd_config
+    lines = text.splitlines()
+    for wanted in (
+        "PermitRootLogin no",
+        "PasswordAuthentication no",
+        "AuthenticationMethods publickey",
+        "AuthorizedKeysCommand none",
+        "ClientAliveInterval 45",
+        "ClientAliveCountMax 7",
+        "    PermitOpen 10.0.2.10:5432",
+        "    AllowTcpForwarding local",
+        "    PermitTTY no",
+        "    ForceCommand /usr/sbin/nologin",
+        "    AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys.verify",
+        "RequiredRSASize 2048",
+    ):
+        assert wanted in lines, wanted
+    allow = next(line for line in lines if line.startswith("AllowUsers ")).split()[1:]
+    assert allow[0] == "ec2-user@198.51.100.0/24"
+    assert "dbtcloud@52.45.144.63" in allow and "dbtcloud@198.51.100.0/24" in allow
+    assert not any(a.startswith("ec2-user@52.") for a in allow), "dbt Cloud's addresses are shared"
+    assert "Include" not in text.replace("are deliberately not included", "")
+
+
+def test_adopting_a_host_keeps_unknown_keys_and_says_so(
+    make_config: MakeConfig, tunnel_key: str
+) -> None:
+    settings = make_config(public_keys=[tunnel_key])
+    facts = parse_facts(recorded("ubuntu2204"))
+    facts.users["ubuntu"] = facts.users.pop("ubuntu")
+    host = build_plan(settings, facts, WAREHOUSE)
+    change = next(c for c in host.plan.changes if c.resource == "authorized_keys")
+    assert "- " not in change.detail and "mode 644" in change.detail
+    assert any("keeping 1 key(s)" in n and "dbt-cloud-old" in n for n in host.plan.notices)
+    tunnel_user = next(c for c in host.plan.changes if c.resource == "tunnel_user")
+    assert "shell /bin/sh -> /usr/sbin/nologin" in tunnel_user.detail
+    assert "instance_connect" in {c.resource for c in host.plan.changes}
+    assert any("cloud-init is still running" in n for n in host.plan.notices)
+
+
+def test_prune_removes_unknown_keys(make_config: MakeConfig, tunnel_key: str) -> None:
+    settings = make_config(public_keys=[tunnel_key])
+    facts = parse_facts(recorded("ubuntu2204"))
+    host = build_plan(settings, facts, WAREHOUSE, prune=True)
+    change = next(c for c in host.plan.changes if c.resource == "authorized_keys")
+    assert "- SHA256:" in change.detail and "dbt-cloud-old" in change.detail
+
+
+def _converged(settings: object, facts: HostFacts) -> HostFacts:
+    """The facts a host would report right after a successful configure."""
+    desired = desired_host(settings, facts, WAREHOUSE)  # type: ignore[arg-type]
+    lines = [key_line(k, WAREHOUSE) for k in desired.keys]
+    home = "/home/dbtcloud"
+    facts = dataclasses.replace(
+        facts,
+        users={
+            **facts.users,
+            "dbtcloud": PasswdEntry("dbtcloud", 1001, 1001, "", home, "/usr/sbin/nologin"),
+        },
+        groups={"dbtcloud": 1001},
+        authorized_keys="\n".join([KEYS_HEADER, *lines]) + "\n",
+        sshd_config_sha256=desired.sshd_config_sha256,
+        marker={
+            "managed_by": "dbt-bastion",
+            "name": "analytics",
+            "tunnel_user": "dbtcloud",
+            "kept": [],
+        },
+        instance_connect=[],
+        moduli_small=0,
+        cloud_init="done",
+        files={},
+        sshd={k: [v] for k, v in desired.effective.items()},
+        sshd_tunnel={k: [v] for k, v in desired.effective_tunnel.items()},
+    )
+    from bastion.host.facts import FileStat
+
+    facts.files[home] = FileStat("dbtcloud", "dbtcloud", 0o750, "directory")
+    facts.files[f"{home}/.ssh"] = FileStat("dbtcloud", "dbtcloud", 0o700, "directory")
+    facts.files[f"{home}/.ssh/authorized_keys"] = FileStat(
+        "dbtcloud", "dbtcloud", 0o600, "regular file"
+    )
+    return facts
+
+
+def test_converged_host_has_no_changes(make_config: MakeConfig, tunnel_key: str) -> None:
+    settings = make_config(public_keys=[tunnel_key])
+    facts = _converged(settings, parse_facts(recorded("ubuntu2404")))
+    host = build_plan(settings, facts, WAREHOUSE)
+    assert host.plan.changes == []
+    assert host.steps == []
+
+
+def test_managed_host_hand_added_key_is_drift(make_config: MakeConfig, tunnel_key: str) -> None:
+    settings = make_config(public_keys=[tunnel_key])
+    facts = _converged(settings, parse_facts(recorded("ubuntu2404")))
+    intruder = recorded("ubuntu2204")  # holds a key line we did not configure
+    old_key = parse_facts(intruder).authorized_keys
+    facts.authorized_keys = (facts.authorized_keys or "") + (old_key or "")
+    host = build_plan(settings, facts, WAREHOUSE)
+    change = next(c for c in host.plan.changes if c.resource == "authorized_keys")
+    assert change.action == "update"
+    assert "(added by hand)" in change.detail and "dbt-cloud-old" in change.detail
+
+
+def test_keys_kept_on_adoption_stay_kept_later(make_config: MakeConfig, tunnel_key: str) -> None:
+    settings = make_config(public_keys=[tunnel_key])
+    adopted = parse_facts(recorded("ubuntu2204"))
+    first = build_plan(settings, adopted, WAREHOUSE)
+    marker_line = next(s for s in first.steps if "state.json" in s)
+    import base64
+
+    marker = json.loads(base64.b64decode(marker_line.split()[-1]))
+    assert len(marker["kept"]) == 1
+    facts = _converged(settings, parse_facts(recorded("ubuntu2404")))
+    facts.authorized_keys = (facts.authorized_keys or "") + (adopted.authorized_keys or "")
+    facts.marker = marker
+    assert build_plan(settings, facts, WAREHOUSE).plan.changes == []
+
+
+def test_no_configured_key_never_removes_the_last_key(make_config: MakeConfig) -> None:
+    settings = make_config(public_keys=[])
+    facts = parse_facts(recorded("ubuntu2204"))
+    facts.marker = {"managed_by": "dbt-bastion", "kept": []}
+    host = build_plan(settings, facts, WAREHOUSE)
+    change = next(c for c in host.plan.changes if c.resource == "authorized_keys")
+    assert "- " not in change.detail
+    assert any("--prune" in n for n in host.plan.notices)
+    pruned = build_plan(settings, facts, WAREHOUSE, prune=True)
+    assert (
+        "- SHA256:"
+        in next(c for c in pruned.plan.changes if c.resource == "authorized_keys").detail
+    )
+
+
+def test_edited_keepalive_is_named_in_the_change(make_config: MakeConfig, tunnel_key: str) -> None:
+    settings = make_config(public_keys=[tunnel_key])
+    facts = _converged(settings, parse_facts(recorded("ubuntu2404")))
+    facts.sshd_config_sha256 = "0" * 64
+    facts.sshd_config_header = "# Managed by dbt-bastion (analytics)."
+    facts.sshd["clientaliveinterval"] = ["60"]
+    change = next(
+        c
+        for c in build_plan(settings, facts, WAREHOUSE).plan.changes
+        if c.resource == "sshd_config"
+    )
+    assert "edited by hand" in change.detail and "clientaliveinterval 60 -> 30" in change.detail
+
+
+def test_existing_system_account_is_refused(make_config: MakeConfig) -> None:
+    settings = make_config()
+    facts = parse_facts(recorded("ubuntu2404"))
+    facts.users["dbtcloud"] = PasswdEntry(
+        "dbtcloud", 998, 998, "", "/var/lib/x", "/usr/sbin/nologin"
+    )
+    with pytest.raises(ConfigError, match="system account"):
+        build_plan(settings, facts, WAREHOUSE)
+
+
+def test_hardened_needs_4096_bit_rsa_host_key(make_config: MakeConfig) -> None:
+    settings = make_config(ssh_crypto="hardened")
+    facts = parse_facts(recorded("ubuntu2404"))
+    host = build_plan(settings, facts, WAREHOUSE)
+    change = next(c for c in host.plan.changes if c.resource == "host_keys")
+    assert change.detail.startswith("RSA host key 3072 -> 4096 bits")
+    assert host.desired.crypto.policy == "Hardened Ubuntu Server 24.04 LTS (version 2)"  # type: ignore[union-attr]
+
+
+def test_lockout_is_announced_in_plan(make_config: MakeConfig) -> None:
+    settings = make_config(admin_cidrs=["192.0.2.0/24"])
+    facts = parse_facts(recorded("al2023"))
+    notices = build_plan(settings, facts, WAREHOUSE).plan.notices
+    assert any("198.51.100.7" in n and "lock you out" in n for n in notices)
+
+
+@pytest.mark.parametrize("name", ["al2023", "ubuntu2204", "ubuntu2404"])
+def test_apply_script_is_valid_shell(make_config: MakeConfig, tunnel_key: str, name: str) -> None:
+    settings = make_config(public_keys=[tunnel_key], ssh_crypto="hardened")
+    facts = parse_facts(recorded(name))
+    host = build_plan(settings, facts, WAREHOUSE)
+    script = apply_script(settings, facts, host, "52.45.144.63")
+    for shell in ("dash", "bash"):
+        result = subprocess.run([shell, "-n", "-c", script], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
