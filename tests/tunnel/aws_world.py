@@ -87,9 +87,7 @@ def write_config(path: Path, *, vpc: str, subnet: str, group: str, admin_key: Pa
 
 def make_admin_key(folder: Path) -> Path:
     key = folder / "admin_ed25519"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True
-    )
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return key
 
 

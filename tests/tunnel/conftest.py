@@ -7,9 +7,15 @@ code path is the one it takes against AWS. Lab tests configure the session lab h
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +54,100 @@ def moto_env(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def aws_world(moto_env: str, tmp_path: Path) -> AwsWorld:
     """A bastion provisioned by bastion itself into a seeded VPC in moto."""
     return provision(tmp_path)
+
+
+# --- the lab ---------------------------------------------------------------------------
+
+PASSWORD_ENV = "BASTION_TEST_DB_PASSWORD"
+
+
+@pytest.fixture(scope="session")
+def tunnel_lab(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The session lab (tests/conftest.py's `lab`), or one of our own until that exists."""
+    from tests.lab.lab import running_lab, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    try:
+        shared = request.getfixturevalue("lab")
+    except pytest.FixtureLookupError:
+        shared = None
+    if shared is not None:
+        yield shared
+        return
+    with running_lab("tv") as lab:
+        yield lab
+
+
+def write_lab_config(lab: Any, folder: Path, **warehouse: Any) -> Path:
+    """A config for the lab host as a user would write it (provider existing)."""
+    known_hosts = folder / "known_hosts"
+    known_hosts.write_text(lab.known_hosts())
+    tunnel_key = folder / "dbtcloud_ed25519"
+    if not tunnel_key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dbt-cloud",
+                        "-f", str(tunnel_key)], check=True)  # fmt: skip
+    values = {
+        "kind": "postgres", "host": lab.warehouse_host, "port": lab.warehouse_port,
+        "database": lab.db_name, "user": lab.db_user, "password_env": PASSWORD_ENV,
+        **warehouse,
+    }  # fmt: skip
+    lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in values.items())
+    config = folder / "bastion.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            name = "lab"
+            [aws]
+            region = "us-east-1"
+            [bastion]
+            provider = "existing"
+            address = "{lab.bastion_address}"
+            ssh_port = {lab.ssh_port}
+            admin_user = "{lab.admin_user}"
+            admin_key = "{lab.admin_key}"
+            admin_cidrs = ["{lab.operator_address}/32"]
+            known_hosts = "{known_hosts}"
+            [tunnel]
+            user = "dbtcloud"
+            public_keys = [{json.dumps(tunnel_key.with_suffix(".pub").read_text().strip())}]
+            [warehouse]
+            """
+        )
+        + lines
+        + "\n"
+    )
+    return config
+
+
+def bastion_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Any:
+    """Run the real `bastion` command line in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "bastion", *args],
+        capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def lab_config(tunnel_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lab host configured by `bastion configure` (once per session)."""
+    config = write_lab_config(tunnel_lab, tmp_path_factory.mktemp("tunnel"))
+    done = bastion_cli("configure", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    return config
+
+
+@pytest.fixture
+def configured(lab_config: Path) -> Path:
+    """The configured host, re-converged before each test (a test may have broken it)."""
+    done = bastion_cli("configure", "-c", str(lab_config))
+    assert done.returncode == 0, done.stderr
+    return lab_config
+
+
+@pytest.fixture
+def with_password(tunnel_lab: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv(PASSWORD_ENV, tunnel_lab.db_password)
+    return {PASSWORD_ENV: tunnel_lab.db_password}

@@ -108,7 +108,10 @@ def _load_balancer(world: AwsWorld, idle_seconds: int) -> None:
         VpcId=world.vpc_id, CidrBlock="10.42.2.0/24", AvailabilityZone="us-east-1b"
     )["Subnet"]["SubnetId"]
     balancer = elbv2.create_load_balancer(
-        Name="front", Subnets=[world.subnet_id, second], Type="application", Scheme="internet-facing"
+        Name="front",
+        Subnets=[world.subnet_id, second],
+        Type="application",
+        Scheme="internet-facing",
     )["LoadBalancers"][0]["LoadBalancerArn"]
     group = elbv2.create_target_group(
         Name="ssh", Protocol="HTTP", Port=22, VpcId=world.vpc_id, TargetType="instance"
@@ -138,9 +141,7 @@ def test_load_balancer_with_a_long_idle_timeout_is_ok(aws_world: AwsWorld) -> No
 
 def test_doctor_cli_exits_3_and_names_the_broken_link_in_json(aws_world: AwsWorld) -> None:
     revoke_bastion_rule(aws_world)
-    text = aws_world.config.read_text().replace(
-        "admin_cidrs", 'address = "127.0.0.1"\nadmin_cidrs'
-    )
+    text = aws_world.config.read_text().replace("admin_cidrs", 'address = "127.0.0.1"\nadmin_cidrs')
     Path(aws_world.config).write_text(text)
     done = subprocess.run(
         [sys.executable, "-m", "bastion", "doctor", "-c", str(aws_world.config), "--json", "--skip-verify"],

@@ -1,0 +1,199 @@
+"""`bastion verify` on the lab: a real sshd, a real PostgreSQL, only reachable through the tunnel.
+
+Every test runs the real command line and checks, before and after, that the tunnel user's
+managed authorized_keys is byte-identical and verify's own key file is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.tunnel.conftest import PASSWORD_ENV, bastion_cli
+
+pytestmark = pytest.mark.lab
+
+KEYS_DIR = "$(getent passwd dbtcloud | cut -d: -f6)/.ssh"
+
+
+def managed_keys(lab: Any) -> str:
+    """The managed file's bytes (hashed on the host) and whether verify's file exists."""
+    done = lab.host_exec(
+        f'cd {KEYS_DIR} && sha256sum authorized_keys && ls -a . | grep -c "authorized_keys.verify" || true'
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def untouched_keys(tunnel_lab: Any, configured: Path) -> Iterator[None]:
+    """Fail the test unless authorized_keys is byte-identical and verify's file is gone after it."""
+    before = managed_keys(tunnel_lab)
+    assert before.splitlines()[-1].strip() == "0", before
+    yield
+    after = managed_keys(tunnel_lab)
+    assert after == before
+
+
+def verify_json(
+    config: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
+    done = bastion_cli("verify", "-c", str(config), "--json", *args, env=env)
+    return done.returncode, json.loads(done.stdout), done.stderr
+
+
+def failed_hop(document: dict[str, Any]) -> dict[str, Any]:
+    return next(h for h in document["verify"]["hops"] if not h["ok"])
+
+
+def test_the_warehouse_is_not_reachable_without_the_tunnel(tunnel_lab: Any) -> None:
+    with pytest.raises(OSError):
+        socket.create_connection((tunnel_lab.warehouse_host, tunnel_lab.warehouse_port), timeout=2)
+
+
+def test_verify_succeeds_with_all_four_hops(
+    configured: Path, with_password: dict[str, str], untouched_keys: None
+) -> None:
+    code, document, stderr = verify_json(configured, env=with_password)
+    assert code == 0, stderr
+    hops = document["verify"]["hops"]
+    assert [h["name"] for h in hops] == ["tcp", "ssh", "forward", "database"]
+    assert all(h["ok"] and h["ms"] > 0 for h in hops)
+    assert document["verify"]["login_tested"] is True
+    assert document["verify"]["server_version"].startswith("PostgreSQL 15")
+    assert document["ok"] is True and document["error"] is None
+    print("hop ms:", {h["name"]: h["ms"] for h in hops})
+
+
+def test_no_password_still_reaches_the_server_and_says_login_was_not_tested(
+    configured: Path, monkeypatch: pytest.MonkeyPatch, untouched_keys: None
+) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    code, document, stderr = verify_json(configured)
+    assert code == 0, stderr
+    database = document["verify"]["hops"][3]
+    assert database["ok"] and "login not tested" in database["detail"]
+    assert "SCRAM" in database["detail"]
+    assert document["verify"]["login_tested"] is False
+
+
+def test_wrong_password_fails_the_database_hop_without_echoing_it(
+    configured: Path, tunnel_lab: Any, untouched_keys: None
+) -> None:
+    wrong = "not-the-password-9f2c"
+    code, document, stderr = verify_json(configured, env={PASSWORD_ENV: wrong})
+    assert code == 3
+    hop = failed_hop(document)
+    assert hop["name"] == "database"
+    assert hop["detail"] == f'password authentication failed for user "{tunnel_lab.db_user}"'
+    assert document["error"]["message"].startswith("database: password authentication failed")
+    assert wrong not in json.dumps(document) + stderr
+
+
+def test_stopped_database_fails_the_forward_hop(
+    configured: Path, tunnel_lab: Any, with_password: dict[str, str], untouched_keys: None
+) -> None:
+    tunnel_lab.stop_database()
+    try:
+        code, document, _ = verify_json(configured, env=with_password)
+    finally:
+        tunnel_lab.start_database()
+    assert code == 3
+    hop = failed_hop(document)
+    assert hop["name"] == "forward"
+    assert "the warehouse is down" in hop["detail"]
+    assert [h["name"] for h in document["verify"]["hops"]] == ["tcp", "ssh", "forward"]
+
+
+def test_permitopen_naming_another_target_fails_the_forward_hop(
+    configured: Path, tunnel_lab: Any, with_password: dict[str, str], untouched_keys: None
+) -> None:
+    reconfigure_sshd(tunnel_lab, r"s/^\(\s*PermitOpen\) .*/\1 10.254.254.254:5432/")
+    code, document, _ = verify_json(configured, env=with_password)
+    assert code == 3
+    hop = failed_hop(document)
+    assert hop["name"] == "forward"
+    target = f"{tunnel_lab.warehouse_host}:{tunnel_lab.warehouse_port}"
+    assert (
+        hop["detail"]
+        == f"refused by the bastion: PermitOpen does not allow {target} (run bastion configure)"
+    )
+
+
+def test_sshd_down_fails_the_tcp_hop(
+    configured: Path, tunnel_lab: Any, with_password: dict[str, str], untouched_keys: Any
+) -> None:
+    stop_sshd(tunnel_lab)
+    try:
+        code, document, _ = verify_json(configured, env=with_password)
+    finally:
+        start_sshd(tunnel_lab)
+    assert code == 3
+    hop = failed_hop(document)
+    assert hop["name"] == "tcp"
+    assert "refused the connection" in hop["detail"]
+    assert document["verify"]["hops"] == [hop]
+
+
+def test_idle_tunnel_is_queried_again(
+    configured: Path, with_password: dict[str, str], untouched_keys: None
+) -> None:
+    code, document, stderr = verify_json(configured, "--idle", "3", env=with_password)
+    assert code == 0, stderr
+    idle = document["verify"]["hops"][-1]
+    assert idle["name"] == "idle" and idle["ok"]
+    assert "after 3 s idle" in idle["detail"]
+
+
+def test_ctrl_c_still_removes_the_key(
+    configured: Path, tunnel_lab: Any, with_password: dict[str, str], untouched_keys: None
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bastion", "verify", "-c", str(configured), "--idle", "60"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, **with_password},
+    )  # fmt: skip
+    assert process.stderr is not None
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        lines.append(line)
+        if "holding the tunnel idle" in line or not line:
+            break
+    assert any("holding the tunnel idle" in line for line in lines), lines
+    assert managed_keys(tunnel_lab).splitlines()[-1].strip() == "1"  # installed meanwhile
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+
+
+def reconfigure_sshd(lab: Any, sed: str) -> None:
+    """Edit the rendered sshd_config on the host and reload sshd, as a hand edit would."""
+    done = lab.host_exec(
+        f"sed -i '{sed}' /etc/ssh/sshd_config && sshd -t && kill -HUP $(cat /run/sshd.pid)"
+    )
+    assert done.returncode == 0, done.stderr
+    time.sleep(0.5)
+
+
+def stop_sshd(lab: Any) -> None:
+    done = lab.host_exec("kill $(cat /run/sshd.pid)")
+    assert done.returncode == 0, done.stderr
+    for _ in range(50):
+        if lab.host_exec("test -e /run/sshd.pid").returncode != 0:
+            return
+        time.sleep(0.1)
+
+
+def start_sshd(lab: Any) -> None:
+    done = lab.host_exec("/usr/sbin/sshd -E /var/log/sshd.log")
+    assert done.returncode == 0, done.stderr
+    time.sleep(0.3)
