@@ -24,6 +24,7 @@ import bastion.aws.session
 from bastion.config import Settings, load
 
 REGION = "us-east-1"
+MOTO_AMIS = ("ami-03cf127a", "ami-12c6146b")  # two of the images moto ships with
 MUTATING_PREFIXES = (
     "Create", "Authorize", "Revoke", "Run", "Allocate", "Associate", "Disassociate",
     "Delete", "Modify", "Import", "Terminate", "Release", "Start", "Stop", "Update",
@@ -113,6 +114,7 @@ class World:
     private_subnet: str
     warehouse_group: str
     ami: str
+    newer_ami: str
     ami_parameter: str = "/bastion-test/ami"
 
     @property
@@ -166,8 +168,8 @@ def world(aws_env: str) -> World:
         ClusterSubnetGroupName="prod-subnets",
         VpcSecurityGroupIds=[group_id],
     )
-    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    world = World(ec2, vpc, subnets, private_id, group_id, ami)
+    ami, newer = (i["ImageId"] for i in ec2.describe_images(ImageIds=list(MOTO_AMIS))["Images"])
+    world = World(ec2, vpc, subnets, private_id, group_id, ami, newer)
     _client("ssm").put_parameter(Name=world.ami_parameter, Value=ami, Type="String")
     return world
 

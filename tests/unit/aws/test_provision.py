@@ -248,8 +248,7 @@ def test_newer_ami_behind_ssm_is_a_notice_not_a_change(
 ) -> None:
     import boto3
 
-    images = world.ec2.describe_images(Owners=["amazon"])["Images"]
-    newer = next(i["ImageId"] for i in images if i["ImageId"] != world.ami)
+    newer = world.newer_ami
     boto3.Session(region_name="us-east-1").client("ssm").put_parameter(
         Name=world.ami_parameter, Value=newer, Type="String", Overwrite=True
     )
