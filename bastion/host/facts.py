@@ -134,7 +134,7 @@ class OperatingSystem(Fact):
 
 class OpenSshVersion(Fact):
     name = "openssh"
-    command = '"$SSHD" -V 2>&1 | head -n 2; ssh -V 2>&1'
+    command = "ssh -V 2>&1"
 
     def parse(self, text: str, facts: HostFacts) -> None:
         match = re.search(r"OpenSSH_(\d+)\.(\d+)", text)
@@ -189,28 +189,31 @@ class Programs(Fact):
 class Accounts(Fact):
     name = "accounts"
     command = (
-        'getent passwd "$TUNNEL" "$ADMIN" | sed "s/^/passwd:/"; getent group "$TUNNEL" | '
-        "sed 's/^/group:/'; grep -E '^UID_MIN' /etc/login.defs"
+        'echo "$PASSWD"; echo @@group; getent group "$TUNNEL"; echo @@login.defs;'
+        " grep -E '^UID_MIN' /etc/login.defs"
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
+        kind = "passwd"
         for line in text.splitlines():
-            kind, _, rest = line.partition(":")
-            parts = rest.split(":")
+            if line.startswith("@@"):
+                kind = line[2:]
+                continue
+            parts = line.split(":")
             if kind == "passwd" and len(parts) == 7:
                 name, _, uid, gid, gecos, home, shell = parts
                 facts.users[name] = PasswdEntry(name, int(uid), int(gid), gecos, home, shell)
             elif kind == "group" and len(parts) >= 3:
                 facts.groups[parts[0]] = int(parts[2])
-            elif line.startswith("UID_MIN"):
+            elif kind == "login.defs" and line.startswith("UID_MIN"):
                 facts.uid_min = int(line.split()[1])
 
 
 class TunnelFiles(Fact):
     name = "files"
     command = (
-        '[ -n "$HOME_DIR" ] && for f in "$HOME_DIR" "$HOME_DIR/.ssh" "$HOME_DIR/.ssh/authorized_keys"'
-        f' "$HOME_DIR/.ssh/{VERIFY_KEYS_NAME}"; do [ -e "$f" ] && stat -c "%U|%G|%a|%F|%n" "$f"; done'
+        '[ -n "$HOME_DIR" ] && stat -c "%U|%G|%a|%F|%n" "$HOME_DIR" "$HOME_DIR/.ssh"'
+        f' "$HOME_DIR/.ssh/authorized_keys" "$HOME_DIR/.ssh/{VERIFY_KEYS_NAME}"'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
@@ -225,7 +228,7 @@ class AuthorizedKeysContent(Fact):
     name = "authorized_keys"
     command = (
         '[ -n "$HOME_DIR" ] && [ -f "$HOME_DIR/.ssh/authorized_keys" ] && '
-        '{ echo present; base64 < "$HOME_DIR/.ssh/authorized_keys" | tr -d "\\n"; echo; }'
+        '{ echo present; base64 -w0 < "$HOME_DIR/.ssh/authorized_keys"; echo; }'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
@@ -242,23 +245,28 @@ class AuthorizedKeysContent(Fact):
 
 
 class SshdConfigFile(Fact):
+    """The whole file comes back (a few kB): its hash, header and Include lines are read here."""
+
     name = "sshd_config"
     command = (
-        "sha256sum /etc/ssh/sshd_config | cut -d' ' -f1; head -n 1 /etc/ssh/sshd_config;"
-        " grep -iE '^[[:space:]]*Include[[:space:]]' /etc/ssh/sshd_config | sed 's/^/include /';"
-        " ls -1 /etc/ssh/sshd_config.d/ 2>/dev/null | sed 's/^/dropin /'"
+        "base64 -w0 /etc/ssh/sshd_config; echo; for f in /etc/ssh/sshd_config.d/*.conf;"
+        ' do [ -e "$f" ] && echo "$f"; done'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
         lines = text.splitlines()
-        facts.sshd_config_sha256 = lines[0].strip() if lines else ""
-        facts.sshd_config_header = lines[1] if len(lines) > 1 else ""
-        for line in lines[2:]:
-            kind, _, value = line.partition(" ")
-            if kind == "include":
-                facts.includes.append(value.split(None, 1)[1] if " " in value.strip() else value)
-            elif kind == "dropin" and value.endswith(".conf"):
-                facts.dropins.append(f"/etc/ssh/sshd_config.d/{value}")
+        try:
+            raw = base64.b64decode(lines[0] if lines else "", validate=True)
+        except binascii.Error:
+            raise HostError("/etc/ssh/sshd_config could not be read back") from None
+        facts.sshd_config_sha256 = hashlib.sha256(raw).hexdigest() if raw else ""
+        content = raw.decode("utf-8", "replace")
+        facts.sshd_config_header = content.split("\n", 1)[0]
+        for line in content.splitlines():
+            words = line.split()
+            if len(words) > 1 and words[0].lower() == "include":
+                facts.includes.extend(words[1:])
+        facts.dropins = [line for line in lines[1:] if line.startswith("/")]
 
 
 def parse_sshd_t(text: str) -> tuple[dict[str, list[str]], list[str]]:
@@ -294,14 +302,23 @@ class EffectiveTunnelSettings(Fact):
 
 class HostKeys(Fact):
     name = "host_keys"
-    command = 'for f in /etc/ssh/ssh_host_*_key.pub; do [ -f "$f" ] && echo "$f $(ssh-keygen -l -f "$f")"; done'
+    command = 'for f in /etc/ssh/ssh_host_*_key.pub; do [ -f "$f" ] && echo "$f $(cat "$f")"; done'
 
     def parse(self, text: str, facts: HostFacts) -> None:
+        from bastion.keys import InvalidKeyError, parse_public_key
+
+        labels = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA"}
         for line in text.splitlines():
-            match = re.match(r"(\S+)\.pub (\d+) (SHA256:\S+) .*\((\S+)\)\s*$", line)
-            if match:
-                path, bits, fp, key_type = match.groups()
-                facts.host_keys.append(HostKeyFact(path, key_type, int(bits), fp))
+            path, _, key_text = line.partition(" ")
+            fields = key_text.split()
+            try:
+                key = parse_public_key(" ".join(fields[:2]))
+            except (InvalidKeyError, IndexError):
+                continue
+            label = labels.get(key.key_type, "ECDSA" if "ecdsa" in key.key_type else key.key_type)
+            facts.host_keys.append(
+                HostKeyFact(path.removesuffix(".pub"), label, key.bits, key.fingerprint)
+            )
 
 
 class Moduli(Fact):
@@ -322,10 +339,11 @@ class Moduli(Fact):
 class AutomaticUpdates(Fact):
     name = "auto_updates"
     command = (
-        "if command -v dpkg-query >/dev/null; then echo manager apt;"
-        " dpkg-query -W -f='${Status}\\n' unattended-upgrades 2>/dev/null | sed 's/^/status /';"
-        " cat /etc/apt/apt.conf.d/*auto-upgrades 2>/dev/null | grep -E 'APT::Periodic::'"
-        " | sed 's/^/apt /'; elif command -v rpm >/dev/null; then echo manager dnf;"
+        "if [ -d /var/lib/dpkg ]; then echo manager apt;"
+        " [ -f /var/lib/dpkg/info/unattended-upgrades.list ] && echo 'status install ok installed';"
+        ' for f in /etc/apt/apt.conf.d/*auto-upgrades; do [ -f "$f" ] &&'
+        ' while IFS= read -r l; do echo "apt $l"; done < "$f"; done;'
+        " elif command -v rpm >/dev/null; then echo manager dnf;"
         " rpm -q dnf-automatic >/dev/null 2>&1 && echo 'status install ok installed';"
         " grep -E '^[[:space:]]*apply_updates' /etc/dnf/automatic.conf 2>/dev/null | sed 's/^/dnf /';"
         " for t in dnf-automatic dnf-automatic-install; do"
@@ -413,7 +431,8 @@ SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 if [ "$WAIT" = 1 ] && [ -x /usr/bin/cloud-init ] && [ ! -e /var/lib/cloud/instance/boot-finished ]
 then timeout 900 cloud-init status --wait >/dev/null 2>&1
 fi
-HOME_DIR=$(getent passwd "$TUNNEL" | cut -d: -f6)
+PASSWD=$(getent passwd "$TUNNEL" "$ADMIN")
+HOME_DIR=$(printf '%s\n' "$PASSWD" | while IFS=: read -r n _ _ _ _ h _; do [ "$n" = "$TUNNEL" ] && echo "$h"; done)
 """
 
 

@@ -204,6 +204,8 @@ def _authorized_keys(
     ]
     if wrong_mode and stat is not None:
         details.append(f"mode {stat.mode:o} owner {stat.owner} -> 600 {name}")
+    if not details and facts.authorized_keys is None:
+        details.append("no key yet (dbt Cloud shows its key once a connection is saved)")
     if not details and content != facts.authorized_keys:
         details.append("restore the restrict,port-forwarding,permitopen options and layout")
     if not details:
@@ -306,47 +308,61 @@ def _instance_connect(facts: HostFacts, host: HostPlan) -> None:
     )  # fmt: skip
 
 
+def _short(value: str) -> str:
+    return value if len(value) <= 40 else f"{value[:37]}..."
+
+
 def effective_drift(facts: HostFacts, desired: DesiredHost) -> list[str]:
-    """Effective values `sshd -T` reports that differ from the wanted ones."""
+    """Effective values `sshd -T` reports that differ from the wanted ones (tunnel-only once)."""
     drift = []
-    for label, wanted, actual in (
-        ("", desired.effective, facts.sshd),
-        ("tunnel user: ", desired.effective_tunnel, facts.sshd_tunnel),
-    ):
-        for keyword, value in wanted.items():
-            have = " ".join(actual.get(keyword, ["(unset)"]))
-            if have != value:
-                drift.append(f"{label}{keyword} {have} -> {value}")
+    for keyword, value in desired.effective.items():
+        have = " ".join(facts.sshd.get(keyword, ["(unset)"]))
+        if have != value:
+            drift.append(f"{keyword} {_short(have)} -> {_short(value)}")
+    for keyword, value in desired.effective_tunnel.items():
+        if desired.effective.get(keyword) == value:
+            continue
+        have = " ".join(facts.sshd_tunnel.get(keyword, ["(unset)"]))
+        if have != value:
+            drift.append(f"tunnel user {keyword} {_short(have)} -> {_short(value)}")
     return drift
 
 
 def _sshd_config(
     settings: Settings, facts: HostFacts, desired: DesiredHost, host: HostPlan
 ) -> None:
+    drift = effective_drift(facts, desired)
     if desired.sshd_config_sha256 == facts.sshd_config_sha256:
-        drift = effective_drift(facts, desired)
         if drift and not facts.sshd_errors:
             host.plan.notices.append(
                 "host: sshd_config is as rendered but sshd -T reports other values: "
                 + "; ".join(drift[:5])
             )
         return
-    drift = effective_drift(facts, desired)
-    ours = facts.sshd_config_header.startswith("# Managed by dbt-bastion")
     summary = "; ".join(drift[:4]) + (f"; and {len(drift) - 4} more" if len(drift) > 4 else "")
-    if ours:
-        detail = f"edited by hand: {summary}" if drift else "edited by hand (comments or layout)"
+    if _ours(facts):
+        detail = f"differs from the rendered file: {summary}" if drift else (
+            "differs from the rendered file (comments, layout or a setting sshd -T hides)"
+        )  # fmt: skip
     else:
         detail = f"replace with the hardened file ({len(drift)} effective settings change)"
     host.sshd_config = True
-    host.add("sshd_config", "update", f"/etc/ssh/sshd_config {detail}",
-             f"candidate {base64.b64encode(desired.sshd_config.encode()).decode()}")  # fmt: skip
+    host.add(
+        "sshd_config",
+        "update",
+        f"/etc/ssh/sshd_config {detail}",
+        f"candidate {base64.b64encode(desired.sshd_config.encode()).decode()}",
+    )
+
+
+def _ours(facts: HostFacts) -> bool:
+    return facts.sshd_config_header.startswith("# Managed by dbt-bastion")
 
 
 def _notices(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
     if facts.cloud_init == "running":
         host.plan.notices.append("host: cloud-init is still running; configure waits for it")
-    if host.sshd_config and facts.dropins:
+    if host.sshd_config and facts.dropins and not _ours(facts):
         host.plan.notices.append(
             "host: the drop-ins in /etc/ssh/sshd_config.d are no longer read: "
             + ", ".join(facts.dropins)

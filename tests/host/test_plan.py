@@ -196,7 +196,10 @@ def test_edited_keepalive_is_named_in_the_change(make_config: MakeConfig, tunnel
         for c in build_plan(settings, facts, WAREHOUSE).plan.changes
         if c.resource == "sshd_config"
     )
-    assert "edited by hand" in change.detail and "clientaliveinterval 60 -> 30" in change.detail
+    assert (
+        "differs from the rendered file" in change.detail
+        and "clientaliveinterval 60 -> 30" in change.detail
+    )
 
 
 def test_existing_system_account_is_refused(make_config: MakeConfig) -> None:
