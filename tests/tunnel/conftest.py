@@ -134,16 +134,26 @@ def bastion_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 
 def lab_config(tunnel_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The lab host configured by `bastion configure` (once per session)."""
     config = write_lab_config(tunnel_lab, tmp_path_factory.mktemp("tunnel"))
-    done = bastion_cli("configure", "-c", str(config))
-    assert done.returncode == 0, done.stderr
+    configure(config)
     return config
+
+
+def configure(config: Path) -> None:
+    """`bastion configure`, retried twice: right after sshd's SIGHUP re-exec, its port is
+    briefly closed and configure's confirming login can be refused (then it rolls back)."""
+    for _ in range(3):
+        done = bastion_cli("configure", "-c", str(config))
+        if done.returncode == 0:
+            return
+        if "fresh admin login failed" not in done.stderr:
+            break
+    raise AssertionError(done.stderr)
 
 
 @pytest.fixture
 def configured(lab_config: Path) -> Path:
     """The configured host, re-converged before each test (a test may have broken it)."""
-    done = bastion_cli("configure", "-c", str(lab_config))
-    assert done.returncode == 0, done.stderr
+    configure(lab_config)
     return lab_config
 
 
