@@ -151,8 +151,13 @@ def configure(config: Path) -> None:
 
 
 @pytest.fixture
-def configured(lab_config: Path) -> Path:
-    """The configured host, re-converged before each test (a test may have broken it)."""
+def configured(tunnel_lab: Any, lab_config: Path) -> Path:
+    """The configured host, re-converged before each test (a test may have broken it).
+
+    known_hosts is rewritten from the lab first: another test may have restarted the host,
+    which gives it new host keys.
+    """
+    (lab_config.parent / "known_hosts").write_text(tunnel_lab.known_hosts())
     configure(lab_config)
     return lab_config
 
