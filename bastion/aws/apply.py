@@ -96,14 +96,15 @@ def record_host_key(session: boto3.Session, facts: AwsFacts, fingerprint: str) -
 
 def console_host_keys(session: boto3.Session, instance_id: str) -> list[str]:
     """The SHA256 host key fingerprints cloud-init printed to the console ([] when none yet)."""
-    output = AwsGateway(session).console_output(instance_id)
-    begin, end = (
-        "-----BEGIN SSH HOST KEY FINGERPRINTS-----",
-        "-----END SSH HOST KEY FINGERPRINTS-----",
-    )
+    return host_key_fingerprints(AwsGateway(session).console_output(instance_id))
+
+
+def host_key_fingerprints(console: str) -> list[str]:
+    """Fingerprints inside cloud-init's BEGIN/END SSH HOST KEY FINGERPRINTS block only."""
+    begin, end = "-----BEGIN SSH HOST KEY FINGERPRINTS-----", "-----END SSH HOST KEY FINGERPRINTS-----"
     found: list[str] = []
     inside = False
-    for line in output.splitlines():
+    for line in console.splitlines():
         if begin in line:
             inside = True
         elif end in line:

@@ -41,7 +41,7 @@ class AwsGateway:
         self.session = session
         self.waiter_delay = waiter_delay
         self._config = Config(
-            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            retries={"mode": retry_mode, "total_max_attempts": max_attempts},
             user_agent_extra="dbt-bastion",
         )
         self._clients: dict[str, Any] = {}
