@@ -58,8 +58,7 @@ class Target:
             "public_ip": facts.public_ip if facts else None,
             "address": self.address,
             "ssh_port": self.settings.bastion.ssh_port,
-            "host_key_fingerprint": host_key_fingerprint
-            or (facts.host_key_tag if facts else None),
+            "host_key_fingerprint": host_key_fingerprint or (facts.host_key_tag if facts else None),
         }
 
 
@@ -101,7 +100,9 @@ def locate(settings: Settings, *, host: str | None = None) -> Target:
 
 
 @contextmanager
-def admin(target: Target, *, accept_new: bool = False, extra_pins: list[str] | None = None) -> Iterator[Any]:
+def admin(
+    target: Target, *, accept_new: bool = False, extra_pins: list[str] | None = None
+) -> Iterator[Any]:
     from bastion.host import open_admin
 
     if not target.address:
@@ -154,7 +155,9 @@ def _target(
     return Target(settings, session, facts, warehouse, address_of(settings, facts, host))
 
 
-def provision(settings: Settings, progress: Progress, *, replace: bool = False) -> tuple[Plan, Target]:
+def provision(
+    settings: Settings, progress: Progress, *, replace: bool = False
+) -> tuple[Plan, Target]:
     """The AWS stage of `up`; the Plan holds the changes made."""
     from bastion.aws import apply_aws
 

@@ -19,7 +19,10 @@ from bastion.cli import destroy as destroy_cmd
 from bastion.cli import doctor as doctor_cmd
 from bastion.cli import init as init_cmd
 from bastion.cli import ips as ips_cmd
+from bastion.cli import plan as plan_cmd
 from bastion.cli import provision as provision_cmd
+from bastion.cli import status as status_cmd
+from bastion.cli import up as up_cmd
 from bastion.cli import verify as verify_cmd
 from bastion.cli.keys import app as keys_app
 
@@ -58,15 +61,19 @@ def _root(
     """Root options."""
 
 
+# In the order an operator meets them (SPEC's table).
 app.command("init")(init_cmd.command)
-app.command("ips")(ips_cmd.command)
+app.command("plan")(plan_cmd.command)
+app.command("up")(up_cmd.command)
 app.command("provision")(provision_cmd.command)
-app.command("destroy")(destroy_cmd.command)
+app.command("configure")(configure_cmd.command)
 app.command("verify")(verify_cmd.command)
+app.add_typer(keys_app, name="keys")
+app.command("status")(status_cmd.command)
 app.command("doctor")(doctor_cmd.command)
 app.command("connection")(connection_cmd.command)
-app.command("configure")(configure_cmd.command)
-app.add_typer(keys_app, name="keys")
+app.command("ips")(ips_cmd.command)
+app.command("destroy")(destroy_cmd.command)
 
 
 def main(argv: list[str] | None = None) -> None:
