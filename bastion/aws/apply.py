@@ -101,7 +101,10 @@ def console_host_keys(session: boto3.Session, instance_id: str) -> list[str]:
 
 def host_key_fingerprints(console: str) -> list[str]:
     """Fingerprints inside cloud-init's BEGIN/END SSH HOST KEY FINGERPRINTS block only."""
-    begin, end = "-----BEGIN SSH HOST KEY FINGERPRINTS-----", "-----END SSH HOST KEY FINGERPRINTS-----"
+    begin, end = (
+        "-----BEGIN SSH HOST KEY FINGERPRINTS-----",
+        "-----END SSH HOST KEY FINGERPRINTS-----",
+    )
     found: list[str] = []
     inside = False
     for line in console.splitlines():

@@ -85,7 +85,7 @@ def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv(key, value)
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "BASTION_CONFIG"):
         monkeypatch.delenv(key, raising=False)
-    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
+    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")  # noqa: S310
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback moto only
     return moto_url
 
@@ -123,7 +123,7 @@ class World:
 
 
 def _client(service: str) -> Any:
-    return boto3.Session(region_name=REGION).client(service)
+    return boto3.Session(region_name=REGION).client(service)  # type: ignore[call-overload]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def _tagged_with_name(name: str = "analytics") -> list[str]:
     (moto keeps tags of deleted resources in describe_tags, so each type is listed.)
     """
     ec2 = boto3.Session(region_name=REGION).client("ec2")
-    filters = [{"Name": "tag:bastion:name", "Values": [name]}]
+    filters: Any = [{"Name": "tag:bastion:name", "Values": [name]}]
     reservations = ec2.describe_instances(Filters=filters)["Reservations"]
     found = [
         f"instance:{i['InstanceId']}"
@@ -26,15 +26,22 @@ def _tagged_with_name(name: str = "analytics") -> list[str]:
         for i in r["Instances"]
         if i["State"]["Name"] != "terminated"
     ]
-    found += [f"sg:{g['GroupId']}" for g in ec2.describe_security_groups(Filters=filters)["SecurityGroups"]]
-    found += [f"eip:{a['AllocationId']}" for a in ec2.describe_addresses(Filters=filters)["Addresses"]]
+    found += [
+        f"sg:{g['GroupId']}"
+        for g in ec2.describe_security_groups(Filters=filters)["SecurityGroups"]
+    ]
+    found += [
+        f"eip:{a['AllocationId']}" for a in ec2.describe_addresses(Filters=filters)["Addresses"]
+    ]
     found += [f"key:{k['KeyName']}" for k in ec2.describe_key_pairs(Filters=filters)["KeyPairs"]]
     found += [f"volume:{v['VolumeId']}" for v in ec2.describe_volumes(Filters=filters)["Volumes"]]
     return sorted(found)
 
 
 @pytest.fixture
-def provisioned(capsys: pytest.CaptureFixture[str], write_config: ConfigWriter, recorder: Recorder) -> str:
+def provisioned(
+    capsys: pytest.CaptureFixture[str], write_config: ConfigWriter, recorder: Recorder
+) -> str:
     config = str(write_config())
     code, document = run_cli(capsys, "provision", "-c", config)
     assert code == 0, document["error"]
@@ -54,10 +61,12 @@ def test_destroy_leaves_nothing_tagged_and_keeps_other_warehouse_rules(
     ]  # fmt: skip
     assert _tagged_with_name() == []
     assert world.ec2.describe_addresses()["Addresses"] == []
-    group = world.ec2.describe_security_groups(GroupIds=[world.warehouse_group])["SecurityGroups"][0]
-    assert [(p["FromPort"], r["CidrIp"]) for p in group["IpPermissions"] for r in p["IpRanges"]] == [
-        (5439, "10.20.0.0/16")
+    group = world.ec2.describe_security_groups(GroupIds=[world.warehouse_group])["SecurityGroups"][
+        0
     ]
+    assert [
+        (p["FromPort"], r["CidrIp"]) for p in group["IpPermissions"] for r in p["IpRanges"]
+    ] == [(5439, "10.20.0.0/16")]
     assert all(not p["UserIdGroupPairs"] for p in group["IpPermissions"])
     calls = recorder.calls
     order = [calls.index(op) for op in (
@@ -111,5 +120,3 @@ def test_destroy_of_a_key_pair_we_did_not_make_leaves_it(
     code, document = run_cli(capsys, "destroy", "--yes", "-c", str(write_config()))
     assert (code, document["changes"]) == (0, [])
     assert world.ec2.describe_key_pairs(KeyNames=["bastion-analytics"])["KeyPairs"]
-
-

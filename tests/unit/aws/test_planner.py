@@ -50,7 +50,9 @@ def test_a_converged_bastion_plans_nothing() -> None:
 
 
 def test_sources_are_deduplicated_and_described_by_origin() -> None:
-    rules = ingress_rules(22, [("52.45.144.63/32", "dbt Cloud us")], ["52.45.144.63/32"], ["198.51.100.7/32"])
+    rules = ingress_rules(
+        22, [("52.45.144.63/32", "dbt Cloud us")], ["52.45.144.63/32"], ["198.51.100.7/32"]
+    )
     assert {(r.source, r.description) for r in rules} == {
         ("52.45.144.63/32", "dbt Cloud us, extra_cidrs"),
         ("198.51.100.7/32", "admin_cidrs"),
@@ -60,7 +62,10 @@ def test_sources_are_deduplicated_and_described_by_origin() -> None:
 def test_a_changed_description_is_an_update_not_a_revoke() -> None:
     desired = desired_for()
     facts = converged(desired)
-    facts.ingress = [SecurityGroupRule(r.protocol, r.from_port, r.to_port, r.source, "old") for r in facts.ingress]
+    facts.ingress = [
+        SecurityGroupRule(r.protocol, r.from_port, r.to_port, r.source, "old")
+        for r in facts.ingress
+    ]
     steps = plan_steps(desired, facts)
     assert {(s.change.resource, s.change.action, s.op) for s in steps} == {
         ("security_group_rule", "update", "describe_ingress")
@@ -71,8 +76,11 @@ def test_a_new_group_plans_the_default_egress_rule_away() -> None:
     desired = desired_for()
     facts = AwsFacts(warehouse=Endpoint("wh.example.com", 5439))
     changes = [s.change for s in plan_steps(desired, facts)]
-    assert any(c.resource == "egress_rule" and c.action == "delete" and "all traffic" in c.detail for c in changes)
-    assert [c.resource for c in changes][0] == "security_group"
+    assert any(
+        c.resource == "egress_rule" and c.action == "delete" and "all traffic" in c.detail
+        for c in changes
+    )
+    assert changes[0].resource == "security_group"
 
 
 def test_a_token_held_by_a_terminated_host_bumps_the_generation() -> None:
@@ -91,7 +99,12 @@ def test_a_token_held_by_a_terminated_host_bumps_the_generation() -> None:
 def test_replace_keeps_the_address_and_retires_the_old_host() -> None:
     desired = desired_for()
     steps = plan_steps(desired, converged(desired), replace=True)
-    assert [s.op for s in steps] == ["set_generation", "run_instance", "associate_address", "terminate_instance"]
+    assert [s.op for s in steps] == [
+        "set_generation",
+        "run_instance",
+        "associate_address",
+        "terminate_instance",
+    ]
     assert "allocate_address" not in [s.op for s in steps]
     assert steps[2].args["allocation"] == "eipalloc-1"
 
@@ -101,7 +114,11 @@ def test_a_changed_ami_id_needs_replace() -> None:
     facts = converged(desired)
     facts.ami = "ami-87654321"
     (step,) = plan_steps(desired, facts)
-    assert (step.change.resource, step.change.action, step.op) == ("instance", "update", "needs_replace")
+    assert (step.change.resource, step.change.action, step.op) == (
+        "instance",
+        "update",
+        "needs_replace",
+    )
     assert "--replace" in step.change.detail
 
 
@@ -110,7 +127,9 @@ def test_a_newer_ami_behind_ssm_is_not_a_change() -> None:
     assert plan_steps(desired, converged(desired_for())) == []
 
 
-CIDRS = st.sampled_from(["52.45.144.63/32", "198.51.100.7/32", "192.0.2.0/28", "203.0.113.9/32", "10.0.0.0/8"])
+CIDRS = st.sampled_from(
+    ["52.45.144.63/32", "198.51.100.7/32", "192.0.2.0/28", "203.0.113.9/32", "10.0.0.0/8"]
+)
 PORTS = st.sampled_from([22, 2222])
 
 
@@ -118,7 +137,9 @@ PORTS = st.sampled_from([22, 2222])
     actual=st.lists(st.tuples(PORTS, CIDRS, st.sampled_from(["", "admin_cidrs", "x"])), max_size=8),
     admin=st.lists(CIDRS, min_size=1, max_size=3),
 )
-def test_applying_the_planned_rule_changes_converges(actual: list[tuple[int, str, str]], admin: list[str]) -> None:
+def test_applying_the_planned_rule_changes_converges(
+    actual: list[tuple[int, str, str]], admin: list[str]
+) -> None:
     desired = desired_for(ingress=ingress_rules(22, [], [], admin))
     facts = converged(desired)
     facts.ingress = flatten(

@@ -25,7 +25,9 @@ def _ours(world: World, kind: str) -> list[dict[str, Any]]:
     filters = t.ours("analytics")
     if kind == "instances":
         reservations = world.ec2.describe_instances(Filters=filters)["Reservations"]
-        return [i for r in reservations for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+        return [
+            i for r in reservations for i in r["Instances"] if i["State"]["Name"] != "terminated"
+        ]
     if kind == "groups":
         return list(world.ec2.describe_security_groups(Filters=filters)["SecurityGroups"])
     if kind == "addresses":
@@ -57,7 +59,8 @@ def _ours_ip() -> str:
     import boto3
 
     ec2 = boto3.Session(region_name="us-east-1").client("ec2")
-    return str(ec2.describe_addresses(Filters=t.ours("analytics"))["Addresses"][0]["PublicIp"])
+    filters: Any = t.ours("analytics")
+    return str(ec2.describe_addresses(Filters=filters)["Addresses"][0]["PublicIp"])
 
 
 def test_bastion_group_admits_ssh_only_from_named_sources(
@@ -83,7 +86,9 @@ def test_bastion_group_egress_is_warehouse_and_package_updates(
     egress = set()
     for p in group["IpPermissionsEgress"]:
         egress |= {(p["IpProtocol"], p.get("FromPort"), r["CidrIp"]) for r in p["IpRanges"]}
-        egress |= {(p["IpProtocol"], p.get("FromPort"), g["GroupId"]) for g in p["UserIdGroupPairs"]}
+        egress |= {
+            (p["IpProtocol"], p.get("FromPort"), g["GroupId"]) for g in p["UserIdGroupPairs"]
+        }
     assert egress == {
         ("tcp", 5439, world.warehouse_group),
         ("tcp", 80, "0.0.0.0/0"),
@@ -99,7 +104,8 @@ def test_warehouse_group_gets_one_rule_and_keeps_its_others(
     sources = {
         (p["FromPort"], src)
         for p in permissions
-        for src in [r["CidrIp"] for r in p["IpRanges"]] + [g["GroupId"] for g in p["UserIdGroupPairs"]]
+        for src in [r["CidrIp"] for r in p["IpRanges"]]
+        + [g["GroupId"] for g in p["UserIdGroupPairs"]]
     }
     assert sources == {(5439, "10.20.0.0/16"), (5439, bastion_group)}
 
@@ -253,13 +259,17 @@ def test_newer_ami_behind_ssm_is_a_notice_not_a_change(
         Name=world.ami_parameter, Value=newer, Type="String", Overwrite=True
     )
     settings = load(write_config())
-    plan, facts = plan_aws(settings, recorder.attach(__import__("bastion.aws").aws.make_session(settings)))
+    plan, facts = plan_aws(
+        settings, recorder.attach(__import__("bastion.aws").aws.make_session(settings))
+    )
     assert plan.changes == []
     assert any(newer in notice for notice in plan.notices)
     assert facts.ami == world.ami
 
 
-def test_status_reads_what_exists(provisioned: dict[str, Any], world: World, write_config: ConfigWriter) -> None:
+def test_status_reads_what_exists(
+    provisioned: dict[str, Any], world: World, write_config: ConfigWriter
+) -> None:
     from bastion.aws import make_session
 
     settings = load(write_config())
@@ -272,9 +282,7 @@ def test_status_reads_what_exists(provisioned: dict[str, Any], world: World, wri
     assert facts.warehouse.port == 5439
 
 
-def test_waits_for_the_ssh_port_on_the_configured_address(
-    settings: Any, session: Any
-) -> None:
+def test_waits_for_the_ssh_port_on_the_configured_address(settings: Any, session: Any) -> None:
     probed: list[tuple[str, int]] = []
 
     def probe(host: str, port: int, timeout: float) -> bool:

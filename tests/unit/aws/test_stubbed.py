@@ -12,12 +12,12 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.stub import ANY, Stubber
 
 from bastion.aws import resolve_warehouse
-from bastion.aws.apply import host_key_fingerprints
 from bastion.aws import tags as t
+from bastion.aws.apply import host_key_fingerprints
 from bastion.aws.discover import Endpoint, discover_warehouse
 from bastion.aws.facts import AwsFacts
 from bastion.aws.gateway import AwsGateway
@@ -63,19 +63,24 @@ def stub(gateway: AwsGateway) -> Iterator[Any]:
         stubber.deactivate()
 
 
-WORKGROUP = {
+WORKGROUP: dict[str, Any] = {
     "workgroupName": "wg-1",
     "status": "AVAILABLE",
     "securityGroupIds": ["sg-0123456789abcdef0"],
     "subnetIds": ["subnet-0123456789abcdef0"],
-    "endpoint": {"address": "wg.123456789012.us-east-1.redshift-serverless.amazonaws.com", "port": 5439},
+    "endpoint": {
+        "address": "wg.123456789012.us-east-1.redshift-serverless.amazonaws.com",
+        "port": 5439,
+    },
 }
 
 
 def test_serverless_workgroup_gives_endpoint_vpc_and_group(gateway: AwsGateway, stub: Any) -> None:
     endpoint = {**WORKGROUP["endpoint"], "vpcEndpoints": [{"vpcId": "vpc-0123456789abcdef0"}]}
     stub("redshift-serverless").add_response(
-        "get_workgroup", {"workgroup": {**WORKGROUP, "endpoint": endpoint}}, {"workgroupName": "wg-1"}
+        "get_workgroup",
+        {"workgroup": {**WORKGROUP, "endpoint": endpoint}},
+        {"workgroupName": "wg-1"},
     )
     found = discover_warehouse(make_settings(kind="redshift-serverless", workgroup="wg-1"), gateway)
     assert found.endpoint == Endpoint(WORKGROUP["endpoint"]["address"], 5439)
@@ -86,7 +91,9 @@ def test_serverless_workgroup_gives_endpoint_vpc_and_group(gateway: AwsGateway, 
 def test_serverless_vpc_comes_from_its_subnets_when_no_vpc_endpoint(
     gateway: AwsGateway, stub: Any
 ) -> None:
-    stub("redshift-serverless").add_response("get_workgroup", {"workgroup": WORKGROUP}, {"workgroupName": "wg-1"})
+    stub("redshift-serverless").add_response(
+        "get_workgroup", {"workgroup": WORKGROUP}, {"workgroupName": "wg-1"}
+    )
     stub("ec2").add_response(
         "describe_subnets",
         {"Subnets": [{"SubnetId": "subnet-0123456789abcdef0", "VpcId": "vpc-0fedcba987654321f"}]},
@@ -97,8 +104,13 @@ def test_serverless_vpc_comes_from_its_subnets_when_no_vpc_endpoint(
 
 
 def test_config_overrides_win_over_discovery(gateway: AwsGateway, stub: Any) -> None:
-    stub("redshift-serverless").add_response("get_workgroup", {"workgroup": WORKGROUP}, {"workgroupName": "wg-1"})
-    stub("ec2").add_response("describe_subnets", {"Subnets": [{"SubnetId": "subnet-0123456789abcdef0", "VpcId": "vpc-0fedcba987654321f"}]})
+    stub("redshift-serverless").add_response(
+        "get_workgroup", {"workgroup": WORKGROUP}, {"workgroupName": "wg-1"}
+    )
+    stub("ec2").add_response(
+        "describe_subnets",
+        {"Subnets": [{"SubnetId": "subnet-0123456789abcdef0", "VpcId": "vpc-0fedcba987654321f"}]},
+    )
     settings = make_settings(
         kind="redshift-serverless", workgroup="wg-1", host="wh.internal", port=5440,
         security_group_id="sg-0aaaaaaaaaaaaaaaa",
@@ -157,7 +169,15 @@ def _expect_launch(stub: Any, token: str, instance_id: str) -> None:
     )  # fmt: skip
     stub("ec2").add_response(
         "describe_instances",
-        {"Reservations": [{"Instances": [{"InstanceId": instance_id, "State": {"Name": "running", "Code": 16}}]}]},
+        {
+            "Reservations": [
+                {
+                    "Instances": [
+                        {"InstanceId": instance_id, "State": {"Name": "running", "Code": 16}}
+                    ]
+                }
+            ]
+        },
         {"InstanceIds": [instance_id]},
     )
 
@@ -165,18 +185,26 @@ def _expect_launch(stub: Any, token: str, instance_id: str) -> None:
 def test_a_retried_launch_sends_the_same_client_token(gateway: AwsGateway, stub: Any) -> None:
     token = t.client_token("analytics", 7)
     _expect_launch(stub, token, "i-0123456789abcdef0")
-    _expect_launch(stub, token, "i-0123456789abcdef0")  # AWS answers a reused token with the same host
+    _expect_launch(
+        stub, token, "i-0123456789abcdef0"
+    )  # AWS answers a reused token with the same host
     first, second = Runner(gateway, NullProgress()), Runner(gateway, NullProgress())
     first.run([_launch_step(7)])
     second.run([_launch_step(7)])
     assert first.ids["instance"] == second.ids["instance"] == "i-0123456789abcdef0"
 
 
-def test_a_token_still_bound_to_a_terminated_host_is_reported(gateway: AwsGateway, stub: Any) -> None:
+def test_a_token_still_bound_to_a_terminated_host_is_reported(
+    gateway: AwsGateway, stub: Any
+) -> None:
     stub("ec2").add_response("describe_images", {"Images": [{"ImageId": "ami-12345678"}]})
     stub("ec2").add_response(
         "run_instances",
-        {"Instances": [{"InstanceId": "i-0dead0000000000000", "State": {"Name": "terminated", "Code": 48}}]},
+        {
+            "Instances": [
+                {"InstanceId": "i-0dead0000000000000", "State": {"Name": "terminated", "Code": 48}}
+            ]
+        },
     )
     with pytest.raises(AwsError, match="--replace"):
         Runner(gateway, NullProgress()).run([_launch_step(3)])
@@ -227,7 +255,7 @@ def _throttled(times: int) -> tuple[list[int], Any]:
     def hook(request: Any, **_: Any) -> AWSResponse | None:
         attempts.append(1)
         if len(attempts) <= times:
-            return AWSResponse(request.url, 503, {}, Raw())
+            return AWSResponse(request.url, 503, HTTPHeaders(), Raw())
         return None
 
     return attempts, hook
@@ -237,7 +265,9 @@ def test_throttling_is_retried_by_botocore(world: Any) -> None:
     gateway = AwsGateway(boto3.Session(region_name="us-east-1"))
     attempts, hook = _throttled(2)
     gateway.client("ec2").meta.events.register("before-send.ec2.DescribeSecurityGroups", hook)
-    groups = gateway.describe_security_groups([{"Name": "group-id", "Values": [world.warehouse_group]}])
+    groups = gateway.describe_security_groups(
+        [{"Name": "group-id", "Values": [world.warehouse_group]}]
+    )
     assert [g["GroupId"] for g in groups] == [world.warehouse_group]
     assert len(attempts) == 3
 

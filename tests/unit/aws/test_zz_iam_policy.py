@@ -60,8 +60,8 @@ def test_every_operation_the_gateway_can_call_is_granted() -> None:
             continue
         if node.func.attr not in {"call", "paginate"} or len(node.args) < 2:
             continue
-        service, method = (a.value for a in node.args[:2] if isinstance(a, ast.Constant))
-        client = session.client(service)
+        service, method = (str(a.value) for a in node.args[:2] if isinstance(a, ast.Constant))
+        client = session.client(service)  # type: ignore[call-overload]
         needed.add(f"{service}:{client.meta.method_to_api_mapping[method]}")
     assert len(needed) > 25
     assert needed - granted() == set()
