@@ -45,6 +45,8 @@ def tcp_probe(host: str, port: int, timeout: float) -> bool:
 
 def plan_aws(settings: Settings, session: boto3.Session) -> tuple[Plan, AwsFacts]:
     """What `provision` would change, read-only; a newer AMI behind ssm: is a notice."""
+    if settings.bastion.provider != "aws":
+        return Plan(), _existing(settings, session)
     gateway = AwsGateway(session)
     desired, facts, notices = _prepare(settings, gateway)
     plan = to_plan(plan_steps(desired, facts))
@@ -62,6 +64,8 @@ def apply_aws(
     ssh_wait: float = SSH_WAIT_SECONDS,
 ) -> tuple[Plan, AwsFacts]:
     """Make AWS match the config; the returned Plan holds the changes made."""
+    if settings.bastion.provider != "aws":
+        return Plan(), _existing(settings, session)
     gateway = AwsGateway(session)
     with progress.status("reading AWS"):
         desired, facts, notices = _prepare(settings, gateway)
@@ -80,6 +84,8 @@ def apply_aws(
 
 def status_aws(settings: Settings, session: boto3.Session) -> AwsFacts:
     """What exists now, read-only."""
+    if settings.bastion.provider != "aws":
+        return _existing(settings, session)
     gateway = AwsGateway(session)
     location = discover_warehouse(settings, gateway)
     facts = read_facts(gateway, settings.name, location, settings.bastion.subnet_id or None)
@@ -231,6 +237,13 @@ def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts
         admin_key_fingerprint=fingerprint,
     )
     return desired, facts, notices
+
+
+def _existing(settings: Settings, session: boto3.Session) -> AwsFacts:
+    """provider = existing: no EC2 resources of ours, only the warehouse endpoint."""
+    from bastion.aws.discover import resolve_warehouse
+
+    return AwsFacts(warehouse=resolve_warehouse(settings, session))
 
 
 def _location(facts: AwsFacts) -> WarehouseLocation:

@@ -15,7 +15,7 @@ from bastion.aws.gateway import AwsGateway
 from bastion.aws.permissions import SecurityGroupRule
 from bastion.aws.resources import Ref, Step
 from bastion.changes import Change
-from bastion.errors import AwsError
+from bastion.errors import AwsError, BastionError
 from bastion.progress import Progress
 
 INSTANCE_WAIT_SECONDS = 600.0
@@ -32,10 +32,18 @@ class Runner:
     notices: list[str] = field(default_factory=list)
 
     def run(self, steps: list[Step]) -> None:
+        """Run every step; a failure says which changes were already made."""
         for step in steps:
             operation = _OPERATIONS[step.op]
             args = {key: self.resolve(value) for key, value in step.args.items()}
-            if operation(self, **args) is not False:
+            try:
+                done = operation(self, **args)
+            except BastionError as exc:
+                if self.made:
+                    made = "; ".join(str(change) for change in self.made)
+                    exc.message = f"{exc.message}\n  already changed: {made}\n  re-run to finish"
+                raise
+            if done is not False:
                 self.made.append(step.change)
 
     def resolve(self, value: Any) -> Any:

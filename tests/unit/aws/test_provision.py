@@ -293,3 +293,28 @@ def test_waits_for_the_ssh_port_on_the_configured_address(settings: Any, session
     apply_aws(settings, session, progress, probe=probe)
     assert probed == [("127.0.0.1", settings.bastion.ssh_port)] * 2
     assert any("waiting for SSH" in m for m in progress.messages)
+
+
+def test_record_host_key_pins_the_fingerprint_in_a_tag(
+    provisioned: dict[str, Any], settings: Any, session: Any
+) -> None:
+    from bastion.aws import console_host_keys, record_host_key
+
+    facts = status_aws(settings, session)
+    assert facts.host_key_tag is None
+    record_host_key(session, facts, "SHA256:" + "h" * 43)
+    assert status_aws(settings, session).host_key_tag == "SHA256:" + "h" * 43
+    assert console_host_keys(session, facts.instance_id or "") == []  # moto prints none
+
+
+def test_existing_provider_touches_no_ec2_resource(
+    write_config: ConfigWriter, recorder: Recorder
+) -> None:
+    from bastion.aws import make_session
+
+    config = write_config(bastion_extra='provider = "existing"')
+    settings = load(config)
+    plan, facts = apply_aws(settings, recorder.attach(make_session(settings)), NullProgress())
+    assert plan.changes == [] and facts.instance_id is None
+    assert facts.warehouse.port == 5439
+    assert recorder.mutating() == []

@@ -279,3 +279,17 @@ def test_throttling_beyond_the_retry_budget_is_an_aws_error(world: Any) -> None:
     with pytest.raises(AwsError, match="RequestLimitExceeded"):
         gateway.describe_security_groups([])
     assert len(attempts) == 2
+
+
+def test_a_failure_midway_names_the_changes_already_made(gateway: AwsGateway, stub: Any) -> None:
+    facts = AwsFacts(warehouse=Endpoint("wh", 5439))
+    steps = plan_steps(desired_for(), facts)
+    assert [s.op for s in steps[:2]] == ["create_security_group", "authorize_ingress"]
+    stub("ec2").add_response("create_security_group", {"GroupId": "sg-0123456789abcdef0"})
+    stub("ec2").add_client_error(
+        "authorize_security_group_ingress", service_error_code="UnauthorizedOperation"
+    )
+    with pytest.raises(AwsError) as error:
+        Runner(gateway, NullProgress()).run(steps[:2])
+    assert "ec2:AuthorizeSecurityGroupIngress" in error.value.message
+    assert "already changed: + aws/security_group" in error.value.message
