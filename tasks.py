@@ -14,7 +14,7 @@ PY = sys.executable
 @task
 def lint(c: Context) -> None:
     """ruff and mypy over the package, tests and tasks."""
-    c.run(f"{PY} -m ruff check bastion tests tasks.py", pty=False)
+    c.run(f"{PY} -m ruff check bastion tests demo tasks.py", pty=False)
     c.run(f"{PY} -m mypy", pty=False)
 
 
@@ -26,7 +26,13 @@ def test(c: Context, k: str = "", lab: bool = True) -> None:
     c.run(f"{PY} -m pytest {marker} {select}", pty=False)
 
 
-ns = Collection(lint, test)
+@task
+def demo(c: Context) -> None:
+    """The whole job end to end on a local lab: up, up again (no changes), doctor, teardown."""
+    c.run(f"{PY} demo/run.py", pty=False)
+
+
+ns = Collection(lint, test, demo)
 try:
     from tests.lab.tasks import ns as lab_ns
 except ImportError:  # the lab package is part of the checkout; this guards partial installs

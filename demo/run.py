@@ -1,0 +1,123 @@
+"""The demo: the whole job end to end on a lab on this machine, in about a minute.
+
+Starts the lab (moto seeded like a real account: a VPC with a public subnet and an
+internet gateway, a Redshift cluster and its security group; a bastion host running
+OpenSSH; a PostgreSQL warehouse reachable only through it), writes a demo bastion.toml,
+runs `bastion up`, runs it again to show that nothing changes, runs `bastion doctor`,
+and tears the lab down, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.rule import Rule
+
+CONFIG = """\
+# The demo's bastion.toml: a Redshift cluster discovered on the (emulated) AWS account.
+# The lab's addresses stand in for what a real account would have:
+#   bastion.address  - where the tool reaches the host (the lab's namespace, not the EIP)
+#   warehouse.host   - the database as dbt Cloud names it (PermitOpen matches it literally)
+name = "demo"
+
+[aws]
+region = "us-east-1"
+
+[warehouse]
+kind = "redshift"
+redshift_cluster = "prod"
+host = "{warehouse_host}"
+port = {warehouse_port}
+database = "{db_name}"
+user = "{db_user}"
+password_env = "DBT_ENV_SECRET_PASSWORD"
+
+[bastion]
+provider = "aws"
+admin_user = "{admin_user}"
+admin_key = "{admin_key}"
+admin_cidrs = ["{operator_address}/32"]
+address = "{bastion_address}"
+
+[dbt_cloud]
+regions = ["us"]
+
+[tunnel]
+user = "dbtcloud"
+public_keys = []
+"""
+
+console = Console(stderr=True, highlight=False)
+
+
+def step(title: str) -> None:
+    console.print(Rule(f"[bold]{title}", align="left"))
+
+
+def bastion(*args: str, env: dict[str, str], cwd: Path) -> int:
+    shown = " ".join(("bastion", *args))
+    console.print(f"[bold cyan]$ {shown}[/]")
+    started = time.perf_counter()
+    code = subprocess.call([sys.executable, "-m", "bastion", *args], env=env, cwd=cwd)
+    console.print(f"[dim]exit {code} in {time.perf_counter() - started:.1f} s[/]\n")
+    return code
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        console.print("[red]the demo's lab needs root (network namespaces)[/]")
+        return 1
+    repo = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(repo))
+    from tests.lab.lab import start_lab
+
+    started = time.perf_counter()
+    step("1. start the lab: AWS emulator, bastion host, warehouse")
+    lab = start_lab("demo", with_aws=True)
+    codes: list[int] = []
+    try:
+        console.print(
+            f"  bastion host {lab.bastion_address} (sshd), warehouse {lab.warehouse_host}:"
+            f"{lab.warehouse_port} (PostgreSQL, reachable only through the bastion), "
+            f"AWS API {lab.moto_endpoint}\n"
+        )
+        workdir = Path(tempfile.mkdtemp(prefix="bastion-demo-"))
+        (workdir / "bastion.toml").write_text(
+            CONFIG.format(
+                warehouse_host=lab.warehouse_host,
+                warehouse_port=lab.warehouse_port,
+                db_name=lab.db_name,
+                db_user=lab.db_user,
+                admin_user=lab.admin_user,
+                admin_key=lab.admin_key,
+                operator_address=lab.operator_address,
+                bastion_address=lab.bastion_address,
+            )
+        )
+        env = {**os.environ, **lab.aws_env(), "DBT_ENV_SECRET_PASSWORD": lab.db_password}
+        env.pop("BASTION_CONFIG", None)
+        console.print(f"  config: {workdir / 'bastion.toml'}\n")
+
+        step("2. bastion up: provision, configure, verify")
+        codes.append(bastion("up", env=env, cwd=workdir))
+        step("3. bastion up again: nothing drifted, so nothing changes")
+        codes.append(bastion("up", env=env, cwd=workdir))
+        step("4. bastion doctor: every link of the path dbt Cloud uses")
+        codes.append(bastion("doctor", env=env, cwd=workdir))
+    finally:
+        step("5. tear the lab down")
+        lab.stop()
+    ok = all(code == 0 for code in codes)
+    verdict = "[green]demo ok[/]" if ok else f"[red]demo failed (exit codes {codes})[/]"
+    console.print(f"{verdict} in {time.perf_counter() - started:.0f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
