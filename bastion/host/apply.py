@@ -10,7 +10,7 @@ connection that dies mid-run cannot lock the admin out.
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bastion.errors import HostError, SshError
 from bastion.host.facts import ROLLBACK_TOKEN, STATE_DIR, HostFacts
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bastion.host.connection import HostConnection
 
 ROLLBACK_SECONDS = 45
+RELOAD_GRACE_SECONDS = 10
 CANDIDATE = "/etc/ssh/sshd_config.bastion-new"
 PREVIOUS = "/etc/ssh/sshd_config.bastion-prev"
 ROLLBACK_SCRIPT = f"{STATE_DIR}/rollback.sh"
@@ -175,14 +176,8 @@ def confirm_admin_login(
     rollback_seconds: int = ROLLBACK_SECONDS,
 ) -> None:
     """A fresh admin login disarms the timer; if it fails, restore now (or the timer will)."""
-    from bastion.host.connection import connect
-
-    assert conn.pins is not None
     try:
-        fresh = connect(
-            conn.address, settings.bastion.ssh_port, settings.bastion.admin_user,
-            settings.bastion.admin_key, conn.pins,
-        )  # fmt: skip
+        fresh = _fresh_login(settings, conn)
     except SshError as exc:
         _roll_back_now(
             conn, rollback_seconds, f"a fresh admin login failed after the reload ({exc.message})"
@@ -195,7 +190,27 @@ def confirm_admin_login(
         _roll_back_now(conn, rollback_seconds, "the fresh admin login could not run sudo")
 
 
-def _roll_back_now(conn: HostConnection, rollback_seconds: int, reason: str) -> None:
+def _fresh_login(settings: Settings, conn: HostConnection) -> HostConnection:
+    """Log in again as the admin; sshd re-executes on reload, so its port may be closed for
+    a moment: connection refused is retried for a few seconds, a refused key is not."""
+    import time
+
+    from bastion.host.connection import HostUnreachable, connect
+
+    deadline = time.monotonic() + RELOAD_GRACE_SECONDS
+    while True:
+        try:
+            return connect(
+                conn.address, settings.bastion.ssh_port, settings.bastion.admin_user,
+                settings.bastion.admin_key, conn.pins,
+            )  # fmt: skip
+        except HostUnreachable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _roll_back_now(conn: HostConnection, rollback_seconds: int, reason: str) -> NoReturn:
     try:
         result = conn.sudo_script(
             f"sh {ROLLBACK_SCRIPT}; [ ! -e {ROLLBACK_TOKEN} ] && echo restored"

@@ -32,6 +32,10 @@ ACCEPT_NEW_HINT = (
 )
 
 
+class HostUnreachable(SshError):
+    """Nothing answered on the port (refused, reset, timed out): worth a retry after a reload."""
+
+
 def fingerprint(blob: bytes) -> str:
     """A key blob's SHA256 fingerprint exactly as `ssh-keygen -l` prints it."""
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
@@ -253,7 +257,8 @@ def connect(
         ) from None
     except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
         connection.close()
-        raise SshError(
+        unreachable = "banner" in str(exc) or not isinstance(exc, paramiko.SSHException)
+        raise (HostUnreachable if unreachable else SshError)(
             f"cannot connect to {pattern} as {user}: {exc or type(exc).__name__}",
             hint="check the address, the port and that the security group admits you",
         ) from None

@@ -171,13 +171,13 @@ def _authorized_keys(
             kept.append(entry)
         else:
             removed.append(entry)
+    listed = ", ".join(_describe(e.key) if e.key else e.raw[:40] for e in kept)
     if keep_all:
         host.plan.notices.append(
-            f"host: no tunnel key is configured; the {len(entries)} key(s) on the host stay "
-            "(pass --prune to remove the last key)"
+            f"host: no tunnel key is configured; the {len(entries)} key(s) on the host stay: "
+            f"{listed} (pass --prune to remove the last key)"
         )
     elif kept and not managed:
-        listed = ", ".join(_describe(e.key) if e.key else e.raw[:40] for e in kept)
         host.plan.notices.append(
             f"host: keeping {len(kept)} key(s) bastion did not put in {path}: {listed}; "
             "add them to the config or pass --prune to remove them"

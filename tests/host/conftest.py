@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +97,78 @@ def tunnel_key(tmp_path: Path) -> str:
 
 def recorded(name: str) -> str:
     return (RECORDED / f"{name}.txt").read_text(encoding="utf-8")
+
+
+# --- the lab -------------------------------------------------------------------------------
+
+
+@dataclass
+class LabHost:
+    """A pristine lab host and a bastion.toml pointing at it, as a user would write it."""
+
+    lab: Any
+    folder: Path
+    config: Path
+
+    def settings(self) -> Settings:
+        return load(self.config, environ={})
+
+    def rewrite(self, **values: object) -> None:
+        write_lab_config(self.lab, self.folder, **values)
+
+    def cli(self, *args: str, timeout: float = 120) -> tuple[int, dict[str, Any], str]:
+        """Run the real CLI (`python -m bastion … --json`) and return code, JSON, stderr."""
+        result = subprocess.run(
+            [sys.executable, "-m", "bastion", *args, "-c", str(self.config), "--json"],
+            capture_output=True, text=True, timeout=timeout, cwd=self.folder,
+        )  # fmt: skip
+        lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+        document = json.loads(lines[-1]) if lines else {}
+        return result.returncode, document, result.stderr
+
+    def sh(self, command: str) -> str:
+        """A root shell on the host from outside (the serial console)."""
+        result = self.lab.host_exec(command)
+        assert result.returncode == 0, result.stderr
+        return str(result.stdout)
+
+    def log_counts(self) -> tuple[int, int]:
+        """(admin logins accepted, sshd reloads) so far, from sshd's own log."""
+        log = self.lab.host_file("/var/log/sshd.log")
+        accepted = sum("Accepted publickey for ec2-user" in line for line in log.splitlines())
+        return accepted, log.count("Received SIGHUP")
+
+
+def write_lab_config(lab: Any, folder: Path, **values: object) -> Path:
+    return write_config(
+        folder,
+        **{
+            "warehouse_host": lab.warehouse_host,
+            "warehouse_port": lab.warehouse_port,
+            "address": lab.bastion_address,
+            "ssh_port": lab.ssh_port,
+            "admin_user": lab.admin_user,
+            "admin_key": str(lab.admin_key),
+            "admin_cidrs": [f"{lab.operator_address}/32"],
+            **values,
+        },
+    )
+
+
+@pytest.fixture
+def lab_host(lab: Any, tmp_path: Path) -> LabHost:
+    """A pristine host (restarted: new host keys, nothing configured) for one test."""
+    lab.restart_host()
+    return LabHost(lab, tmp_path, write_lab_config(lab, tmp_path))
+
+
+@pytest.fixture(scope="module")
+def configured_host(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> LabHost:
+    """One host configured once (with a tunnel key the tests hold), shared by a module."""
+    lab.restart_host()
+    folder = tmp_path_factory.mktemp("configured")
+    key = make_key(folder, "tunnel-test").with_suffix(".pub").read_text().strip()
+    host = LabHost(lab, folder, write_lab_config(lab, folder, public_keys=[key]))
+    code, document, stderr = host.cli("configure")
+    assert code == 0 and document["changed"], stderr
+    return host
