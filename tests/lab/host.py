@@ -1,0 +1,166 @@
+"""The bastion host: its own filesystem, processes and hostname, in the bastion namespace.
+
+`unshare --mount --pid --fork --uts --kill-child` runs scripts/host_boot.sh, which builds the
+host's root (an overlay of the machine's `/` on a tmpfs) and starts sshd inside a chroot.
+Nothing done on the host reaches the machine, and a SIGKILL to unshare ends it all: the
+host's processes die with its pid namespace and its mounts with its mount namespace.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.lab.cache import SCRIPTS
+from tests.lab.state import ProcessRef, children_of
+
+HOSTNAME = "bastion"
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BOOT_TIMEOUT = 20.0
+# The power switch: new mount, pid and uts namespaces; SIGKILL to it ends the whole host.
+UNSHARE = ("unshare", "--mount", "--pid", "--fork", "--uts", "--propagation", "private",
+           "--kill-child", "--")  # fmt: skip
+
+
+class LabHostError(RuntimeError):
+    """The host did not come up; the message ends with the tail of its boot log."""
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """One public host key as sshd offers it."""
+
+    key_type: str
+    blob: str
+
+    @property
+    def fingerprint(self) -> str:
+        """As `ssh-keygen -lf` prints it: SHA256 of the key blob, unpadded base64."""
+        digest = hashlib.sha256(base64.b64decode(self.blob)).digest()
+        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+    def known_hosts_line(self, address: str, port: int = 22) -> str:
+        host = address if port == 22 else f"[{address}]:{port}"
+        return f"{host} {self.key_type} {self.blob}"
+
+
+@dataclass
+class RunningHost:
+    """A booted host: `unshare` (the power switch) and the host's pid 1 (the console)."""
+
+    unshare: ProcessRef
+    init: ProcessRef
+    popen: subprocess.Popen[bytes] | None = None
+
+
+def generate_admin_key(lab_dir: Path) -> Path:
+    """An ed25519 key pair for the admin; the private half never leaves the lab folder."""
+    key = lab_dir / "admin_ed25519"
+    comment = "ec2-user@bastion-lab"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    key.chmod(0o600)
+    return key
+
+
+def launch_host(
+    *, netns: str, lab_dir: Path, layer: Path, admin_user: str, detached: bool
+) -> subprocess.Popen[bytes]:
+    """Power the host on; wait_for_host() tells when sshd listens.
+
+    A detached host (`invoke lab.up`) gets its own session, so it outlives the command.
+    """
+    boot = [str(SCRIPTS / "host_boot.sh"), str(lab_dir), str(layer), HOSTNAME, admin_user]
+    with (lab_dir / "host-boot.log").open("ab") as log:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", netns, *UNSHARE, "/bin/sh", *boot],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=detached,
+        )
+
+
+def wait_for_host(popen: subprocess.Popen[bytes], lab_dir: Path) -> RunningHost:
+    """Wait until the host's sshd listens on port 22; on failure, power it off and raise."""
+    unshare = ProcessRef.of(popen.pid)
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while unshare is not None and popen.poll() is None and time.monotonic() < deadline:
+        init = _find_init(popen.pid)
+        if init is not None and _listening(init, 22):
+            return RunningHost(unshare=unshare, init=init, popen=popen)
+        time.sleep(0.02)
+    popen.kill()
+    popen.wait()
+    tail = "\n".join((lab_dir / "host-boot.log").read_text(errors="replace").splitlines()[-20:])
+    raise LabHostError(f"the lab host did not start sshd within {BOOT_TIMEOUT:.0f} s:\n{tail}")
+
+
+def _listening(init: ProcessRef, port: int) -> bool:
+    """Whether a socket listens on `port` in the host's network namespace.
+
+    Read from /proc rather than probed, so the probe leaves no line in sshd's log.
+    """
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{init.pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            return False
+        for fields in (row.split() for row in rows):  # local address is [1], state [3]
+            if fields[3] == "0A" and fields[1].endswith(f":{port:04X}"):
+                return True
+    return False
+
+
+def _find_init(unshare_pid: int) -> ProcessRef | None:
+    """The host's pid 1, seen from here: the one child of unshare."""
+    children = children_of(unshare_pid)
+    return ProcessRef.of(children[0]) if len(children) == 1 else None
+
+
+def stop_host(unshare: ProcessRef | None, init: ProcessRef | None, timeout: float = 5.0) -> None:
+    """Power off: SIGKILL to unshare (it ignores SIGTERM) and to the host's pid 1.
+
+    Waits until pid 1 is gone: by then the kernel has ended every process of the host.
+    """
+    for process in (unshare, init):
+        if process is not None:
+            process.kill()
+    for process in (unshare, init):
+        if process is not None and not process.wait_gone(timeout):
+            raise LabHostError(f"host process {process.pid} survived SIGKILL")
+
+
+def read_host_keys(init: ProcessRef) -> list[HostKey]:
+    """The host's public keys, read through its pid 1's root (no round trip into it)."""
+    keys = []
+    for path in sorted(Path(f"/proc/{init.pid}/root/etc/ssh").glob("ssh_host_*_key.pub")):
+        key_type, blob = path.read_text().split()[:2]
+        keys.append(HostKey(key_type, blob))
+    return keys
+
+
+def read_host_file(init: ProcessRef, path: str) -> str:
+    """A file of the host, e.g. /var/log/sshd.log, read from outside."""
+    return Path(f"/proc/{init.pid}/root/{path.lstrip('/')}").read_text(errors="replace")
+
+
+def host_exec(
+    init: ProcessRef, command: str, *, timeout: float = 60.0, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a shell command on the host as root: the lab's serial console.
+
+    nsenter joins the host's mount, pid, uts and network namespaces and its chroot, with a
+    clean environment, so the command sees exactly what a root shell on the host sees.
+    """
+    enter = ["nsenter", "-t", str(init.pid), "-m", "-p", "-u", "-n", "-r", "-w", "--"]
+    clean_env = ["/usr/bin/env", "-i", f"PATH={HOST_PATH}", "HOME=/root", "LANG=C.UTF-8"]
+    argv = [*enter, *clean_env, "/bin/sh", "-c", command]
+    return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
