@@ -6,6 +6,7 @@ module level; sessions are made by the CLI and passed in.
 
 from bastion.aws.apply import (
     apply_aws,
+    confirm_ssh_port,
     console_host_keys,
     plan_aws,
     record_host_key,
@@ -20,6 +21,7 @@ __all__ = [
     "AwsFacts",
     "Endpoint",
     "apply_aws",
+    "confirm_ssh_port",
     "console_host_keys",
     "destroy_aws",
     "make_session",

@@ -19,7 +19,7 @@ from bastion.aws.discover import WarehouseLocation, choose_public_subnet, discov
 from bastion.aws.facts import AwsFacts, read_facts
 from bastion.aws.gateway import AwsGateway
 from bastion.aws.operations import Runner
-from bastion.aws.resources import Desired, ingress_rules, plan_steps, to_plan
+from bastion.aws.resources import Desired, ingress_rules, moving_ssh_port, plan_steps, to_plan
 from bastion.changes import Plan
 from bastion.errors import ConfigError, SshError
 from bastion.progress import Progress
@@ -43,15 +43,26 @@ def tcp_probe(host: str, port: int, timeout: float) -> bool:
         return False
 
 
-def plan_aws(settings: Settings, session: boto3.Session) -> tuple[Plan, AwsFacts]:
+def plan_aws(
+    settings: Settings, session: boto3.Session, *, probe: PortProbe = tcp_probe
+) -> tuple[Plan, AwsFacts]:
     """What `provision` would change, read-only; a newer AMI behind ssm: is a notice."""
     if settings.bastion.provider != "aws":
         return Plan(), _existing(settings, session)
     gateway = AwsGateway(session)
     desired, facts, notices = _prepare(settings, gateway)
-    plan = to_plan(plan_steps(desired, facts))
+    answers = _new_port_answers(settings, desired, facts, probe)
+    plan = to_plan(plan_steps(desired, facts, new_port_answers=answers))
     plan.notices.extend(notices)
     return plan, facts
+
+
+def confirm_ssh_port(session: boto3.Session, facts: AwsFacts, port: int) -> None:
+    """Record that sshd answers (and the tunnel verified) on `port`: the old port may close."""
+    if facts.security_group_id is None:
+        raise ConfigError("there is no bastion security group to record the SSH port on")
+    AwsGateway(session).create_tags(facts.security_group_id, {t.SSH_PORT_TAG: str(port)})
+    facts.ssh_port = port
 
 
 def apply_aws(
@@ -69,7 +80,8 @@ def apply_aws(
     gateway = AwsGateway(session)
     with progress.status("reading AWS"):
         desired, facts, notices = _prepare(settings, gateway)
-    steps = plan_steps(desired, facts, replace=replace)
+    answers = _new_port_answers(settings, desired, facts, probe)
+    steps = plan_steps(desired, facts, replace=replace, new_port_answers=answers)
     runner = Runner(gateway, progress)
     runner.run(steps)
     plan = Plan(changes=runner.made, notices=[*notices, *runner.notices])
@@ -211,6 +223,12 @@ def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts
             f"a newer AMI {ami} is behind {settings.bastion.ami} (the host runs {facts.ami}): "
             "`bastion provision --replace` moves to it and keeps the Elastic IP"
         )
+    if facts.ssh_port is not None and facts.ssh_port != settings.bastion.ssh_port:
+        notices.append(
+            f"ssh_port moves from {facts.ssh_port} to {settings.bastion.ssh_port} in two phases: "
+            f"port {facts.ssh_port} stays open until sshd answers on {settings.bastion.ssh_port} "
+            "(after `bastion configure`); the next run then closes it"
+        )
     if not location.security_group_id:
         notices.append(
             "no warehouse security group known: set warehouse.security_group_id so the "
@@ -237,6 +255,16 @@ def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts
         admin_key_fingerprint=fingerprint,
     )
     return desired, facts, notices
+
+
+def _new_port_answers(
+    settings: Settings, desired: Desired, facts: AwsFacts, probe: PortProbe
+) -> bool:
+    """During an ssh_port change: does sshd already answer on the new port?"""
+    if moving_ssh_port(desired, facts) is None:
+        return False
+    host = settings.bastion.address or facts.public_ip or ""
+    return bool(host) and probe(host, desired.ssh_port, 5.0)
 
 
 def _existing(settings: Settings, session: boto3.Session) -> AwsFacts:

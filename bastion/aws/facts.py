@@ -43,6 +43,7 @@ class AwsFacts:
     extra_instance_ids: list[str] = field(default_factory=list)
     used_generations: set[int] = field(default_factory=set)
     generation: int | None = None
+    ssh_port: int | None = None  # tag bastion:ssh-port: where sshd is known to answer
     ingress: list[SecurityGroupRule] = field(default_factory=list)
     egress: list[SecurityGroupRule] = field(default_factory=list)
     warehouse_rules: list[SecurityGroupRule] = field(default_factory=list)
@@ -114,6 +115,7 @@ def _read_group(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
     facts.ingress = flatten(group.get("IpPermissions", []))
     facts.egress = flatten(group.get("IpPermissionsEgress", []))
     facts.generation = _int(t.tag_map(group).get(t.GENERATION_TAG))
+    facts.ssh_port = _int(t.tag_map(group).get(t.SSH_PORT_TAG))
 
 
 def _read_instances(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:

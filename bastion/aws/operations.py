@@ -65,6 +65,10 @@ def set_generation(run: Runner, group: str, generation: int) -> None:
     run.gateway.create_tags(group, {t.GENERATION_TAG: str(generation)})
 
 
+def set_ssh_port(run: Runner, group: str, port: int) -> None:
+    run.gateway.create_tags(group, {t.SSH_PORT_TAG: str(port)})
+
+
 def authorize_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
     run.gateway.authorize_ingress(group, [rule.permission()])
 
@@ -221,7 +225,7 @@ def associate_address(run: Runner, allocation: str, instance: str) -> None:
 _OPERATIONS: dict[str, Callable[..., Any]] = {
     f.__name__: f
     for f in (
-        create_security_group, set_generation, authorize_ingress, revoke_ingress,
+        create_security_group, set_generation, set_ssh_port, authorize_ingress, revoke_ingress,
         describe_ingress, authorize_egress, revoke_egress, describe_egress, import_key_pair,
         replace_key_pair, run_instance, start_instance, set_instance_groups, needs_replace,
         terminate_instance, allocate_address, delete_security_group, delete_key_pair, release_address, associate_address,

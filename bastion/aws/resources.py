@@ -98,8 +98,13 @@ def ingress_rules(
     )
 
 
-def plan_steps(desired: Desired, facts: AwsFacts, *, replace: bool = False) -> list[Step]:
-    """Every step that makes AWS match `desired`, in the order they must run."""
+def plan_steps(
+    desired: Desired, facts: AwsFacts, *, replace: bool = False, new_port_answers: bool = False
+) -> list[Step]:
+    """Every step that makes AWS match `desired`, in the order they must run.
+
+    `new_port_answers`: sshd was seen on a changed `ssh_port`, so the old port may close.
+    """
     steps: list[Step] = []
     group: str | Ref = facts.security_group_id or Ref("security_group")
     generation = facts.generation
@@ -115,16 +120,34 @@ def plan_steps(desired: Desired, facts: AwsFacts, *, replace: bool = False) -> l
                 "create_security_group",
                 name=desired.group_name,
                 vpc_id=desired.vpc_id,
-                tags={**tags, t.GENERATION_TAG: str(generation)},
+                tags={
+                    **tags,
+                    t.GENERATION_TAG: str(generation),
+                    t.SSH_PORT_TAG: str(desired.ssh_port),
+                },
             )
         )
         # A new group comes with AWS's default "all traffic" egress rule.
         actual_egress = [SecurityGroupRule(ALL_TRAFFIC, -1, -1, "0.0.0.0/0")]
     else:
         actual_egress = facts.egress
-    steps += _reconcile(
-        "security_group_rule", "ingress", group, desired.ingress, facts.ingress, "from"
-    )
+    ingress = desired.ingress
+    old_port = moving_ssh_port(desired, facts)
+    if old_port is not None and not new_port_answers:
+        # Phase one of a port change: the old port stays open until the new one answers.
+        ingress += tuple(replace_port(rule, old_port) for rule in desired.ingress)
+    steps += _reconcile("security_group_rule", "ingress", group, ingress, facts.ingress, "from")
+    if old_port is not None and new_port_answers and isinstance(group, str):
+        steps.append(
+            new_step(
+                "security_group",
+                "update",
+                f"{group}: ssh_port {old_port} -> {desired.ssh_port} confirmed",
+                "set_ssh_port",
+                group=group,
+                port=desired.ssh_port,
+            )
+        )
     steps += _reconcile(
         "egress_rule", "egress", group, desired.egress(str(group)), actual_egress, "to"
     )
@@ -367,6 +390,17 @@ def _reconcile(
                 )
             )
     return steps
+
+
+def moving_ssh_port(desired: Desired, facts: AwsFacts) -> int | None:
+    """The port sshd listened on before `ssh_port` changed, while the change is under way."""
+    if facts.ssh_port is None or facts.ssh_port == desired.ssh_port:
+        return None
+    return facts.ssh_port
+
+
+def replace_port(rule: SecurityGroupRule, port: int) -> SecurityGroupRule:
+    return SecurityGroupRule(rule.protocol, port, port, rule.source, rule.description)
 
 
 def to_plan(steps: list[Step]) -> Plan:

@@ -11,6 +11,7 @@ GENERATION_TAG = "bastion:generation"
 AMI_TAG = "bastion:ami"
 HOST_KEY_TAG = "bastion:host-key"
 KEY_FINGERPRINT_TAG = "bastion:key-fingerprint"
+SSH_PORT_TAG = "bastion:ssh-port"  # the port sshd is known to answer on (two-phase changes)
 
 
 def resource_name(name: str) -> str:

@@ -318,3 +318,46 @@ def test_existing_provider_touches_no_ec2_resource(
     assert plan.changes == [] and facts.instance_id is None
     assert facts.warehouse.port == 5439
     assert recorder.mutating() == []
+
+
+def test_an_ssh_port_change_keeps_the_old_port_open_until_the_new_one_answers(
+    capsys: pytest.CaptureFixture[str],
+    write_config: ConfigWriter,
+    provisioned: dict[str, Any],
+    world: World,
+    ssh_listener: int,
+    recorder: Recorder,
+) -> None:
+    import socket
+
+    spare = socket.socket()
+    spare.bind(("127.0.0.1", 0))
+    new_port = spare.getsockname()[1]  # bound, not listening: nothing answers yet
+    config = str(write_config(ssh_port=str(new_port)))
+
+    def ports() -> set[int]:
+        group = _ours(world, "groups")[0]
+        return {p["FromPort"] for p in group["IpPermissions"]}
+
+    code, document = run_cli(capsys, "provision", "-c", config)
+    assert code == 0
+    assert {c["action"] for c in document["changes"]} == {"create"}
+    assert any("two phases" in n for n in document["notices"])
+    assert ports() == {ssh_listener, new_port}
+
+    recorder.clear()
+    code, document = run_cli(capsys, "provision", "-c", config)
+    assert (code, document["changes"], recorder.mutating()) == (0, [], [])
+
+    spare.listen(8)
+    try:
+        code, document = run_cli(capsys, "provision", "-c", config)
+    finally:
+        spare.close()
+    assert code == 0
+    deleted = [c for c in document["changes"] if c["action"] == "delete"]
+    assert len(deleted) == len(DBT_US) + 2
+    assert all(f"tcp/{ssh_listener} " in c["detail"] for c in deleted)
+    assert ports() == {new_port}
+    group = _ours(world, "groups")[0]
+    assert t.tag_map(group)[t.SSH_PORT_TAG] == str(new_port)
