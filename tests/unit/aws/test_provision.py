@@ -361,3 +361,21 @@ def test_an_ssh_port_change_keeps_the_old_port_open_until_the_new_one_answers(
     assert ports() == {new_port}
     group = _ours(world, "groups")[0]
     assert t.tag_map(group)[t.SSH_PORT_TAG] == str(new_port)
+
+
+def test_a_concurrent_allocation_leaves_one_elastic_ip(world: World) -> None:
+    import boto3
+
+    from bastion.aws.gateway import AwsGateway
+    from bastion.aws.operations import Runner
+    from bastion.aws.resources import new_step
+
+    gateway = AwsGateway(boto3.Session(region_name="us-east-1"))
+    step = new_step(
+        "elastic_ip", "create", "x", "allocate_address", tags=t.common_tags("analytics")
+    )
+    other = gateway.allocate_address(t.common_tags("analytics"))["AllocationId"]  # another run's
+    runner = Runner(gateway, NullProgress())
+    runner.run([step])
+    (kept,) = _ours(world, "addresses")
+    assert runner.ids["elastic_ip"] == kept["AllocationId"] == min(other, kept["AllocationId"])
