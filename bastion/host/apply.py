@@ -138,8 +138,10 @@ def apply_script(
             f'echo "{verb} after: {"; ".join(c.resource for c in plan.plan.changes)}"'
             f" > $STATE/rollback.reason\n"
             f"date -u +%FT%TZ > {ROLLBACK_TOKEN}\n"
-            f"setsid sh -c 'echo $$ > {TIMER_PID}; sleep {int(rollback_seconds)}; "
-            f"exec sh {ROLLBACK_SCRIPT}' </dev/null >/dev/null 2>&1 &\n"
+            # fd 9 (the lock) is closed for the timer: it must not hold the lock while it waits
+            f"setsid sh -c 'echo $$ > {TIMER_PID}; i=0; while [ $i -lt {int(rollback_seconds)} ]"
+            f" && [ -e {ROLLBACK_TOKEN} ]; do sleep 1; i=$((i+1)); done; exec sh {ROLLBACK_SCRIPT}'"
+            " 9>&- </dev/null >/dev/null 2>&1 &\n"
         )
         if plan.sshd_config:
             parts.append(
@@ -155,7 +157,7 @@ def apply_script(
 
 DISARM = (
     f"rm -f {ROLLBACK_TOKEN} && pid=$(cat {TIMER_PID} 2>/dev/null); "
-    f'[ -n "$pid" ] && kill -TERM -- "-$pid" 2>/dev/null; rm -f {TIMER_PID}; echo disarmed'
+    f'[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; rm -f {TIMER_PID}; echo disarmed'
 )
 
 
