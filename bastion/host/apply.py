@@ -182,14 +182,17 @@ def confirm_admin_login(
         fresh = _fresh_login(settings, conn)
     except SshError as exc:
         _roll_back_now(
-            conn, rollback_seconds, f"a fresh admin login failed after the reload ({exc.message})"
+            settings,
+            conn,
+            rollback_seconds,
+            f"a fresh admin login failed after the reload ({exc.message})",
         )
     try:
         result = fresh.sudo_script(DISARM)
     finally:
         fresh.close()
     if "disarmed" not in result.stdout:
-        _roll_back_now(conn, rollback_seconds, "the fresh admin login could not run sudo")
+        _roll_back_now(settings, conn, rollback_seconds, "the fresh admin login could not run sudo")
 
 
 def _fresh_login(settings: Settings, conn: HostConnection) -> HostConnection:
@@ -212,7 +215,9 @@ def _fresh_login(settings: Settings, conn: HostConnection) -> HostConnection:
             time.sleep(0.1)
 
 
-def _roll_back_now(conn: HostConnection, rollback_seconds: int, reason: str) -> NoReturn:
+def _roll_back_now(
+    settings: Settings, conn: HostConnection, rollback_seconds: int, reason: str
+) -> NoReturn:
     try:
         result = conn.sudo_script(
             f"sh {ROLLBACK_SCRIPT}; [ ! -e {ROLLBACK_TOKEN} ] && echo restored"
@@ -220,6 +225,11 @@ def _roll_back_now(conn: HostConnection, rollback_seconds: int, reason: str) -> 
         restored = "restored" in result.stdout
     except (SshError, HostError):
         restored = False
+    if restored:
+        try:  # prove it: the admin gets in again once sshd has re-executed
+            _fresh_login(settings, conn).close()
+        except SshError:
+            restored = False
     if restored:
         raise HostError(f"{reason}; the previous sshd_config was restored and sshd reloaded")
     raise HostError(
