@@ -284,8 +284,13 @@ class AwsGateway:
     def disassociate_address(self, association_id: str) -> None:
         self.call("ec2", "disassociate_address", AssociationId=association_id)
 
-    def release_address(self, allocation_id: str) -> None:
-        self.call("ec2", "release_address", AllocationId=allocation_id)
+    def release_address(self, allocation_id: str, *, missing_ok: bool = False) -> None:
+        """Release an address; `missing_ok` when a concurrent run may have released it."""
+        try:
+            self.call("ec2", "release_address", AllocationId=allocation_id)
+        except AwsError as exc:
+            if not (missing_ok and "NotFound" in exc.message):
+                raise
 
     # --- SSM, Redshift, RDS -----------------------------------------------------------
 

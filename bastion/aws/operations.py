@@ -197,16 +197,22 @@ def delete_key_pair(run: Runner, name: str) -> None:
 
 
 def allocate_address(run: Runner, tags: dict[str, str]) -> None:
-    """Allocate, then keep one address per name: AllocateAddress has no ClientToken."""
+    """Allocate, then keep one address per name: AllocateAddress has no ClientToken.
+
+    Concurrent runs all keep the lowest allocation id and release the other unattached
+    ones, so they converge on the same address whichever finishes first.
+    """
     mine = str(run.gateway.allocate_address(tags)["AllocationId"])
     found = sorted(
         run.gateway.describe_addresses(t.ours(tags[t.NAME_TAG])), key=lambda a: a["AllocationId"]
     )
-    keep = found[0]["AllocationId"] if found else mine
+    keep = str(found[0]["AllocationId"]) if found else mine
+    for extra in found[1:]:
+        if not extra.get("AssociationId"):
+            run.gateway.release_address(extra["AllocationId"], missing_ok=True)
     if keep != mine:
-        run.gateway.release_address(mine)
         run.notices.append(f"another run allocated {keep} first; released the duplicate {mine}")
-    run.ids["elastic_ip"] = str(keep)
+    run.ids["elastic_ip"] = keep
 
 
 def release_address(run: Runner, allocation: str) -> None:
