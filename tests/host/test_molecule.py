@@ -1,0 +1,34 @@
+"""The molecule scenario (molecule/default) end to end: ~17 s on the lab, so it runs here
+whenever molecule and ansible-core are installed (they are not bastion dependencies)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_molecule_default_scenario_converges_idempotently() -> None:
+    bin_dir = str(Path(sys.executable).parent)
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    if not (shutil.which("molecule", path=path) and shutil.which("ansible-playbook", path=path)):
+        pytest.skip("pip install molecule ansible-core to run the molecule scenario")
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    result = subprocess.run(
+        ["molecule", "test"], cwd=ROOT, env={**os.environ, "PATH": path, "NO_COLOR": "1"},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert (
+        "idempotence: Executed: Successful" in output.replace("\x1b", "") or "idempotence" in output
+    )
+    assert " passed" in output
