@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bastion.aws.discover import Endpoint
-from bastion.host import open_admin
+from bastion.host import open_admin, plan_host
 from tests.host.conftest import LabHost, make_key
 
 pytestmark = pytest.mark.lab
@@ -84,3 +84,52 @@ def test_changed_host_key_is_refused_unless_accepted(lab_host: LabHost) -> None:
     code, document, _ = lab_host.cli("configure", "--accept-new-host-key")
     assert code == 0 and document["changed"] is True
     assert (lab_host.folder / ".bastion" / "known_hosts").read_text() != pinned
+
+
+FAKE_CLOUD_INIT = """#!/bin/sh
+# stand-in: "running" until `cloud-init status --wait` is asked, which finishes it
+if [ "$1 $2" = "status --wait" ]; then
+  sleep 1; touch /var/lib/cloud/instance/boot-finished; echo waited > /tmp/cloud-init-waited
+fi
+"""
+
+
+def test_first_contact_waits_for_cloud_init(lab_host: LabHost) -> None:
+    lab_host.lab.host_exec(
+        "mkdir -p /var/lib/cloud/instance && cat > /usr/bin/cloud-init && chmod 755 /usr/bin/cloud-init",
+        input=FAKE_CLOUD_INIT,
+    )
+    settings = lab_host.settings()
+    warehouse = Endpoint(settings.warehouse.host, settings.warehouse.effective_port)
+    with open_admin(settings, lab_host.lab.bastion_address) as conn:
+        plan, facts = plan_host(settings, conn, warehouse)
+    assert facts.cloud_init == "running"
+    assert any("cloud-init is still running" in n for n in plan.notices)
+    assert lab_host.lab.host_exec("test -e /tmp/cloud-init-waited").returncode == 1, (
+        "plan never waits"
+    )
+    code, _, stderr = lab_host.cli("configure")
+    assert code == 0, stderr
+    assert lab_host.sh("cat /tmp/cloud-init-waited").strip() == "waited"
+
+
+def test_status_reports_effective_settings_keys_and_host_key(lab_host: LabHost) -> None:
+    from bastion.host import status_host
+
+    key = make_key(lab_host.folder, "dbt-status").with_suffix(".pub").read_text().strip()
+    lab_host.rewrite(public_keys=[key])
+    assert lab_host.cli("configure")[0] == 0
+    settings = lab_host.settings()
+    warehouse = Endpoint(settings.warehouse.host, settings.warehouse.effective_port)
+    with open_admin(settings, lab_host.lab.bastion_address) as conn:
+        status = status_host(settings, conn, warehouse)
+    assert status["host_key_fingerprint"] in lab_host.lab.host_key_fingerprints
+    assert status["sshd"]["clientaliveinterval"] == "30"
+    assert (
+        status["sshd"]["permitopen"]
+        == f"{lab_host.lab.warehouse_host}:{lab_host.lab.warehouse_port}"
+    )
+    assert [(k["comment"], k["configured"], k["restricted"]) for k in status["keys"]] == [
+        ("dbt-status", True, True)
+    ]
+    assert status["pending_changes"] == [] and status["managed"] is True

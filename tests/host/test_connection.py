@@ -1,0 +1,85 @@
+"""Host key pinning without a network: real paramiko keys through the tool's own policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from bastion.errors import SshError
+from bastion.host.connection import (
+    HostKeyPins,
+    KnownHosts,
+    _pinning_policy,
+    _SeenKey,
+    fingerprint,
+    host_pattern,
+)
+from tests.host.conftest import make_key
+
+
+def _key(folder: Path, name: str) -> paramiko.PKey:
+    return paramiko.PKey.from_path(make_key(folder, name))
+
+
+def _check(pins: HostKeyPins, key: paramiko.PKey, pattern: str = "203.0.113.10") -> _SeenKey:
+    seen = _SeenKey()
+    _pinning_policy(pins, pattern, seen).missing_host_key(None, pattern, key)
+    return seen
+
+
+def test_fingerprint_matches_ssh_keygen(tmp_path: Path) -> None:
+    import subprocess
+
+    path = make_key(tmp_path, "k")
+    listed = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], capture_output=True, text=True)
+    assert fingerprint(_key(tmp_path, "k").asbytes()) == listed.stdout.split()[1]
+
+
+def test_known_hosts_pattern_for_other_ports() -> None:
+    assert host_pattern("203.0.113.10", 22) == "203.0.113.10"
+    assert host_pattern("203.0.113.10", 2222) == "[203.0.113.10]:2222"
+
+
+def test_first_contact_is_learned_when_nothing_is_pinned(tmp_path: Path) -> None:
+    known = KnownHosts(tmp_path / "known_hosts")
+    key = _key(tmp_path, "host")
+    seen = _check(HostKeyPins(known_hosts=known), key)
+    assert seen.fingerprint == fingerprint(key.asbytes()) and not seen.pinned
+    known.pin("203.0.113.10", seen.key_type, seen.key_data)
+    assert known.fingerprints("203.0.113.10") == [seen.fingerprint]
+    assert _check(HostKeyPins(known_hosts=known), key).pinned
+
+
+def test_changed_key_is_refused_naming_both_fingerprints(tmp_path: Path) -> None:
+    known = KnownHosts(tmp_path / "known_hosts")
+    old, new = _key(tmp_path, "old"), _key(tmp_path, "new")
+    known.pin("203.0.113.10", old.get_name(), old.get_base64())
+    with pytest.raises(SshError) as caught:
+        _check(HostKeyPins(known_hosts=known), new)
+    assert fingerprint(old.asbytes()) in caught.value.message
+    assert fingerprint(new.asbytes()) in caught.value.message
+    assert "--accept-new-host-key" in caught.value.hint
+    assert _check(HostKeyPins(known_hosts=known, accept_new=True), new).fingerprint
+
+
+def test_caller_pins_check_first_contact(tmp_path: Path) -> None:
+    """The AWS tag (or cloud-init's console fingerprints) pin a host never seen locally."""
+    key, other = _key(tmp_path, "host"), _key(tmp_path, "other")
+    tagged = HostKeyPins(
+        known_hosts=KnownHosts(tmp_path / "kh"), expected=[fingerprint(key.asbytes())]
+    )
+    assert _check(tagged, key).fingerprint == fingerprint(key.asbytes())
+    with pytest.raises(SshError, match="bastion:host-key"):
+        _check(tagged, other)
+
+
+def test_known_hosts_replacement_keeps_other_hosts(tmp_path: Path) -> None:
+    known = KnownHosts(tmp_path / "known_hosts")
+    a, b = _key(tmp_path, "a"), _key(tmp_path, "b")
+    known.pin("198.51.100.1", a.get_name(), a.get_base64())
+    known.pin("203.0.113.10", a.get_name(), a.get_base64())
+    known.pin("203.0.113.10", b.get_name(), b.get_base64())
+    assert known.fingerprints("198.51.100.1") == [fingerprint(a.asbytes())]
+    assert known.fingerprints("203.0.113.10") == [fingerprint(b.asbytes())]
