@@ -7,18 +7,18 @@ The planner is pure: it reads `Desired` and `AwsFacts` and returns `Step`s, each
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.aws import tags as t
+from bastion.aws.desired import Desired, ingress_rules
 from bastion.aws.facts import AwsFacts
 from bastion.aws.permissions import ALL_TRAFFIC, SecurityGroupRule
 from bastion.changes import Change, Plan
 
-UPDATE_PORTS = (80, 443)
+__all__ = ["Desired", "Ref", "Step", "ingress_rules", "new_step", "plan_steps", "to_plan"]
 
 
 @dataclass(frozen=True)
@@ -38,64 +38,6 @@ class Step:
     change: Change
     op: str
     args: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Desired:
-    """What the config asks for, resolved (AMI id, subnet, warehouse group)."""
-
-    name: str
-    vpc_id: str
-    subnet_id: str
-    ssh_port: int
-    ingress: tuple[SecurityGroupRule, ...]
-    warehouse_port: int
-    warehouse_group_id: str | None
-    warehouse_host: str
-    instance_type: str
-    ami: str
-    ami_from_ssm: bool
-    admin_public_key: str
-    admin_key_fingerprint: str
-
-    @property
-    def group_name(self) -> str:
-        return t.resource_name(self.name)
-
-    def egress(self, group: str) -> tuple[SecurityGroupRule, ...]:
-        """Egress: the warehouse on its port, and 80/443 for package updates."""
-        port = self.warehouse_port
-        target = self.warehouse_group_id or _host_network(self.warehouse_host)
-        rules = [SecurityGroupRule("tcp", port, port, target, "warehouse")]
-        rules += [
-            SecurityGroupRule("tcp", p, p, "0.0.0.0/0", "package updates") for p in UPDATE_PORTS
-        ]
-        return tuple(rules)
-
-    def warehouse_rule(self, group: str) -> SecurityGroupRule:
-        port = self.warehouse_port
-        return SecurityGroupRule("tcp", port, port, group, f"bastion-{self.name} (dbt-bastion)")
-
-
-def ingress_rules(
-    ssh_port: int, dbt: list[tuple[str, str]], extra: list[str], admin: list[str]
-) -> tuple[SecurityGroupRule, ...]:
-    """One rule per source network on `ssh_port`, described by where it comes from."""
-    sources: dict[str, list[str]] = {}
-    named = [*dbt, *((c, "extra_cidrs") for c in extra), *((c, "admin_cidrs") for c in admin)]
-    for cidr, origin in named:
-        network = str(ipaddress.ip_network(cidr, strict=False))
-        if origin not in sources.setdefault(network, []):
-            sources[network].append(origin)
-    return tuple(
-        sorted(
-            (
-                SecurityGroupRule("tcp", ssh_port, ssh_port, net, ", ".join(origins))
-                for net, origins in sources.items()
-            ),
-            key=lambda r: r.key,
-        )
-    )
 
 
 def plan_steps(
@@ -409,11 +351,3 @@ def to_plan(steps: list[Step]) -> Plan:
 
 def new_step(resource: str, action: Any, detail: str, op: str, **args: Any) -> Step:
     return Step(Change("aws", resource, action, detail), op, args)
-
-
-def _host_network(host: str) -> str:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return "0.0.0.0/0"
-    return f"{address}/{address.max_prefixlen}"

@@ -120,3 +120,26 @@ def test_destroy_of_a_key_pair_we_did_not_make_leaves_it(
     code, document = run_cli(capsys, "destroy", "--yes", "-c", str(write_config()))
     assert (code, document["changes"]) == (0, [])
     assert world.ec2.describe_key_pairs(KeyNames=["bastion-analytics"])["KeyPairs"]
+
+
+@pytest.mark.parametrize(("answer", "code"), [("n\n", 4), ("y\n", 0)])
+def test_destroy_in_a_terminal_asks_first(
+    answer: str,
+    code: int,
+    capsys: pytest.CaptureFixture[str],
+    provisioned: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from bastion.console import Console
+
+    monkeypatch.setattr(Console, "interactive", property(lambda self: True))
+    monkeypatch.setattr("sys.stdin", io.StringIO(answer))
+    before = snapshot()
+    exit_code, _ = run_cli(capsys, "destroy", "-c", provisioned)
+    assert exit_code == code
+    if code == 4:
+        assert snapshot() == before
+    else:
+        assert _tagged_with_name() == []
