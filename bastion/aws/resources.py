@@ -53,7 +53,8 @@ def plan_steps(
     tags = t.common_tags(desired.name)
 
     if facts.security_group_id is None:
-        generation = int(time.time())
+        # Seconds since the epoch: never a generation an earlier group of this name used.
+        generation = max([int(time.time()), *(g + 1 for g in facts.used_generations)])
         steps.append(
             new_step(
                 "security_group",

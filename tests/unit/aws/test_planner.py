@@ -155,3 +155,14 @@ def test_applying_the_planned_rule_changes_converges(
             rules[rule.key] = rule
     facts.ingress = list(rules.values())
     assert plan_steps(desired, facts) == []
+
+
+def test_a_new_group_never_reuses_a_generation_seen_on_a_terminated_host() -> None:
+    import time
+
+    facts = AwsFacts(warehouse=Endpoint("wh", 5439), used_generations={int(time.time()) + 100})
+    steps = plan_steps(desired_for(), facts)
+    launch = next(s for s in steps if s.op == "run_instance")
+    used = next(iter(facts.used_generations))
+    assert launch.args["client_token"] != t.client_token("analytics", used)
+    assert int(steps[0].args["tags"][t.GENERATION_TAG]) > used
