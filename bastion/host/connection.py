@@ -216,11 +216,17 @@ def connect(
     port: int,
     user: str,
     private_key: paramiko.PKey | Path,
-    pins: HostKeyPins,
+    pins: HostKeyPins | Sequence[str],
     *,
     timeout: float = CONNECT_TIMEOUT,
 ) -> HostConnection:
-    """Open and authenticate a connection with exactly this key, checking the host key pins."""
+    """Open and authenticate a connection with exactly this key, checking the host key pins.
+
+    `pins` may be plain fingerprints (e.g. the `bastion:host-key` tag): they must match, and
+    nothing is written to known_hosts.
+    """
+    if not isinstance(pins, HostKeyPins):
+        pins = HostKeyPins(expected=tuple(pins), learn=False)
     import paramiko
     from fabric import Config, Connection
 

@@ -147,7 +147,7 @@ def without_group_exchange(chosen: CryptoProfile) -> CryptoProfile:
     )  # fmt: skip
 
 
-def user_key_algorithms(openssh: tuple[int, int]) -> tuple[str, ...]:
+def user_key_algorithms() -> tuple[str, ...]:
     """What the tunnel and admin keys may be: ed25519, ECDSA and RSA with SHA-2 signatures."""
     names = (
         "ssh-ed25519",

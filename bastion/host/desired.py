@@ -93,7 +93,7 @@ def render_sshd_config(settings: Settings, facts: HostFacts, warehouse: Endpoint
         pubkey_keyword="PubkeyAcceptedAlgorithms"
         if facts.openssh >= (8, 5)
         else "PubkeyAcceptedKeyTypes",
-        user_key_algorithms=user_key_algorithms(facts.openssh),
+        user_key_algorithms=user_key_algorithms(),
         required_rsa_size=facts.openssh >= (9, 1),
         allow_users=allow_users(settings),
         client_alive_interval=settings.tunnel.client_alive_interval,

@@ -7,14 +7,9 @@ recorded on Amazon Linux 2023, Ubuntu 22.04/24.04 and Debian 12.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import ipaddress
-import json
-import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from bastion.errors import HostError
 
@@ -111,317 +106,6 @@ class HostFacts:
         return next((k for k in self.host_keys if k.key_type == key_type), None)
 
 
-class Fact:
-    """A named shell snippet whose output is parsed into HostFacts."""
-
-    name: ClassVar[str]
-    command: ClassVar[str]
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        raise NotImplementedError
-
-
-class OperatingSystem(Fact):
-    name = "os"
-    command = "cat /etc/os-release"
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        values = dict(_key_values(text))
-        facts.os_id = values.get("ID", "")
-        facts.os_version = values.get("VERSION_ID", "")
-        facts.os_name = values.get("PRETTY_NAME", "")
-
-
-class OpenSshVersion(Fact):
-    name = "openssh"
-    command = "ssh -V 2>&1"
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        match = re.search(r"OpenSSH_(\d+)\.(\d+)", text)
-        if match is None:
-            raise HostError(f"cannot tell the OpenSSH version from: {text.strip()[:200]!r}")
-        facts.openssh = (int(match[1]), int(match[2]))
-
-
-class ClientAddress(Fact):
-    name = "client"
-    command = 'echo "$SSHC"'
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        fields = text.split()
-        facts.client_address = fields[0] if fields else ""
-
-
-class SshService(Fact):
-    """`ssh` on Debian and Ubuntu, `sshd` on Amazon Linux; Ubuntu 24.04 may socket-activate."""
-
-    name = "service"
-    command = (
-        "for u in ssh.service sshd.service; do for d in /etc/systemd/system /lib/systemd/system"
-        ' /usr/lib/systemd/system; do [ -e "$d/$u" ] && echo "unit $u"; done; done;'
-        " [ -e /etc/systemd/system/sockets.target.wants/ssh.socket ] && echo socket"
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        lines = text.split()
-        if "sshd.service" in lines and "ssh.service" not in lines:
-            facts.service = "sshd"
-        elif "ssh.service" in lines:
-            facts.service = "ssh"
-        else:
-            facts.service = "sshd" if facts.os_id in {"amzn", "rhel", "fedora", "rocky"} else "ssh"
-        facts.socket_activated = "socket" in lines
-
-
-class Programs(Fact):
-    name = "programs"
-    command = (
-        "for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server"
-        ' /usr/lib/ssh/sftp-server /usr/sbin/nologin /sbin/nologin; do [ -x "$p" ] && echo "$p"; done'
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        paths = text.split()
-        facts.sftp_server = next((p for p in paths if p.endswith("/sftp-server")), "")
-        facts.nologin = next((p for p in paths if p.endswith("/nologin")), "/usr/sbin/nologin")
-
-
-class Accounts(Fact):
-    name = "accounts"
-    command = (
-        'echo "$PASSWD"; echo @@group; getent group "$TUNNEL"; echo @@login.defs;'
-        " grep -E '^UID_MIN' /etc/login.defs"
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        kind = "passwd"
-        for line in text.splitlines():
-            if line.startswith("@@"):
-                kind = line[2:]
-                continue
-            parts = line.split(":")
-            if kind == "passwd" and len(parts) == 7:
-                name, _, uid, gid, gecos, home, shell = parts
-                facts.users[name] = PasswdEntry(name, int(uid), int(gid), gecos, home, shell)
-            elif kind == "group" and len(parts) >= 3:
-                facts.groups[parts[0]] = int(parts[2])
-            elif kind == "login.defs" and line.startswith("UID_MIN"):
-                facts.uid_min = int(line.split()[1])
-
-
-class TunnelFiles(Fact):
-    name = "files"
-    command = (
-        '[ -n "$HOME_DIR" ] && stat -c "%U|%G|%a|%F|%n" "$HOME_DIR" "$HOME_DIR/.ssh"'
-        f' "$HOME_DIR/.ssh/authorized_keys" "$HOME_DIR/.ssh/{VERIFY_KEYS_NAME}"'
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        for line in text.splitlines():
-            parts = line.split("|", 4)
-            if len(parts) == 5:
-                owner, group, mode, kind, path = parts
-                facts.files[path] = FileStat(owner, group, int(mode, 8), kind)
-
-
-class AuthorizedKeysContent(Fact):
-    name = "authorized_keys"
-    command = (
-        '[ -n "$HOME_DIR" ] && [ -f "$HOME_DIR/.ssh/authorized_keys" ] && '
-        '{ echo present; base64 -w0 < "$HOME_DIR/.ssh/authorized_keys"; echo; }'
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        lines = text.splitlines()
-        if not lines or lines[0] != "present":
-            facts.authorized_keys = None
-            return
-        try:
-            raw = base64.b64decode("".join(lines[1:]), validate=True)
-        except binascii.Error:
-            raise HostError("the tunnel user's authorized_keys could not be read back") from None
-        facts.authorized_keys = raw.decode("utf-8", "replace")
-        facts.authorized_keys_sha256 = hashlib.sha256(raw).hexdigest()
-
-
-class SshdConfigFile(Fact):
-    """The whole file comes back (a few kB): its hash, header and Include lines are read here."""
-
-    name = "sshd_config"
-    command = (
-        "base64 -w0 /etc/ssh/sshd_config; echo; for f in /etc/ssh/sshd_config.d/*.conf;"
-        ' do [ -e "$f" ] && echo "$f"; done'
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        lines = text.splitlines()
-        try:
-            raw = base64.b64decode(lines[0] if lines else "", validate=True)
-        except binascii.Error:
-            raise HostError("/etc/ssh/sshd_config could not be read back") from None
-        facts.sshd_config_sha256 = hashlib.sha256(raw).hexdigest() if raw else ""
-        content = raw.decode("utf-8", "replace")
-        facts.sshd_config_header = content.split("\n", 1)[0]
-        for line in content.splitlines():
-            words = line.split()
-            if len(words) > 1 and words[0].lower() == "include":
-                facts.includes.extend(words[1:])
-        facts.dropins = [line for line in lines[1:] if line.startswith("/")]
-
-
-def parse_sshd_t(text: str) -> tuple[dict[str, list[str]], list[str]]:
-    """`sshd -T` output -> {keyword: [values]}; lines that are not settings are errors."""
-    values: dict[str, list[str]] = {}
-    errors: list[str] = []
-    for line in text.splitlines():
-        keyword, _, value = line.strip().partition(" ")
-        if re.fullmatch(r"[a-z0-9]+", keyword) and value:
-            values.setdefault(keyword, []).append(value)
-        elif line.strip():
-            errors.append(line.strip())
-    return values, errors
-
-
-class EffectiveSettings(Fact):
-    name = "sshd_t"
-    command = '"$SSHD" -T 2>&1'
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        facts.sshd, errors = parse_sshd_t(text)
-        facts.sshd_errors.extend(errors)
-
-
-class EffectiveTunnelSettings(Fact):
-    name = "sshd_t_tunnel"
-    command = '"$SSHD" -T -C "user=$TUNNEL,host=$ADDR,addr=$ADDR" 2>&1'
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        facts.sshd_tunnel, errors = parse_sshd_t(text)
-        facts.sshd_errors.extend(errors)
-
-
-class HostKeys(Fact):
-    name = "host_keys"
-    command = 'for f in /etc/ssh/ssh_host_*_key.pub; do [ -f "$f" ] && echo "$f $(cat "$f")"; done'
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        from bastion.keys import InvalidKeyError, parse_public_key
-
-        labels = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA"}
-        for line in text.splitlines():
-            path, _, key_text = line.partition(" ")
-            fields = key_text.split()
-            try:
-                key = parse_public_key(" ".join(fields[:2]))
-            except (InvalidKeyError, IndexError):
-                continue
-            label = labels.get(key.key_type, "ECDSA" if "ecdsa" in key.key_type else key.key_type)
-            facts.host_keys.append(
-                HostKeyFact(path.removesuffix(".pub"), label, key.bits, key.fingerprint)
-            )
-
-
-class Moduli(Fact):
-    """DH group-exchange moduli: the 5th field is the size minus one (3071 for 3072 bits)."""
-
-    name = "moduli"
-    command = (
-        "awk '$1 ~ /^[0-9]+$/ && NF == 7 {n++; if ($5 < 3071) s++} END {print n+0, s+0}'"
-        " /etc/ssh/moduli 2>/dev/null"
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        numbers = text.split()
-        if len(numbers) == 2:
-            facts.moduli_total, facts.moduli_small = int(numbers[0]), int(numbers[1])
-
-
-class AutomaticUpdates(Fact):
-    name = "auto_updates"
-    command = (
-        "if [ -d /var/lib/dpkg ]; then echo manager apt;"
-        " [ -f /var/lib/dpkg/info/unattended-upgrades.list ] && echo 'status install ok installed';"
-        ' for f in /etc/apt/apt.conf.d/*auto-upgrades; do [ -f "$f" ] &&'
-        ' while IFS= read -r l; do echo "apt $l"; done < "$f"; done;'
-        " elif command -v rpm >/dev/null; then echo manager dnf;"
-        " rpm -q dnf-automatic >/dev/null 2>&1 && echo 'status install ok installed';"
-        " grep -E '^[[:space:]]*apply_updates' /etc/dnf/automatic.conf 2>/dev/null | sed 's/^/dnf /';"
-        " for t in dnf-automatic dnf-automatic-install; do"
-        ' [ -e "/etc/systemd/system/timers.target.wants/$t.timer" ] && echo "timer $t"; done; fi'
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        values = [line.split(" ", 1) for line in text.splitlines() if " " in line]
-        manager = next((v for k, v in values if k == "manager"), "unknown")
-        installed = any(k == "status" and v.strip() == "install ok installed" for k, v in values)
-        if manager == "apt":
-            periodic: dict[str, str] = {}
-            for key, value in values:
-                match = (
-                    re.match(r'\s*(APT::Periodic::[\w-]+)\s+"(\d+)"', value)
-                    if key == "apt"
-                    else None
-                )
-                if match:
-                    periodic[match[1]] = match[2]
-            enabled = all(
-                periodic.get(f"APT::Periodic::{name}", "0") != "0"
-                for name in ("Update-Package-Lists", "Unattended-Upgrade")
-            )
-        elif manager == "dnf":
-            apply = [v for k, v in values if k == "dnf"]
-            on = bool(apply) and apply[-1].split("=")[-1].strip().lower() in {"yes", "true", "1"}
-            enabled = on and any(k == "timer" for k, _ in values)
-        else:
-            enabled = False
-        facts.auto_updates = AutoUpdates(manager, installed, enabled)
-
-
-class InstanceConnect(Fact):
-    name = "instance_connect"
-    command = (
-        "for f in /usr/share/ec2-instance-connect /lib/systemd/system/ssh.service.d/"
-        "ec2-instance-connect.conf /usr/lib/systemd/system/sshd.service.d/ec2-instance-connect.conf"
-        ' /etc/systemd/system/sshd.service.d/ec2-instance-connect.conf; do [ -e "$f" ] && echo "$f";'
-        " done"
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        facts.instance_connect = text.split()
-
-
-class CloudInit(Fact):
-    name = "cloud_init"
-    command = (
-        "if [ -x /usr/bin/cloud-init ]; then if [ -e /var/lib/cloud/instance/boot-finished ];"
-        " then echo done; else echo running; fi; else echo absent; fi"
-    )
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        facts.cloud_init = text.strip() or "absent"
-
-
-class ManagementMarker(Fact):
-    name = "marker"
-    command = f"cat {MARKER} 2>/dev/null; echo; echo @@pending; cat {ROLLBACK_TOKEN} 2>/dev/null"
-
-    def parse(self, text: str, facts: HostFacts) -> None:
-        marker, _, pending = text.partition("@@pending")
-        try:
-            loaded = json.loads(marker) if marker.strip() else None
-        except json.JSONDecodeError:
-            loaded = {"corrupt": True}
-        facts.marker = loaded if isinstance(loaded, dict) else None
-        facts.pending_rollback = pending.strip()
-
-
-FACTS: tuple[Fact, ...] = (
-    OperatingSystem(), OpenSshVersion(), ClientAddress(), SshService(), Programs(), Accounts(),
-    TunnelFiles(), AuthorizedKeysContent(), SshdConfigFile(), EffectiveSettings(),
-    EffectiveTunnelSettings(), HostKeys(), Moduli(), AutomaticUpdates(), InstanceConnect(),
-    CloudInit(), ManagementMarker(),
-)  # fmt: skip
-
 _PREAMBLE = """\
 set +e
 SSHC=$1 TUNNEL=$2 ADMIN=$3 ADDR=$4 WAIT=$5
@@ -438,6 +122,8 @@ HOME_DIR=$(printf '%s\n' "$PASSWD" | while IFS=: read -r n _ _ _ _ h _; do [ "$n
 
 def facts_script() -> str:
     """The one script that gathers every fact; values arrive as positional parameters."""
+    from bastion.host.fact_sections import FACTS
+
     parts = [_PREAMBLE]
     for fact in FACTS:
         parts.append(f"echo '{SECTION}{fact.name}'\n{{ {fact.command} ; }} 2>/dev/null\n")
@@ -447,6 +133,8 @@ def facts_script() -> str:
 
 def parse_facts(output: str) -> HostFacts:
     """Split the script's output into sections and hand each to its parser."""
+    from bastion.host.fact_sections import FACTS
+
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in output.splitlines():
@@ -487,12 +175,3 @@ def gather(
             )
         raise HostError(f"reading the host's facts failed: {detail}")
     return parse_facts(result.stdout)
-
-
-def _key_values(text: str) -> list[tuple[str, str]]:
-    pairs = []
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            pairs.append((key.strip(), value.strip().strip('"')))
-    return pairs

@@ -372,14 +372,16 @@ def _notices(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
             "host: sshd is socket-activated (ssh.socket); a new ssh_port also needs the socket's "
             "ListenStream changed"
         )
-    if facts.client_address and not _inside(facts.client_address, settings.bastion.admin_cidrs):
+    if facts.client_address and not inside_cidrs(
+        facts.client_address, settings.bastion.admin_cidrs
+    ):
         host.plan.notices.append(
             f"host: you connect from {facts.client_address}, which is outside bastion.admin_cidrs; "
             "the rendered AllowUsers would lock you out"
         )
 
 
-def _inside(address: str, cidrs: list[str]) -> bool:
+def inside_cidrs(address: str, cidrs: list[str]) -> bool:
     import ipaddress
 
     try:

@@ -63,7 +63,7 @@ def apply_host(
     """Make the host match the config; the returned Plan holds the changes made."""
     from bastion.host import apply
     from bastion.host.desired import tunnel_sources
-    from bastion.host.plan import _inside, build_plan
+    from bastion.host.plan import build_plan, inside_cidrs
 
     with progress.status(f"reading {conn.address}"):
         facts = read_facts(settings, conn, wait_cloud_init=True)
@@ -79,7 +79,7 @@ def apply_host(
     if (
         host.sshd_config
         and facts.client_address
-        and not _inside(facts.client_address, list(settings.bastion.admin_cidrs))
+        and not inside_cidrs(facts.client_address, list(settings.bastion.admin_cidrs))
     ):
         raise ConfigError(
             f"bastion.admin_cidrs does not include {facts.client_address}, the address this host "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -116,11 +117,14 @@ class LabHost:
     def rewrite(self, **values: object) -> None:
         write_lab_config(self.lab, self.folder, **values)
 
-    def cli(self, *args: str, timeout: float = 120) -> tuple[int, dict[str, Any], str]:
+    def cli(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any], str]:
         """Run the real CLI (`python -m bastion … --json`) and return code, JSON, stderr."""
         result = subprocess.run(
             [sys.executable, "-m", "bastion", *args, "-c", str(self.config), "--json"],
             capture_output=True, text=True, timeout=timeout, cwd=self.folder,
+            env={**os.environ, **(env or {})},
         )  # fmt: skip
         lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
         document = json.loads(lines[-1]) if lines else {}

@@ -7,13 +7,15 @@ import subprocess
 import pytest
 
 from bastion.errors import HostError
-from bastion.host.facts import facts_script, parse_facts, parse_sshd_t
+from bastion.host.fact_sections import parse_sshd_t
+from bastion.host.facts import facts_script, parse_facts
 from tests.host.conftest import recorded
 
 
 @pytest.mark.parametrize(
     ("name", "os_id", "version", "openssh", "service", "sftp"),
     [
+        ("debian12", "debian", "12", (9, 2), "ssh", "/usr/lib/openssh/sftp-server"),
         ("al2023", "amzn", "2023", (8, 7), "sshd", "/usr/libexec/openssh/sftp-server"),
         ("ubuntu2204", "ubuntu", "22.04", (8, 9), "ssh", "/usr/lib/openssh/sftp-server"),
         ("ubuntu2404", "ubuntu", "24.04", (9, 6), "ssh", "/usr/lib/openssh/sftp-server"),
@@ -111,3 +113,16 @@ def test_facts_script_runs_locally_without_failing(tmp_path: object) -> None:
     assert facts.os_id == "debian"
     assert facts.client_address == "1.2.3.4"
     assert facts.user("root") is not None
+
+
+def test_debian_12_recorded_on_the_lab_host() -> None:
+    """Recorded from a pristine lab host (Debian 12 image, as the lab builds it)."""
+    facts = parse_facts(recorded("debian12"))
+    assert facts.sshd["kbdinteractiveauthentication"] == ["no"]
+    assert facts.dropins == ["/etc/ssh/sshd_config.d/50-cloud-init.conf"]
+    assert facts.includes == ["/etc/ssh/sshd_config.d/*.conf"]
+    assert facts.auto_updates.manager == "apt" and facts.auto_updates.installed
+    assert {k.key_type for k in facts.host_keys} == {"ECDSA", "ED25519", "RSA"}
+    assert facts.host_key("RSA").bits == 3072  # type: ignore[union-attr]
+    assert facts.moduli_small > 0 and facts.cloud_init == "absent"
+    assert facts.user("dbtcloud") is None and facts.user("ec2-user") is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bastion.aws.discover import Endpoint
@@ -107,3 +109,20 @@ def test_verify_key_goes_to_the_second_file_only(configured_host: LabHost) -> No
         == 1
     )
     assert configured_host.sh("sha256sum /home/dbtcloud/.ssh/authorized_keys") == managed
+
+
+def test_ssh_config_agent_and_personal_known_hosts_are_ignored(
+    configured_host: LabHost, tmp_path: Path
+) -> None:
+    """A hostile ~/.ssh (wrong port, wrong key, a bogus known_hosts entry) and a dead agent."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text("Host *\n  Port 1\n  User nobody\n  IdentityFile /nope\n")
+    bogus = make_key(tmp_path, "bogus").with_suffix(".pub").read_text().split()
+    (home / ".ssh" / "known_hosts").write_text(
+        f"{configured_host.lab.bastion_address} {bogus[0]} {bogus[1]}\n"
+    )
+    env = {"HOME": str(home), "SSH_AUTH_SOCK": str(tmp_path / "no-agent.sock")}
+    code, document, stderr = configured_host.cli("keys", "list", env=env)
+    assert code == 0, stderr
+    assert document["keys"]
