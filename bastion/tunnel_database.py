@@ -180,7 +180,11 @@ def handshake(sock: socket.socket, settings: Settings) -> Login:
     sock.sendall(struct.pack("!ii", 8 + len(params), _PROTOCOL_3) + params)
     head = _read_exactly(sock, 5)
     kind, length = head[:1], struct.unpack("!i", head[1:])[0]
-    body = _read_exactly(sock, min(max(length - 4, 0), 8192))
+    if kind not in (b"R", b"E") or not 8 <= length <= 8192:
+        return Login(
+            False, "the far end does not speak the PostgreSQL protocol: check warehouse.port"
+        )
+    body = _read_exactly(sock, length - 4)
     not_tested = f"login not tested (no password in ${settings.warehouse.password_env})"
     if kind == b"R" and len(body) >= 4:
         code = struct.unpack("!i", body[:4])[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -171,6 +172,13 @@ def test_ctrl_c_still_removes_the_key(
             break
     assert any("holding the tunnel idle" in line for line in lines), lines
     assert managed_keys(tunnel_lab).splitlines()[-1].strip() == "1"  # installed meanwhile
+    installed = tunnel_lab.host_exec(f"cat {KEYS_DIR}/authorized_keys.verify").stdout
+    target = f"{tunnel_lab.warehouse_host}:{tunnel_lab.warehouse_port}"
+    assert re.fullmatch(
+        rf'restrict,port-forwarding,permitopen="{re.escape(target)}",expiry-time="\d{{14}}Z" '
+        r"ssh-ed25519 \S+ bastion-verify-lab-\S+\n",
+        installed,
+    ), installed
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
 
@@ -197,3 +205,20 @@ def start_sshd(lab: Any) -> None:
     done = lab.host_exec("/usr/sbin/sshd -E /var/log/sshd.log")
     assert done.returncode == 0, done.stderr
     time.sleep(0.3)
+
+
+@pytest.mark.parametrize("output", ["text", "json", "profiles"])
+def test_connection_shows_the_fields_for_dbt_cloud(
+    configured: Path, tunnel_lab: Any, output: str
+) -> None:
+    done = bastion_cli("connection", "-c", str(configured), "--format", output)
+    assert done.returncode == 0, done.stderr
+    assert tunnel_lab.warehouse_host in done.stdout and tunnel_lab.bastion_address in done.stdout
+    if output == "json":
+        fields = json.loads(done.stdout)
+        assert fields["ssh_tunnel"] == {
+            "hostname": tunnel_lab.bastion_address, "port": 22, "username": "dbtcloud",
+        }  # fmt: skip
+    if output == "profiles":
+        assert f"password: \"{{{{ env_var('{PASSWORD_ENV}') }}}}\"" in done.stdout
+        assert tunnel_lab.db_password not in done.stdout
