@@ -111,8 +111,9 @@ class AwsCallCounter:
                 counter._record(identify(self.command, self.path, headers, body))
                 upstream = http.client.HTTPConnection(*counter._upstream, timeout=120)
                 try:
-                    upstream.putrequest(self.command, self.path, skip_host=True,
-                                        skip_accept_encoding=True)  # fmt: skip
+                    upstream.putrequest(
+                        self.command, self.path, skip_host=True, skip_accept_encoding=True
+                    )
                     for name, value in self.headers.items():
                         if name.lower() not in _HOP_BY_HOP:
                             upstream.putheader(name, value)

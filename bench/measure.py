@@ -7,6 +7,7 @@ what a user waits for: interpreter start, imports, the network round trips and a
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -16,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.sshlog import SshActivity
 
 MISSING = "n/a (command missing)"
 
@@ -38,6 +41,7 @@ class Timed:
     returncode: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user + system seconds of the process and the children it waited for
 
     @property
     def document(self) -> dict[str, Any] | None:
@@ -64,17 +68,24 @@ class Bastion:
     _known: dict[str, bool] = field(default_factory=dict)
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Timed:
-        argv = [self.executable, *args]
-        started = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              env={**self.env, **(env or {})}, cwd=self.cwd)  # fmt: skip
-        return Timed(argv, time.perf_counter() - started, done.returncode, done.stdout, done.stderr)
+        return run_timed([self.executable, *args], {**self.env, **(env or {})}, self.cwd, timeout)
 
     def has(self, command: str) -> bool:
         """Whether this checkout's bastion has `command` yet (its --help succeeds)."""
         if command not in self._known:
             self._known[command] = self.run(command, "--help", timeout=60).returncode == 0
         return self._known[command]
+
+
+def run_timed(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -> Timed:
+    """Run `argv` to its end: wall time, and the CPU time it used (less sensitive to load)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timed(argv, seconds, done.returncode, done.stdout, done.stderr, cpu)
 
 
 @dataclass(frozen=True)
@@ -131,11 +142,26 @@ class Row:
     target: Target | None = None
     absent: str = ""  # MISSING, "failed: ...", "skipped: ..."
     note: str = ""
+    cpu: Stats | None = None
 
     @classmethod
-    def of(cls, name: str, values: Sequence[float], unit: str = "s",
-           target: Target | None = None, note: str = "") -> Row:  # fmt: skip
-        return cls(name, unit, Stats(tuple(values)) if values else None, target, note=note)
+    def of(
+        cls,
+        name: str,
+        values: Sequence[float],
+        unit: str = "s",
+        target: Target | None = None,
+        note: str = "",
+        cpu: Sequence[float] = (),
+    ) -> Row:
+        return cls(
+            name,
+            unit,
+            Stats(tuple(values)) if values else None,
+            target,
+            note=note,
+            cpu=Stats(tuple(cpu)) if cpu else None,
+        )
 
     @property
     def verdict(self) -> str:
@@ -159,6 +185,7 @@ class Row:
             "unit": self.unit,
             "median": self.stats.median if self.stats else None,
             "values": list(self.stats.values) if self.stats else [],
+            "cpu_median": self.cpu.median if self.cpu else None,
             "target": self.target.text if self.target else None,
             "verdict": self.verdict or None,
             "absent": self.absent or None,
@@ -168,12 +195,13 @@ class Row:
 
 def table(rows: Sequence[Row]) -> str:
     """A plain-text table (it lands in READMEs and CI logs), notes listed below it."""
-    header = ("measurement", "median", "min-max", "runs", "target", "result")
+    header = ("measurement", "median", "min-max", "cpu", "runs", "target", "result")
     lines = [
         (
             row.name,
             row.figure,
             row.stats.spread(row.unit) if row.stats else "",
+            f"{row.cpu.median:.3f}" if row.cpu else "",
             str(len(row.stats.values)) if row.stats else "",
             row.target.text if row.target else "",
             row.verdict,
@@ -181,9 +209,71 @@ def table(rows: Sequence[Row]) -> str:
         for row in rows
     ]
     widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
-    out = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip()
-           for cells in [header, tuple("-" * w for w in widths), *lines]]  # fmt: skip
+    out = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip()
+        for cells in [header, tuple("-" * w for w in widths), *lines]
+    ]
     notes = [f"  [{row.name}] {row.note}" for row in rows if row.note]
     if notes:
         out += ["", "notes:", *notes]
     return "\n".join(out)
+
+
+def bastion_changed(done: Timed) -> str:
+    """The resources a `--json` run reports as changed, "" when it changed nothing."""
+    document = done.document or {}
+    if not document.get("changed"):
+        return ""
+    return ", ".join(f"{c.get('target')}/{c.get('resource')}" for c in document.get("changes", []))
+
+
+@dataclass
+class Series:
+    """Runs of one measurement, and why it stopped early if it did."""
+
+    runs: list[Timed] = field(default_factory=list)
+    ssh: list[SshActivity] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failure: Timed | None = None
+
+    @property
+    def seconds(self) -> list[float]:
+        return [run.seconds for run in self.runs]
+
+    @property
+    def cpu(self) -> list[float]:
+        return [run.cpu for run in self.runs]
+
+    def extend(self, other: Series) -> None:
+        self.runs += other.runs
+        self.ssh += other.ssh
+        self.notes += other.notes
+        self.failure = self.failure or other.failure
+
+    def row(self, name: str, goal: Target | None) -> Row:
+        if not self.runs:
+            why = self.failure.why() if self.failure else "; ".join(self.notes)
+            code = f"exit {self.failure.returncode}" if self.failure else "no run"
+            return Row(name, absent=f"failed ({code})", target=goal, note=why)
+        notes = list(dict.fromkeys(self.notes))
+        if self.failure is not None:
+            notes.append(f"stopped after {len(self.runs)} good runs: {self.failure.why()}")
+        return Row.of(name, self.seconds, target=goal, note="; ".join(notes), cpu=self.cpu)
+
+    def count_rows(self, what: str, command: str) -> list[Row]:
+        if not self.ssh:
+            return []
+        return [
+            Row.of(
+                f"ssh connections / {command}",
+                [a.connections for a in self.ssh],
+                unit="",
+                target=exactly(1) if what == "configure" else None,
+            ),
+            Row.of(
+                f"remote commands / {command}",
+                [a.sessions for a in self.ssh],
+                unit="",
+                target=at_most(2) if what == "configure" else None,
+            ),
+        ]

@@ -16,13 +16,17 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench.measure import Timed, run_timed
+
 PEER_DIR = Path(__file__).resolve().parent / "peer"
-_RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
-                    r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.MULTILINE)  # fmt: skip
+_RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
+    r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
 
 
 @dataclass(frozen=True)
@@ -39,18 +43,6 @@ class PeerHost:
     tunnel_keys: list[str]
 
 
-@dataclass(frozen=True)
-class PeerRun:
-    seconds: float
-    returncode: int
-    changed: int | None
-    output: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and self.changed is not None
-
-
 def ansible_playbook() -> str | None:
     """ansible-playbook of this interpreter's environment (the venv), else of PATH."""
     beside = Path(sys.executable).parent / "ansible-playbook"
@@ -60,9 +52,17 @@ def ansible_playbook() -> str | None:
 class AnsiblePeer:
     """The playbook laid out in `folder`, ready to run again and again."""
 
-    def __init__(self, folder: Path, host: PeerHost, sshd_config: str, authorized_keys: str,
-                 passwd_entry: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        host: PeerHost,
+        sshd_config: str,
+        authorized_keys: str,
+        passwd_entry: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.folder = folder
+        self._env = dict(os.environ if env is None else env)
         self.executable = ansible_playbook()
         shutil.copytree(PEER_DIR, folder, dirs_exist_ok=True)
         (folder / "templates" / "sshd_config.j2").write_text(_as_template(sshd_config))
@@ -80,10 +80,16 @@ class AnsiblePeer:
             "tunnel_keys": host.tunnel_keys,
         }
         (folder / "vars.json").write_text(json.dumps(variables, indent=1) + "\n")
-        common_args = shlex.join([
-            "-o", f"UserKnownHostsFile={folder / 'known_hosts'}", "-o", "IdentitiesOnly=yes",
-            "-o", "IdentityAgent=none",
-        ])  # fmt: skip
+        common_args = shlex.join(
+            [
+                "-o",
+                f"UserKnownHostsFile={folder / 'known_hosts'}",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "IdentityAgent=none",
+            ]
+        )
         (folder / "inventory.ini").write_text(
             "[bastion]\n"
             f"bastion ansible_host={host.address} ansible_port={host.port}"
@@ -93,7 +99,7 @@ class AnsiblePeer:
 
     def environment(self) -> dict[str, str]:
         return {
-            **os.environ,
+            **self._env,
             "ANSIBLE_CONFIG": str(self.folder / "ansible.cfg"),
             "ANSIBLE_HOME": str(self.folder / "home"),
             "ANSIBLE_LOCAL_TEMP": str(self.folder / "tmp"),
@@ -101,25 +107,54 @@ class AnsiblePeer:
             "ANSIBLE_NOCOLOR": "1",
         }
 
-    def run(self, timeout: float = 300) -> PeerRun:
+    def run(self, timeout: float = 300) -> Timed:
         """One `ansible-playbook` run, timed from start to exit."""
         if self.executable is None:
             raise FileNotFoundError("ansible-playbook (pip install ansible-core)")
-        argv = [self.executable, "-i", str(self.folder / "inventory.ini"),
-                "-e", f"@{self.folder / 'vars.json'}", str(self.folder / "playbook.yml")]  # fmt: skip
-        started = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              env=self.environment(), cwd=self.folder)  # fmt: skip
-        seconds = time.perf_counter() - started
+        argv = [
+            self.executable,
+            "-i",
+            str(self.folder / "inventory.ini"),
+            "-e",
+            f"@{self.folder / 'vars.json'}",
+            str(self.folder / "playbook.yml"),
+        ]
+        done = run_timed(argv, self.environment(), self.folder, timeout)
+        if done.returncode == 0 and _RECAP.search(done.stdout) is None:
+            return replace(done, returncode=-1, stderr=done.stderr + "\nno PLAY RECAP line")
+        return done
+
+    @staticmethod
+    def changed(done: Timed) -> str:
+        """ "changed=N" from the PLAY RECAP when N > 0, else ""."""
         recap = _RECAP.search(done.stdout)
-        changed = int(recap.group("changed")) if recap else None
-        return PeerRun(seconds, done.returncode, changed, done.stdout + done.stderr)
+        if recap is None or recap.group("changed") == "0":
+            return ""
+        tasks = re.findall(r"^changed: \[[^\]]+\]", done.stdout, re.MULTILINE)
+        return f"changed={recap.group('changed')} ({len(tasks)} task lines)"
+
+    def check_first_run(self) -> list[str]:
+        """Run once; notes if the peer does not find bastion's host already converged."""
+        done = self.run()
+        if done.returncode != 0:
+            return [f"the playbook failed: {done.why()} {_tail(done.stdout)}"]
+        if self.changed(done):
+            return [f"first run after bastion configure: {self.changed(done)}"]
+        return []
 
     def close_master(self) -> None:
         """End the ControlPersist master ssh the runs left behind (ours, by its socket)."""
         for socket in (self.folder / "control").iterdir():
-            subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "bastion"],
-                           capture_output=True, timeout=10, check=False)  # fmt: skip
+            subprocess.run(
+                ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "bastion"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    return " / ".join(line for line in text.strip().splitlines()[-lines:] if line.strip())
 
 
 def _as_template(text: str) -> str:
