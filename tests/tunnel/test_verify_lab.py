@@ -6,6 +6,7 @@ managed authorized_keys is byte-identical and verify's own key file is gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -222,3 +223,50 @@ def test_connection_shows_the_fields_for_dbt_cloud(
     if output == "profiles":
         assert f"password: \"{{{{ env_var('{PASSWORD_ENV}') }}}}\"" in done.stdout
         assert tunnel_lab.db_password not in done.stdout
+
+
+@contextlib.contextmanager
+def replies_dropped(lab: Any, side: str) -> Iterator[None]:
+    """Make one side's replies vanish (a blackhole route back), as a dropping firewall would.
+
+    The SYN arrives, its SYN-ACK is routed nowhere: the client waits and sees no answer.
+    """
+    from tests.lab.network import Topology
+
+    topo = Topology(lab.name, lab._state.slot)
+    namespace, peer = (
+        (topo.bastion_ns, topo.operator_address)
+        if side == "bastion"
+        else (topo.warehouse_ns, topo.bastion_inner_address)
+    )
+    route = ["ip", "-n", namespace, "route", "{}", "blackhole", f"{peer}/32"]
+    subprocess.run([part.format("add") for part in route], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([part.format("del") for part in route], check=True)
+
+
+def test_silently_dropped_ssh_port_fails_the_tcp_hop_after_5_s(
+    configured: Path, tunnel_lab: Any, with_password: dict[str, str], untouched_keys: None
+) -> None:
+    with replies_dropped(tunnel_lab, "bastion"):
+        code, document, _ = verify_json(configured, env=with_password)
+    assert code == 3
+    hop = failed_hop(document)
+    assert hop["name"] == "tcp" and 5000 <= hop["ms"] < 6500
+    assert hop["detail"] == (
+        f"no answer from {tunnel_lab.bastion_address}:22 within 5 s: check the security group "
+        "rule for your address and the subnet's route to an internet gateway"
+    )
+
+
+def test_silently_dropped_warehouse_fails_the_forward_hop(
+    configured: Path, tunnel_lab: Any, with_password: dict[str, str], untouched_keys: None
+) -> None:
+    with replies_dropped(tunnel_lab, "warehouse"):
+        code, document, _ = verify_json(configured, env=with_password)
+    assert code == 3
+    hop = failed_hop(document)
+    assert hop["name"] == "forward"
+    assert "security group does not admit the bastion" in hop["detail"]
