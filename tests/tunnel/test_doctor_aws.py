@@ -153,3 +153,12 @@ def test_doctor_cli_exits_3_and_names_the_broken_link_in_json(aws_world: AwsWorl
     failed = {f["link"] for f in document["doctor"]["findings"] if f["status"] == "fail"}
     assert "aws.warehouse" in failed
     assert "aws.warehouse" in document["doctor"]["explanation"]
+
+
+def test_without_an_address_verify_and_connection_use_the_elastic_ip(aws_world: AwsWorld) -> None:
+    from bastion.connection_info import public_address
+    from bastion.tunnel_host import bastion_address
+
+    assert aws_world.settings.bastion.address == ""
+    assert bastion_address(aws_world.settings, aws_world.session) == aws_world.facts.public_ip
+    assert public_address(aws_world.settings, aws_world.session) == aws_world.facts.public_ip

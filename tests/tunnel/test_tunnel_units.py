@@ -197,3 +197,52 @@ def test_connection_info_iam_variant(settings: object) -> None:
     profile = connection_info(iam, "203.0.113.10", TARGET).profiles_yml()
     assert "method: iam" in profile and "cluster_id: prod" in profile
     assert "password:" not in profile
+
+
+class _StubbedSession:
+    """A boto3 session whose one client is botocore-stubbed (moto has no redshift-serverless)."""
+
+    def __init__(self, service: str) -> None:
+        import boto3
+        from botocore.stub import Stubber
+
+        self.client_ = boto3.Session(
+            region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+        ).client(service)  # type: ignore[call-overload]
+        self.stubber = Stubber(self.client_)
+
+    def client(self, service: str) -> object:
+        return self.client_
+
+
+def test_serverless_iam_credentials_come_from_get_credentials(settings: object) -> None:
+    from bastion.tunnel_database import iam_credentials
+
+    serverless = settings.model_copy(update={"warehouse": settings.warehouse.model_copy(  # type: ignore[attr-defined]
+        update={"kind": "redshift-serverless", "redshift_cluster": "", "workgroup": "wg-prod", "auth": "iam"})})  # fmt: skip
+    session = _StubbedSession("redshift-serverless")
+    session.stubber.add_response(
+        "get_credentials", {"dbUser": "IAM:dbt", "dbPassword": "temporary-secret"},
+        {"workgroupName": "wg-prod", "dbName": "analytics", "durationSeconds": 900},
+    )  # fmt: skip
+    session.stubber.activate()
+    creds = iam_credentials(serverless, session)  # type: ignore[arg-type]
+    assert (creds.user, creds.password, creds.source) == (
+        "IAM:dbt",
+        "temporary-secret",
+        "redshift-serverless IAM",
+    )
+    session.stubber.assert_no_pending_responses()
+
+
+def test_iam_refusal_is_a_message_not_a_traceback(settings: object) -> None:
+    from bastion.tunnel_database import CredentialsError, iam_credentials
+
+    iam = settings.model_copy(
+        update={"warehouse": settings.warehouse.model_copy(update={"auth": "iam"})}
+    )  # type: ignore[attr-defined]
+    session = _StubbedSession("redshift")
+    session.stubber.add_client_error("get_cluster_credentials", "AccessDenied", "not allowed")
+    session.stubber.activate()
+    with pytest.raises(CredentialsError, match="allow redshift:GetClusterCredentials"):
+        iam_credentials(iam, session)  # type: ignore[arg-type]
