@@ -270,9 +270,8 @@ def _host_part(
     settings: Settings, address: str, target: Endpoint, add: Callable[[list[Finding]], None]
 ) -> bool:
     """Log in as the admin, read the host's facts in one round trip, judge the tunnel user's sshd."""
-    from bastion.doctor_aws import dbt_cloud_cidrs
     from bastion.host.connection import connect_admin
-    from bastion.host.facts import gather, match_address
+    from bastion.host.stage import read_facts
 
     try:
         conn = connect_admin(settings, address)
@@ -283,10 +282,7 @@ def _host_part(
         )])  # fmt: skip
         return False
     try:
-        facts = gather(
-            conn, settings.tunnel.user, settings.bastion.admin_user,
-            match_address(dbt_cloud_cidrs(settings)), wait_cloud_init=False,
-        )  # fmt: skip
+        facts = read_facts(settings, conn)
     except BastionError as exc:
         add(
             [

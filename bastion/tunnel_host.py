@@ -105,17 +105,18 @@ class AdminVerifyKeyHost:
         return self._conn
 
     def install(self, line: str) -> None:
-        from bastion.host.verify_key import install_verify_key
+        from bastion.host.stage import install_verify_key
 
         install_verify_key(self._connection(), self._settings, line)
 
     def remove(self, line: str) -> None:
-        from bastion.host.verify_key import remove_verify_key
+        from bastion.host.stage import remove_verify_key
 
+        del line  # the host keeps verify's key alone in its own file: removing it removes the file
         try:
-            remove_verify_key(self._connection(), self._settings, line)
+            remove_verify_key(self._connection(), self._settings)
         except Exception:
-            remove_verify_key(self._connection(fresh=True), self._settings, line)
+            remove_verify_key(self._connection(fresh=True), self._settings)
 
     def local_time(self, moment: datetime) -> str:
         epoch = int(moment.timestamp())
