@@ -50,18 +50,43 @@ def test_every_operation_called_by_this_test_session_is_granted() -> None:
     assert CALLED_OPERATIONS - granted() == set()
 
 
-def test_every_operation_the_gateway_can_call_is_granted() -> None:
-    """Static check: each `call`/`paginate`/`wait` of gateway.py, mapped to its API name."""
-    source = (ROOT / "bastion" / "aws" / "gateway.py").read_text()
-    session = boto3.Session(region_name="us-east-1")
-    needed = set()
-    for node in ast.walk(ast.parse(source)):
+def _iam_action(session: boto3.Session, service: str, method: str) -> str:
+    """boto3 (service, method) -> IAM action; IAM's prefix is the signing name (elbv2 ->
+    elasticloadbalancing)."""
+    client = session.client(service)  # type: ignore[call-overload]
+    prefix = client.meta.service_model.signing_name
+    return f"{prefix}:{client.meta.method_to_api_mapping[method]}"
+
+
+def _constant_calls(tree: ast.AST) -> list[tuple[str, str]]:
+    """(service, method) of `gateway.call/paginate("svc", "method")` and
+    `session.client("svc").method(...)` anywhere in a module."""
+    found = []
+    for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
-        if node.func.attr not in {"call", "paginate"} or len(node.args) < 2:
-            continue
-        service, method = (str(a.value) for a in node.args[:2] if isinstance(a, ast.Constant))
-        client = session.client(service)  # type: ignore[call-overload]
-        needed.add(f"{service}:{client.meta.method_to_api_mapping[method]}")
+        constants = [a.value for a in node.args[:2] if isinstance(a, ast.Constant)]
+        if node.func.attr in {"call", "paginate"} and len(constants) == 2:
+            found.append((str(constants[0]), str(constants[1])))
+        inner = node.func.value
+        if (
+            isinstance(inner, ast.Call)
+            and isinstance(inner.func, ast.Attribute)
+            and inner.func.attr == "client"
+            and inner.args
+            and isinstance(inner.args[0], ast.Constant)
+        ):
+            found.append((str(inner.args[0].value), node.func.attr))
+    return found
+
+
+def test_every_operation_the_code_can_call_is_granted() -> None:
+    """Static check over the whole package: gateway calls and direct client calls."""
+    session = boto3.Session(region_name="us-east-1")
+    needed = set()
+    for path in sorted((ROOT / "bastion").rglob("*.py")):
+        for service, method in _constant_calls(ast.parse(path.read_text())):
+            needed.add(_iam_action(session, service, method))
     assert len(needed) > 25
+    assert {"ec2:RunInstances", "ec2:DescribeInstances"} <= needed
     assert needed - granted() == set()
