@@ -182,11 +182,25 @@ def _disassociate_eip(world: World, group: str) -> None:
     world.ec2.disassociate_address(AssociationId=address["AssociationId"])
 
 
+def _stop_instance(world: World, group: str) -> None:
+    (instance,) = _ours(world, "instances")
+    world.ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
+
+
+def _swap_instance_group(world: World, group: str) -> None:
+    (instance,) = _ours(world, "instances")
+    world.ec2.modify_instance_attribute(
+        InstanceId=instance["InstanceId"], Groups=[world.warehouse_group]
+    )
+
+
 DRIFT = {
     "rule added by hand": (_add_rule_by_hand, ("security_group_rule", "delete")),
     "dbt address removed": (_remove_dbt_address, ("security_group_rule", "create")),
     "warehouse rule deleted": (_delete_warehouse_rule, ("warehouse_rule", "create")),
     "eip disassociated": (_disassociate_eip, ("elastic_ip_association", "create")),
+    "instance stopped": (_stop_instance, ("instance", "update")),
+    "instance group swapped": (_swap_instance_group, ("instance", "update")),
 }
 
 
