@@ -85,7 +85,8 @@ def doctor(
     admin_ok = _host_part(settings, address, target, add)
     if not run_verify:
         return diagnosis
-    from bastion.tunnel import tcp_check, verify
+    from bastion.tunnel import verify
+    from bastion.tunnel_hops import tcp_check
 
     if not admin_ok:
         hop, _ = tcp_check(address, settings.bastion.ssh_port)
@@ -112,7 +113,8 @@ def config_findings(settings: Settings) -> list[Finding]:
             "tunnel.client_alive_*",
         )
     )
-    if not settings.tunnel_keys():
+    keys = settings.tunnel_keys()
+    if not keys:
         found.append(Finding(
             "warn", "config", "no dbt Cloud public key configured: only verify's own key can log in",
             "save the connection in dbt Cloud, copy its public key, then `bastion keys add KEY`",
@@ -123,7 +125,7 @@ def config_findings(settings: Settings) -> list[Finding]:
             Finding(
                 "ok",
                 "config",
-                f"{len(settings.tunnel_keys())} tunnel key(s) configured",
+                f"{len(keys)} tunnel key(s) configured",
                 link="config.keys",
             )
         )
@@ -262,7 +264,12 @@ def _aws_part(
         add(aws_findings(settings, AwsGateway(session), facts))
     except BastionError as exc:
         add([Finding("fail", "aws", f"cannot read AWS: {exc.message}", exc.hint, link="aws.api")])
-        return None, address
+        if not (address and settings.warehouse.host):
+            return None, address
+        # The host and the tunnel can still be checked at the configured addresses.
+        from bastion.aws.discover import Endpoint
+
+        return Endpoint(settings.warehouse.host, settings.warehouse.effective_port), address
     return facts.warehouse, address or (facts.public_ip or "")
 
 

@@ -14,9 +14,7 @@ import contextlib
 import io
 import re
 import signal
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,15 +30,9 @@ if TYPE_CHECKING:
     from bastion.aws.discover import Endpoint
     from bastion.config import Settings
 
-TCP_TIMEOUT = 5.0
-SSH_TIMEOUT = 15.0
-CHANNEL_TIMEOUT = 10.0
 KEY_LIFETIME = timedelta(minutes=10)
 HOP_NAMES = ("tcp", "ssh", "forward", "database")
 _OPENSSH_VERSION = re.compile(r"OpenSSH_(\d+)\.(\d+)")
-# sshd's SSH_OPEN_* reason codes for a refused direct-tcpip channel
-_ADMINISTRATIVELY_PROHIBITED = 1
-_CONNECT_FAILED = 2
 
 
 @dataclass(frozen=True)
@@ -171,7 +163,7 @@ def verify(
     target: Endpoint | None = None,
     idle: float = 0,
     session: boto3.Session | None = None,
-    host: VerifyKeyHost | Callable[[], VerifyKeyHost] | None = None,
+    host: VerifyKeyHost | None = None,
     on_hop: Callable[[Hop], None] | None = None,
 ) -> VerifyResult:
     """Walk tcp -> ssh -> forward -> database (-> idle re-query) and return every hop.
@@ -180,6 +172,7 @@ def verify(
     endpoint. `host` installs the ephemeral key (default: an admin login to the bastion).
     Runtime errors of the admin side (cannot log in as the admin) raise; broken hops do not.
     """
+    from bastion.tunnel_hops import tcp_check
     from bastion.tunnel_host import bastion_address, warehouse_endpoint
 
     address = address or bastion_address(settings, session)
@@ -204,42 +197,6 @@ def verify(
     return result
 
 
-def tcp_check(address: str, port: int) -> tuple[Hop, str]:
-    """Hop 1: can we open a TCP connection to the bastion's SSH port? Also reads the banner."""
-    where = host_port(address, port)
-    started = time.perf_counter()
-    try:
-        sock = socket.create_connection((address, port), timeout=TCP_TIMEOUT)
-    except TimeoutError:
-        return _fail("tcp", started, _no_answer(where)), ""
-    except ConnectionRefusedError:
-        return _fail(
-            "tcp",
-            started,
-            f"{where} refused the connection: sshd is not running there or listens on "
-            "another port (check bastion.ssh_port; on the host: systemctl status sshd)",
-        ), ""
-    except OSError as exc:
-        return _fail("tcp", started, f"cannot reach {where}: {exc.strerror or exc}"), ""
-    ms = _ms(started)
-    banner = ""
-    with contextlib.closing(sock):
-        sock.settimeout(TCP_TIMEOUT)
-        with contextlib.suppress(OSError):
-            banner = sock.recv(256).decode("ascii", "replace").strip()
-    if not banner.startswith("SSH-"):
-        return Hop("tcp", False, ms, f"{where} accepted TCP but sent no SSH banner: is "
-                   "bastion.ssh_port the SSH port, and no proxy in between?"), banner  # fmt: skip
-    return Hop("tcp", True, ms, f"{where} reachable ({banner.split()[0]})"), banner
-
-
-def _no_answer(where: str) -> str:
-    return (
-        f"no answer from {where} within {TCP_TIMEOUT:.0f} s: check the security group rule "
-        "for your address and the subnet's route to an internet gateway"
-    )
-
-
 @contextlib.contextmanager
 def _installed(
     settings: Settings,
@@ -247,18 +204,15 @@ def _installed(
     key: EphemeralKey,
     target: Endpoint,
     banner: str,
-    host: VerifyKeyHost | Callable[[], VerifyKeyHost] | None,
+    host: VerifyKeyHost | None,
     lifetime: timedelta,
 ) -> Iterator[str]:
     """Install the ephemeral key; remove it on every way out, a second Ctrl-C included."""
     if host is None:
         from bastion.tunnel_host import AdminVerifyKeyHost
 
-        admin: VerifyKeyHost = AdminVerifyKeyHost(settings, address)
-    elif callable(host) and not hasattr(host, "install"):
-        admin = host()
-    else:
-        admin = host  # type: ignore[assignment]
+        host = AdminVerifyKeyHost(settings, address)
+    admin = host
     try:
         expires = datetime.now(UTC) + lifetime
         line = authorized_line(key, target, expiry_time(expires, openssh_version(banner), admin))
@@ -321,11 +275,3 @@ def _walk_tunnel(
     finally:
         if transport is not None:
             transport.close()
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
-
-
-def _fail(name: str, started: float, detail: str) -> Hop:
-    return Hop(name, False, _ms(started), detail)

@@ -1,4 +1,4 @@
-"""The hops after TCP: ssh, forward, database, and the idle re-query.
+"""The hops: tcp, ssh, forward, database, and the idle re-query.
 
 Each returns a Hop whose detail, on failure, names the likely cause and the fix in the
 words an operator uses, e.g. "refused by the bastion: PermitOpen does not allow H:P".
@@ -6,21 +6,13 @@ words an operator uses, e.g. "refused by the bastion: PermitOpen does not allow 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from typing import TYPE_CHECKING, Any
 
 from bastion.rules import host_port
-from bastion.tunnel import (
-    _ADMINISTRATIVELY_PROHIBITED,
-    _CONNECT_FAILED,
-    CHANNEL_TIMEOUT,
-    SSH_TIMEOUT,
-    TCP_TIMEOUT,
-    EphemeralKey,
-    Hop,
-    VerifyResult,
-)
+from bastion.tunnel import EphemeralKey, Hop, VerifyResult
 from bastion.tunnel_forward import LocalForward
 
 if TYPE_CHECKING:
@@ -29,6 +21,50 @@ if TYPE_CHECKING:
 
     from bastion.aws.discover import Endpoint
     from bastion.config import Settings
+
+
+TCP_TIMEOUT = 5.0
+SSH_TIMEOUT = 15.0
+CHANNEL_TIMEOUT = 10.0
+# sshd's SSH_OPEN_* reason codes for a refused direct-tcpip channel
+_ADMINISTRATIVELY_PROHIBITED = 1
+_CONNECT_FAILED = 2
+
+
+def tcp_check(address: str, port: int) -> tuple[Hop, str]:
+    """Hop 1: can we open a TCP connection to the bastion's SSH port? Also reads the banner."""
+    where = host_port(address, port)
+    started = time.perf_counter()
+    try:
+        sock = socket.create_connection((address, port), timeout=TCP_TIMEOUT)
+    except TimeoutError:
+        return _fail("tcp", started, _no_answer(where)), ""
+    except ConnectionRefusedError:
+        return _fail(
+            "tcp",
+            started,
+            f"{where} refused the connection: sshd is not running there or listens on "
+            "another port (check bastion.ssh_port; on the host: systemctl status sshd)",
+        ), ""
+    except OSError as exc:
+        return _fail("tcp", started, f"cannot reach {where}: {exc.strerror or exc}"), ""
+    ms = _ms(started)
+    banner = ""
+    with contextlib.closing(sock):
+        sock.settimeout(TCP_TIMEOUT)
+        with contextlib.suppress(OSError):
+            banner = sock.recv(256).decode("ascii", "replace").strip()
+    if not banner.startswith("SSH-"):
+        return Hop("tcp", False, ms, f"{where} accepted TCP but sent no SSH banner: is "
+                   "bastion.ssh_port the SSH port, and no proxy in between?"), banner  # fmt: skip
+    return Hop("tcp", True, ms, f"{where} reachable ({banner.split()[0]})"), banner
+
+
+def _no_answer(where: str) -> str:
+    return (
+        f"no answer from {where} within {TCP_TIMEOUT:.0f} s: check the security group rule "
+        "for your address and the subnet's route to an internet gateway"
+    )
 
 
 def ssh_hop(

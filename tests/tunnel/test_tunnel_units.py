@@ -24,9 +24,9 @@ from bastion.tunnel import (
     authorized_line,
     expiry_time,
     openssh_version,
-    tcp_check,
 )
 from bastion.tunnel_database import Credentials, explain_psycopg, handshake, scrub
+from bastion.tunnel_hops import tcp_check
 from tests.tunnel.aws_world import free_port
 
 TARGET = Endpoint("10.0.1.5", 5439)
