@@ -10,6 +10,7 @@ from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
 from bastion.console import Console
 
 if TYPE_CHECKING:
+    from bastion.aws.discover import Endpoint
     from bastion.config import Settings
     from bastion.tunnel import Hop, VerifyResult
 
@@ -44,11 +45,18 @@ def command(
 
 
 def run_verify(
-    settings: Settings, console: Console, document: dict[str, Any], *, idle: float = 0
+    settings: Settings,
+    console: Console,
+    document: dict[str, Any],
+    *,
+    idle: float = 0,
+    address: str = "",
+    target: Endpoint | None = None,
 ) -> VerifyResult:
     """Verify, print each hop as it finishes, fill document["verify"]; raise VerifyError on failure.
 
-    `up` and `doctor` reuse this so all three report a broken tunnel the same way.
+    `up` reuses this (passing the address and warehouse it already resolved) so both report
+    a broken tunnel the same way.
     """
     from bastion.errors import VerifyError
     from bastion.tunnel import verify
@@ -59,7 +67,7 @@ def run_verify(
             console.say(f"  … holding the tunnel idle for {idle:.0f} s")
 
     console.heading("verify: the tunnel as dbt Cloud uses it")
-    result = verify(settings, idle=idle, on_hop=show)
+    result = verify(settings, address=address, target=target, idle=idle, on_hop=show)
     document["verify"] = result.to_dict()
     document["bastion"] = {
         **(document.get("bastion") or {}),
