@@ -173,6 +173,8 @@ def keepalive_finding(interval: int, count: int, area: str, where: str) -> Findi
 
 def host_findings(settings: Settings, facts: HostFacts, target: Endpoint) -> list[Finding]:
     """The tunnel user's effective sshd settings (`sshd -T -C user=…`): keepalive, forwarding, PermitOpen."""
+    from bastion.host.facts import VERIFY_KEYS_NAME
+
     effective = facts.sshd_tunnel
     user = settings.tunnel.user
     found = []
@@ -180,6 +182,13 @@ def host_findings(settings: Settings, facts: HostFacts, target: Endpoint) -> lis
         found.append(Finding(
             "warn", "host", f"sshd -T reported: {'; '.join(facts.sshd_errors[:2])}",
             "run bastion configure", link="host.sshd",
+        ))  # fmt: skip
+
+    if any(path.endswith(f"/{VERIFY_KEYS_NAME}") for path in facts.files):
+        found.append(Finding(
+            "warn", "host", f"a verify key is left in {user}'s {VERIFY_KEYS_NAME} (an interrupted "
+            "verify): it expires by itself", "run bastion verify: it removes the file afterwards",
+            link="host.verify_key",
         ))  # fmt: skip
 
     def first(key: str, default: str = "") -> str:

@@ -212,19 +212,23 @@ def _installed(
         from bastion.tunnel_host import AdminVerifyKeyHost
 
         host = AdminVerifyKeyHost(settings, address)
-    admin = host
     try:
         expires = datetime.now(UTC) + lifetime
-        line = authorized_line(key, target, expiry_time(expires, openssh_version(banner), admin))
-        admin.install(line)
+        line = authorized_line(key, target, expiry_time(expires, openssh_version(banner), host))
+        try:
+            host.install(line)
+        except BaseException:
+            with _sigint_deferred(), contextlib.suppress(Exception):
+                host.remove(line)  # a half-done install must not stay either
+            raise
         try:
             yield line
         finally:
             with _sigint_deferred():
-                admin.remove(line)
+                host.remove(line)
     finally:
         with contextlib.suppress(Exception):
-            admin.close()
+            host.close()
 
 
 @contextlib.contextmanager

@@ -116,7 +116,15 @@ class AdminVerifyKeyHost:
         try:
             remove_verify_key(self._connection(), self._settings)
         except Exception:
-            remove_verify_key(self._connection(fresh=True), self._settings)
+            try:
+                remove_verify_key(self._connection(fresh=True), self._settings)
+            except Exception as exc:
+                raise HostError(
+                    f"could not remove verify's key from {self._settings.tunnel.user}'s "
+                    f"authorized_keys.verify on {self._address}: {exc}",
+                    hint="it expires by itself within minutes (expiry-time), and the next "
+                    "`bastion verify` removes the file",
+                ) from None
 
     def local_time(self, moment: datetime) -> str:
         epoch = int(moment.timestamp())

@@ -246,3 +246,70 @@ def test_iam_refusal_is_a_message_not_a_traceback(settings: object) -> None:
     session.stubber.activate()
     with pytest.raises(CredentialsError, match="allow redshift:GetClusterCredentials"):
         iam_credentials(iam, session)  # type: ignore[arg-type]
+
+
+def test_a_left_over_verify_key_is_a_warning(settings: object) -> None:
+    from bastion.host.facts import FileStat
+
+    facts = _facts(clientaliveinterval="30", clientalivecountmax="10",
+                   allowtcpforwarding="local", permitopen="10.0.1.5:5439")  # fmt: skip
+    facts.files["/home/dbtcloud/.ssh/authorized_keys.verify"] = FileStat(
+        "dbtcloud", "dbtcloud", 0o600, "regular file"
+    )
+    found = {f.link: f.status for f in host_findings(settings, facts, TARGET)}  # type: ignore[arg-type]
+    assert found["host.verify_key"] == "warn"
+
+
+class _RecordingHost:
+    """Stands in for the admin side only, to watch what verify asks of it and when."""
+
+    def __init__(self, fail_install: bool = False) -> None:
+        self.fail_install = fail_install
+        self.calls: list[str] = []
+
+    def install(self, line: str) -> None:
+        self.calls.append("install")
+        if self.fail_install:
+            raise OSError("connection lost mid-write")
+
+    def remove(self, line: str) -> None:
+        self.calls.append("remove")
+
+    def local_time(self, moment: datetime) -> str:
+        return moment.strftime("%Y%m%d%H%M%S")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RuntimeError])
+def test_the_key_is_removed_whatever_ends_the_run(
+    settings: object, interrupt: type[BaseException]
+) -> None:
+    from datetime import timedelta
+
+    from bastion.tunnel import _installed
+
+    host = _RecordingHost()
+    key = EphemeralKey.generate("analytics")
+    with (
+        pytest.raises(interrupt),
+        _installed(settings, "h", key, TARGET, "SSH-2.0-OpenSSH_9.6", host, timedelta(minutes=1)),
+    ):  # type: ignore[arg-type]
+        raise interrupt
+    assert host.calls == ["install", "remove", "close"]
+
+
+def test_a_failed_install_is_cleaned_up_too(settings: object) -> None:
+    from datetime import timedelta
+
+    from bastion.tunnel import _installed
+
+    host = _RecordingHost(fail_install=True)
+    key = EphemeralKey.generate("analytics")
+    with (
+        pytest.raises(OSError),
+        _installed(settings, "h", key, TARGET, "SSH-2.0-OpenSSH_9.6", host, timedelta(minutes=1)),
+    ):  # type: ignore[arg-type]
+        pass
+    assert host.calls == ["install", "remove", "close"]
