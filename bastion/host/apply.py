@@ -36,6 +36,7 @@ SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 STATE={STATE_DIR}
 fail() {{ echo "bastion-failed: $*" >&2; exit 1; }}
 put() {{
+  rm -f "$1".bastion-tmp.*  # left by a run cut mid-write (the lock is ours, no run is writing)
   tmp="$1.bastion-tmp.$$"
   printf %s "$5" | base64 -d > "$tmp" || fail "cannot write $1"
   chmod "$2" "$tmp" && chown "$3:$4" "$tmp" && mv -f "$tmp" "$1" || {{ rm -f "$tmp"; fail "cannot install $1"; }}
