@@ -352,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json is not None:
         args.json.write_text(json.dumps([row.to_dict() for row in bench.rows], indent=1) + "\n")
+    sys.stdout.flush()
     missed = [row.name for row in bench.rows if row.verdict == "FAIL"]
     if missed:
         say(f"targets missed: {', '.join(missed)}")
