@@ -85,7 +85,9 @@ def run_up(
         from bastion.cli.verify import run_verify
 
         console.heading(f"3/{stages} verify")
-        run_verify(settings, console, document)
+        run_verify(
+            settings, console, document, address=target.address or "", target=target.warehouse
+        )
         document["bastion"] = target.bastion_json(fingerprint)
     summary(console, settings, target, fingerprint, made)
 
