@@ -32,12 +32,19 @@ class AwsGateway:
         self,
         session: boto3.Session,
         *,
-        retry_mode: RetryMode = "standard",
+        retry_mode: RetryMode | None = None,
         max_attempts: int = 8,
         waiter_delay: float = 5.0,
     ) -> None:
+        import os
+
         from botocore.config import Config
 
+        if retry_mode is None:
+            # boto3's own variable picks "adaptive" (client-side rate limiting) for busy accounts.
+            wanted = os.environ.get("AWS_RETRY_MODE", "standard")
+            retry_mode = "adaptive" if wanted == "adaptive" else "standard"
+        self.retry_mode: RetryMode = retry_mode
         self.session = session
         self.waiter_delay = waiter_delay
         self._config = Config(

@@ -197,14 +197,20 @@ def delete_key_pair(run: Runner, name: str) -> None:
 
 
 def allocate_address(run: Runner, tags: dict[str, str]) -> None:
-    """Allocate, then keep one address per name: AllocateAddress has no ClientToken.
-
-    Concurrent runs all keep the lowest allocation id and release the other unattached
-    ones, so they converge on the same address whichever finishes first.
-    """
+    """Allocate, then keep one address per name: AllocateAddress has no ClientToken."""
     mine = str(run.gateway.allocate_address(tags)["AllocationId"])
+    keep_one_address(run, tags[t.NAME_TAG], mine)
+
+
+def keep_one_address(run: Runner, name: str, mine: str) -> None:
+    """Of this name's addresses keep an attached one, else the lowest id; release the rest.
+
+    Every run that allocated applies the same rule after its allocation, so concurrent
+    runs converge on one address; an attached address is never released here.
+    """
     found = sorted(
-        run.gateway.describe_addresses(t.ours(tags[t.NAME_TAG])), key=lambda a: a["AllocationId"]
+        run.gateway.describe_addresses(t.ours(name)),
+        key=lambda a: (not a.get("AssociationId"), a["AllocationId"]),
     )
     keep = str(found[0]["AllocationId"]) if found else mine
     for extra in found[1:]:

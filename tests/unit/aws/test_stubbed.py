@@ -293,3 +293,16 @@ def test_a_failure_midway_names_the_changes_already_made(gateway: AwsGateway, st
         Runner(gateway, NullProgress()).run(steps[:2])
     assert "ec2:AuthorizeSecurityGroupIngress" in error.value.message
     assert "already changed: + aws/security_group" in error.value.message
+
+
+@pytest.mark.parametrize(("variable", "mode"), [(None, "standard"), ("adaptive", "adaptive")])
+def test_retry_mode_is_standard_unless_aws_retry_mode_says_adaptive(
+    variable: str | None, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if variable is None:
+        monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
+    else:
+        monkeypatch.setenv("AWS_RETRY_MODE", variable)
+    gateway = AwsGateway(boto3.Session(region_name="us-east-1"))
+    assert gateway.retry_mode == mode
+    assert gateway.client("ec2").meta.config.retries["mode"] == mode
