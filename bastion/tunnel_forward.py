@@ -69,6 +69,9 @@ class LocalForward:
 
     def close(self) -> None:
         self._closing.set()
+        # close() alone does not wake a thread blocked in accept() on Linux: shut it down.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
