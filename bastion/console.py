@@ -10,12 +10,12 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
-
-from rich.console import Console as RichConsole
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from bastion.changes import Change
+
+if TYPE_CHECKING:
+    from rich.console import Console as RichConsole
 
 _ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red"}
 _MARK = {
@@ -32,7 +32,9 @@ class Console:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
-        self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
+        from rich.console import Console as RichConsole
+
+        self.err: RichConsole = RichConsole(stderr=True, highlight=False, soft_wrap=True)
 
     @property
     def interactive(self) -> bool:
@@ -92,6 +94,8 @@ class Console:
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if self.quiet:
             return
+        from rich.table import Table
+
         table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
         for column in columns:
             table.add_column(column)
