@@ -26,6 +26,8 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> int:
+        from rich.markup import escape
+
         from bastion.doctor import doctor
         from bastion.errors import VerifyError
 
@@ -34,7 +36,9 @@ def command(
         diagnosis = doctor(
             settings,
             run_verify=not skip_verify,
-            on_finding=lambda finding: console.findings([finding.row()]),
+            on_finding=lambda f: console.findings(
+                [(f.status, f.area, escape(f.what), escape(f.fix))]
+            ),
         )
         document["doctor"] = diagnosis.to_dict()
         if diagnosis.verify is not None:

@@ -85,5 +85,8 @@ def run_verify(
 
 
 def hop_row(hop: Hop) -> tuple[str, str, str, str]:
+    """A findings row; the detail is escaped (an IPv6 "[::1]:22" is not console markup)."""
+    from rich.markup import escape
+
     status = "ok" if hop.ok else "fail"
-    return (status, hop.name, f"{hop.detail} [{hop.ms:.0f} ms]", "")
+    return (status, hop.name, escape(f"{hop.detail} [{hop.ms:.0f} ms]"), "")
