@@ -67,9 +67,13 @@ def _candidate_function(facts: HostFacts, plan: HostPlan, settings: Settings, ad
     assert plan.desired is not None
     checks = []
     for keyword, value in plan.desired.effective.items():
-        checks.append(f'grep -qixF {shlex.quote(f"{keyword} {value}")} "$STATE/global.t"')
+        checks += [
+            f'grep -qixF {shlex.quote(line)} "$STATE/global.t"' for line in _lines(keyword, value)
+        ]
     for keyword, value in plan.desired.effective_tunnel.items():
-        checks.append(f'grep -qixF {shlex.quote(f"{keyword} {value}")} "$STATE/tunnel.t"')
+        checks += [
+            f'grep -qixF {shlex.quote(line)} "$STATE/tunnel.t"' for line in _lines(keyword, value)
+        ]
     match = shlex.quote(f"user={settings.tunnel.user},host={addr},addr={addr}")
     check_lines = " &&\n    ".join(checks) or "true"
     return f"""\
@@ -83,6 +87,13 @@ candidate() {{
     fail "sshd -T does not report the rendered values for the candidate; nothing was installed"; }}
 }}
 """
+
+
+def _lines(keyword: str, value: str) -> list[str]:
+    """The `sshd -T` lines for one wanted value: one per port, since each has its own line."""
+    if keyword == "port":
+        return [f"port {port}" for port in value.split()]
+    return [f"{keyword} {value}"]
 
 
 def _rollback_script(service: str, verb: str) -> str:
@@ -198,18 +209,28 @@ def confirm_admin_login(
 
 def _fresh_login(settings: Settings, conn: HostConnection) -> HostConnection:
     """Log in again as the admin; sshd re-executes on reload, so its port may be closed for
-    a moment: connection refused is retried for a few seconds, a refused key is not."""
+    a moment: connection refused is retried for a few seconds, a refused key is not.
+    It is on `ssh_port`: during a port change, the new port is the one to prove."""
+    return _login_on(settings, conn, settings.bastion.ssh_port)
+
+
+def _login_on(settings: Settings, conn: HostConnection, port: int) -> HostConnection:
+    """An admin login on `port`; the host key must be the one `conn` saw (a new port of the
+    same sshd has no known_hosts line yet, and learns this one)."""
+    import dataclasses
     import time
 
     from bastion.host.connection import HostUnreachable, connect
 
+    pins = dataclasses.replace(
+        conn.pins, expected=(*conn.pins.expected, conn.host_key_fingerprint), accept_new=False
+    )
     deadline = time.monotonic() + RELOAD_GRACE_SECONDS
     while True:
         try:
             return connect(
-                conn.address, settings.bastion.ssh_port, settings.bastion.admin_user,
-                settings.bastion.admin_key, conn.pins,
-            )  # fmt: skip
+                conn.address, port, settings.bastion.admin_user, settings.bastion.admin_key, pins
+            )
         except HostUnreachable:
             if time.monotonic() > deadline:
                 raise
@@ -227,8 +248,11 @@ def _roll_back_now(
     except (SshError, HostError):
         restored = False
     if restored:
-        try:  # prove it: the admin gets in again once sshd has re-executed
-            _fresh_login(settings, conn).close()
+        try:  # prove it, on the port of `conn`: the restored file listens there (a port move)
+            if conn.port == settings.bastion.ssh_port:
+                _fresh_login(settings, conn).close()
+            else:
+                _login_on(settings, conn, conn.port).close()
         except SshError:
             restored = False
     if restored:

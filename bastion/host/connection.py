@@ -307,11 +307,31 @@ def open_admin(
     *,
     expected_fingerprints: Sequence[str] = (),
     accept_new: bool = False,
+    ports: Sequence[int] = (),
 ) -> Iterator[HostConnection]:
-    """The admin connection as a context manager: opened here, always closed."""
-    conn = connect_admin(
-        settings, address, expected_fingerprints=expected_fingerprints, accept_new=accept_new
-    )
+    """The admin connection as a context manager: opened here, always closed.
+
+    While an ssh_port change is under way sshd may still listen only on the old port, so
+    `ports` (e.g. the one AWS recorded), `ssh_port` and the ports known_hosts pins for this
+    address are tried in turn; only "nothing answered" moves on to the next.
+    """
+    from bastion.host.ports import candidate_ports
+
+    known = KnownHosts(settings.bastion.known_hosts)
+    tried = list(dict.fromkeys([*ports, *candidate_ports(settings, address, known)]))
+    for index, port in enumerate(tried):
+        try:
+            conn = connect_admin(
+                settings,
+                address,
+                expected_fingerprints=expected_fingerprints,
+                accept_new=accept_new,
+                port=port,
+            )
+            break
+        except HostUnreachable:
+            if index == len(tried) - 1:
+                raise
     try:
         yield conn
     finally:

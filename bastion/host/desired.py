@@ -81,13 +81,19 @@ def crypto_for(settings: Settings, facts: HostFacts) -> CryptoProfile:
     return chosen
 
 
-def render_sshd_config(settings: Settings, facts: HostFacts, warehouse: Endpoint) -> str:
+def render_sshd_config(
+    settings: Settings,
+    facts: HostFacts,
+    warehouse: Endpoint,
+    ports: tuple[int, ...] | None = None,
+) -> str:
+    """`ports`: more than one while an ssh_port change is in its first phase."""
     from bastion.templates import render
 
     return render(
         "sshd_config.j2",
         name=settings.name,
-        ssh_port=settings.bastion.ssh_port,
+        ssh_ports=list(ports or (settings.bastion.ssh_port,)),
         host_keys=[ED25519_HOST_KEY, RSA_HOST_KEY],
         crypto=crypto_for(settings, facts),
         pubkey_keyword="PubkeyAcceptedAlgorithms"
@@ -108,13 +114,18 @@ def render_sshd_config(settings: Settings, facts: HostFacts, warehouse: Endpoint
 
 
 def expected_effective(
-    settings: Settings, facts: HostFacts, warehouse: Endpoint, crypto: CryptoProfile
+    settings: Settings,
+    facts: HostFacts,
+    warehouse: Endpoint,
+    crypto: CryptoProfile,
+    ports: tuple[int, ...] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """What `sshd -T` must print, globally and for the tunnel user, keyword by keyword."""
+    """What `sshd -T` must print, globally and for the tunnel user, keyword by keyword
+    (`port` joins its lines in order: sshd -T prints one line per port)."""
     interval = str(settings.tunnel.client_alive_interval)
     count = str(settings.tunnel.client_alive_count_max)
     common = {
-        "port": str(settings.bastion.ssh_port),
+        "port": " ".join(map(str, ports or (settings.bastion.ssh_port,))),
         "permitrootlogin": "no",
         "passwordauthentication": "no",
         "kbdinteractiveauthentication": "no",
@@ -160,11 +171,16 @@ def expected_effective(
     return global_, tunnel
 
 
-def desired_host(settings: Settings, facts: HostFacts, warehouse: Endpoint) -> DesiredHost:
+def desired_host(
+    settings: Settings,
+    facts: HostFacts,
+    warehouse: Endpoint,
+    ports: tuple[int, ...] | None = None,
+) -> DesiredHost:
     crypto = crypto_for(settings, facts)
-    effective, effective_tunnel = expected_effective(settings, facts, warehouse, crypto)
+    effective, effective_tunnel = expected_effective(settings, facts, warehouse, crypto, ports)
     return DesiredHost(
-        sshd_config=render_sshd_config(settings, facts, warehouse),
+        sshd_config=render_sshd_config(settings, facts, warehouse, ports),
         crypto=crypto,
         permit_open=host_port(warehouse.host, warehouse.port),
         keys=list(settings.tunnel_keys()),

@@ -66,10 +66,12 @@ def build_plan(
     *,
     prune: bool = False,
     drop: Collection[str] = (),
+    listen_ports: tuple[int, ...] | None = None,
 ) -> HostPlan:
-    """Compare and return every change; `drop` names fingerprints to remove even if kept."""
+    """Compare and return every change; `drop` names fingerprints to remove even if kept;
+    `listen_ports` overrides `ssh_port` while a port change is in its first phase."""
     _refuse_system_account(settings, facts)
-    desired = desired_host(settings, facts, warehouse)
+    desired = desired_host(settings, facts, warehouse, listen_ports)
     host = HostPlan(desired=desired)
     _accounts(settings, facts, host)
     _authorized_keys(settings, facts, warehouse, desired, host, prune=prune, drop=drop)

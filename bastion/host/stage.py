@@ -42,12 +42,33 @@ def plan_host(
     *,
     prune: bool = False,
     drop: Collection[str] = (),
+    close_old_port: bool = True,
 ) -> tuple[Plan, HostFacts]:
-    """Read-only: what `configure` would change on this host."""
+    """Read-only: what `configure` would change on this host (by default the end state of
+    an ssh_port change, which a run reaches in two phases; a notice says so)."""
     from bastion.host.plan import build_plan
+    from bastion.host.ports import listen_ports
 
     facts = read_facts(settings, conn)
-    return build_plan(settings, facts, warehouse, prune=prune, drop=drop).plan, facts
+    ports = listen_ports(settings, facts, close_old_port=close_old_port)
+    plan = build_plan(settings, facts, warehouse, prune=prune, drop=drop, listen_ports=ports).plan
+    _port_notice(settings, facts, plan)
+    return plan, facts
+
+
+def _port_notice(settings: Settings, facts: HostFacts, plan: Plan) -> None:
+    from bastion.host.ports import port_move
+
+    move = port_move(settings, facts)
+    if move is None:
+        return
+    old = ", ".join(map(str, move.old))
+    first = "done: sshd listens on both" if move.new_listening else "sshd listens on both"
+    plan.notices.append(
+        f"host: {move.describe()} in two phases: 1. {first} and the tunnel is verified on "
+        f"{move.new}; 2. sshd listens on {move.new} alone. Nobody is cut off, but dbt Cloud's "
+        f"connection must name port {move.new} before port {old} closes"
+    )
 
 
 def apply_host(
@@ -59,15 +80,22 @@ def apply_host(
     prune: bool = False,
     drop: Collection[str] = (),
     rollback_seconds: int | None = None,
+    close_old_port: bool = False,
 ) -> tuple[Plan, HostFacts]:
-    """Make the host match the config; the returned Plan holds the changes made."""
+    """Make the host match the config; the returned Plan holds the changes made.
+
+    During an ssh_port change sshd keeps its old ports beside the new one unless
+    `close_old_port` (phase two: only once the new port was proven).
+    """
     from bastion.host import apply
     from bastion.host.desired import tunnel_sources
     from bastion.host.plan import build_plan, inside_cidrs
+    from bastion.host.ports import listen_ports
 
     with progress.status(f"reading {conn.address}"):
         facts = read_facts(settings, conn, wait_cloud_init=True)
-    host = build_plan(settings, facts, warehouse, prune=prune, drop=drop)
+    ports = listen_ports(settings, facts, close_old_port=close_old_port)
+    host = build_plan(settings, facts, warehouse, prune=prune, drop=drop, listen_ports=ports)
     if not host.plan.changes:
         return host.plan, facts
     if facts.pending_rollback:
