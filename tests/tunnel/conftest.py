@@ -166,3 +166,24 @@ def configured(tunnel_lab: Any, lab_config: Path) -> Path:
 def with_password(tunnel_lab: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv(PASSWORD_ENV, tunnel_lab.db_password)
     return {PASSWORD_ENV: tunnel_lab.db_password}
+
+
+KEYS_DIR = "$(getent passwd dbtcloud | cut -d: -f6)/.ssh"
+
+
+def managed_keys(lab: Any) -> str:
+    """The managed file's bytes (hashed on the host) and whether verify's file exists."""
+    done = lab.host_exec(
+        f'cd {KEYS_DIR} && sha256sum authorized_keys && ls -a . | grep -c "authorized_keys.verify" || true'
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def untouched_keys(tunnel_lab: Any, configured: Path) -> Iterator[None]:
+    """Fail the test unless authorized_keys is byte-identical and verify's file is gone after it."""
+    before = managed_keys(tunnel_lab)
+    assert before.splitlines()[-1].strip() == "0", before
+    yield
+    after = managed_keys(tunnel_lab)
+    assert after == before

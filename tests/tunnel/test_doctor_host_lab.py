@@ -28,7 +28,7 @@ def finding(document: dict[str, Any], link: str) -> dict[str, Any]:
 
 
 def test_a_configured_host_passes_every_link(
-    configured: Path, with_password: dict[str, str]
+    configured: Path, with_password: dict[str, str], untouched_keys: None
 ) -> None:
     code, document = doctor_json(configured, with_password)
     assert code == 0, document
@@ -39,7 +39,7 @@ def test_a_configured_host_passes_every_link(
 
 
 def test_keepalive_too_low_fails(
-    configured: Path, tunnel_lab: Any, with_password: dict[str, str]
+    configured: Path, tunnel_lab: Any, with_password: dict[str, str], untouched_keys: None
 ) -> None:
     reconfigure_sshd(tunnel_lab, r"s/^\(\s*ClientAliveCountMax\) .*/\1 2/")
     code, document = doctor_json(configured, with_password)
@@ -51,7 +51,7 @@ def test_keepalive_too_low_fails(
 
 
 def test_forwarding_off_fails(
-    configured: Path, tunnel_lab: Any, with_password: dict[str, str]
+    configured: Path, tunnel_lab: Any, with_password: dict[str, str], untouched_keys: None
 ) -> None:
     reconfigure_sshd(tunnel_lab, r"s/^\(\s*AllowTcpForwarding\) local/\1 no/")
     code, document = doctor_json(configured, with_password)
@@ -61,7 +61,7 @@ def test_forwarding_off_fails(
 
 
 def test_permitopen_wrong_fails(
-    configured: Path, tunnel_lab: Any, with_password: dict[str, str]
+    configured: Path, tunnel_lab: Any, with_password: dict[str, str], untouched_keys: None
 ) -> None:
     reconfigure_sshd(tunnel_lab, r"s/^\(\s*PermitOpen\) .*/\1 10.254.254.254:5432/")
     code, document = doctor_json(configured, with_password)

@@ -76,7 +76,7 @@ def iam_role(tunnel_lab: Any, moto_env: str) -> Iterator[tuple[str, str]]:
 
 
 def test_iam_credentials_log_in_through_the_tunnel(
-    iam_config: Path, iam_role: tuple[str, str], moto_env: str
+    iam_config: Path, iam_role: tuple[str, str], moto_env: str, untouched_keys: None
 ) -> None:
     user, password = iam_role
     seed_moto(moto_env, 7)  # the tool's get_cluster_credentials now returns that password
@@ -91,7 +91,7 @@ def test_iam_credentials_log_in_through_the_tunnel(
 
 
 def test_other_iam_credentials_are_refused_by_the_database(
-    iam_config: Path, iam_role: tuple[str, str], moto_env: str
+    iam_config: Path, iam_role: tuple[str, str], moto_env: str, untouched_keys: None
 ) -> None:
     user, _ = iam_role
     seed_moto(moto_env, 8)  # another password than the role has

@@ -21,29 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.tunnel.conftest import PASSWORD_ENV, bastion_cli
+from tests.tunnel.conftest import KEYS_DIR, PASSWORD_ENV, bastion_cli, managed_keys
 
 pytestmark = pytest.mark.lab
-
-KEYS_DIR = "$(getent passwd dbtcloud | cut -d: -f6)/.ssh"
-
-
-def managed_keys(lab: Any) -> str:
-    """The managed file's bytes (hashed on the host) and whether verify's file exists."""
-    done = lab.host_exec(
-        f'cd {KEYS_DIR} && sha256sum authorized_keys && ls -a . | grep -c "authorized_keys.verify" || true'
-    )
-    return done.stdout
-
-
-@pytest.fixture
-def untouched_keys(tunnel_lab: Any, configured: Path) -> Iterator[None]:
-    """Fail the test unless authorized_keys is byte-identical and verify's file is gone after it."""
-    before = managed_keys(tunnel_lab)
-    assert before.splitlines()[-1].strip() == "0", before
-    yield
-    after = managed_keys(tunnel_lab)
-    assert after == before
 
 
 def verify_json(
