@@ -27,6 +27,12 @@ PREVIOUS = "/etc/ssh/sshd_config.bastion-prev"
 ROLLBACK_SCRIPT = f"{STATE_DIR}/rollback.sh"
 TIMER_PID = f"{STATE_DIR}/rollback.pid"
 APPLIED = "bastion-applied"
+STALE = "sshd_config changed since the facts were read"
+
+
+class HostChanged(HostError):
+    """Another run changed the host between our facts and our lock: plan again."""
+
 
 _FUNCTIONS = f"""\
 set -u
@@ -125,13 +131,16 @@ def apply_script(
         f"mkdir -p {STATE_DIR} && chmod 755 {STATE_DIR} || fail 'cannot create {STATE_DIR}'\n"
         f"exec 9>{STATE_DIR}/lock\n"
         "flock -w 60 9 || fail 'another bastion run holds the lock on this host'\n"
+        # a run before us is in its admin login check: its login or its timer clears the token
+        f"i=0; while [ -e {ROLLBACK_TOKEN} ] && [ $i -lt {5 * (int(rollback_seconds) + RELOAD_GRACE_SECONDS)} ];"
+        " do sleep 0.2; i=$((i+1)); done\n"
         f"[ -e {ROLLBACK_TOKEN} ] && fail 'a previous run is still waiting for its admin login "
         "check (or its rollback)'\n"
     )
     # The host must still be what the facts said: another run may have changed it meanwhile.
     parts.append(
         f'[ "$(sha256sum /etc/ssh/sshd_config | cut -d" " -f1)" = {shlex.quote(facts.sshd_config_sha256)} ]'
-        " || fail 'sshd_config changed since the facts were read; run again'\n"
+        f" || fail '{STALE}; run again'\n"
     )
     if plan.needs_reload:
         rollback = base64.b64encode(_rollback_script(facts.service, verb).encode()).decode()
@@ -180,7 +189,8 @@ def run_apply(conn: HostConnection, script: str) -> None:
         reason = lines[-1].split("bastion-failed:", 1)[1].strip() if lines else (
             (result.stderr or result.stdout).strip()[-400:]
         )  # fmt: skip
-        raise HostError(f"changing the host failed: {reason}")
+        error = HostChanged if reason.startswith(STALE) else HostError
+        raise error(f"changing the host failed: {reason}")
 
 
 def confirm_admin_login(

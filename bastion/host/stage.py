@@ -71,6 +71,9 @@ def _port_notice(settings: Settings, facts: HostFacts, plan: Plan) -> None:
     )
 
 
+APPLY_ATTEMPTS = 3
+
+
 def apply_host(
     settings: Settings,
     conn: HostConnection,
@@ -85,8 +88,34 @@ def apply_host(
     """Make the host match the config; the returned Plan holds the changes made.
 
     During an ssh_port change sshd keeps its old ports beside the new one unless
-    `close_old_port` (phase two: only once the new port was proven).
+    `close_old_port` (phase two: only once the new port was proven). When another run
+    changed the host between our facts and our lock, the facts are read and planned again.
     """
+    from bastion.host.apply import HostChanged
+
+    for attempt in range(1, APPLY_ATTEMPTS + 1):
+        try:
+            return _apply_once(
+                settings, conn, warehouse, progress, prune=prune, drop=drop,
+                rollback_seconds=rollback_seconds, close_old_port=close_old_port,
+            )  # fmt: skip
+        except HostChanged:
+            if attempt == APPLY_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _apply_once(
+    settings: Settings,
+    conn: HostConnection,
+    warehouse: Endpoint,
+    progress: Progress | Any,
+    *,
+    prune: bool,
+    drop: Collection[str],
+    rollback_seconds: int | None,
+    close_old_port: bool,
+) -> tuple[Plan, HostFacts]:
     from bastion.host import apply
     from bastion.host.desired import tunnel_sources
     from bastion.host.plan import build_plan, inside_cidrs
@@ -98,12 +127,8 @@ def apply_host(
     host = build_plan(settings, facts, warehouse, prune=prune, drop=drop, listen_ports=ports)
     if not host.plan.changes:
         return host.plan, facts
-    if facts.pending_rollback:
-        raise HostError(
-            "a previous run on this host is still waiting for its admin login check; its "
-            f"timer restores the old sshd_config at most {apply.ROLLBACK_SECONDS} s after it started",
-            hint="wait a minute and run again",
-        )
+    # A previous run still in its admin login check (facts.pending_rollback): the script
+    # waits under the lock until that run's fresh login or its timer ends it.
     if (
         host.sshd_config
         and facts.client_address

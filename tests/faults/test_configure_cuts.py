@@ -176,3 +176,49 @@ def test_cut_configure_leaves_whole_files_and_the_next_run_converges(
     assert third["changed"] is False and third["changes"] == []
     leftovers = lab.host_exec("ls /home/dbtcloud/.ssh/*.bastion-tmp.* /etc/ssh/*.bastion-tmp.*")
     assert leftovers.stdout == "", "a run cut mid-write left its temp file behind"
+
+
+def test_a_host_changed_between_facts_and_lock_is_planned_again(
+    config: Path,
+    pristine_host_after: Lab,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Another run changes sshd_config after our facts were read: we read and plan again."""
+    lab = pristine_host_after
+    lab.restart_host()
+    (config.parent / ".bastion" / "known_hosts").unlink(missing_ok=True)
+    real_facts = stage_module.read_facts
+    reads: list[str] = []
+
+    def facts_then_meddle(settings: Any, conn: Any, **kwargs: Any) -> Any:
+        facts = real_facts(settings, conn, **kwargs)
+        reads.append(facts.sshd_config_sha256)
+        if len(reads) == 1:
+            assert lab.host_exec("echo '# another run' >> /etc/ssh/sshd_config").returncode == 0
+        return facts
+
+    monkeypatch.setattr(stage_module, "read_facts", facts_then_meddle)
+    code, document = run_cli(capsys, "configure", "-c", str(config))
+    assert code == 0, document["error"]
+    assert len(reads) == 2 and reads[0] != reads[1]
+    _assert_no_half_file(lab)
+    assert run_cli(capsys, "configure", "-c", str(config))[1]["changed"] is False
+
+
+def test_a_run_waits_for_the_previous_runs_admin_login_check(
+    config: Path, pristine_host_after: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rollback token (a run between its reload and its fresh login) is waited for."""
+    lab = pristine_host_after
+    lab.restart_host()
+    (config.parent / ".bastion" / "known_hosts").unlink(missing_ok=True)
+    lab.host_exec(
+        f"mkdir -p {apply_module.STATE_DIR} && date > {ROLLBACK_TOKEN} && "
+        f"(sleep 1.5; rm -f {ROLLBACK_TOKEN}) </dev/null >/dev/null 2>&1 &"
+    )
+    started = time.monotonic()
+    code, document = run_cli(capsys, "configure", "-c", str(config))
+    assert code == 0, document["error"]
+    assert time.monotonic() - started >= 1.0, "it did not wait for the token"
+    _assert_no_half_file(lab)
