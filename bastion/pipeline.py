@@ -111,8 +111,14 @@ def admin(
             hint="set bastion.address, pass --host, or run `bastion provision` first",
         )
     pins = [*target.pins, *(extra_pins or [])]
+    # During an ssh_port change sshd is known to answer on the port AWS recorded: try it first.
+    recorded = target.facts.ssh_port if target.facts is not None else None
     with open_admin(
-        target.settings, target.address, expected_fingerprints=pins, accept_new=accept_new
+        target.settings,
+        target.address,
+        expected_fingerprints=pins,
+        accept_new=accept_new,
+        ports=(recorded,) if recorded else (),
     ) as conn:
         yield conn
 
@@ -125,7 +131,8 @@ def plan(settings: Settings, *, host: str | None = None, prune: bool = False) ->
     if uses_aws(settings) and session is not None:
         from bastion.aws import plan_aws
 
-        aws_plan, facts = plan_aws(settings, session)
+        # An ssh_port change is shown whole (old rules deleted too): `up` does both phases.
+        aws_plan, facts = plan_aws(settings, session, probe=lambda host, port, timeout: True)
         outcome.plan.extend(aws_plan)
         outcome.aws_facts = facts
     target = _target(settings, session, facts, host)
@@ -156,13 +163,16 @@ def _target(
 
 
 def provision(
-    settings: Settings, progress: Progress, *, replace: bool = False
+    settings: Settings, progress: Progress, *, replace: bool = False, close_old_port: bool = True
 ) -> tuple[Plan, Target]:
-    """The AWS stage of `up`; the Plan holds the changes made."""
+    """The AWS stage of `up`; the Plan holds the changes made. `up` passes
+    `close_old_port=False`: an old ssh_port closes only after verify passed on the new one."""
     from bastion.aws import apply_aws
 
     session = session_for(settings)
     if session is None:  # provider existing: nothing to provision
         return Plan(), _target(settings, None, None, None)
-    changes, facts = apply_aws(settings, session, progress, replace=replace)
+    changes, facts = apply_aws(
+        settings, session, progress, replace=replace, close_old_port=close_old_port
+    )
     return changes, _target(settings, session, facts, None)

@@ -73,14 +73,19 @@ def apply_aws(
     replace: bool = False,
     probe: PortProbe = tcp_probe,
     ssh_wait: float = SSH_WAIT_SECONDS,
+    close_old_port: bool = True,
 ) -> tuple[Plan, AwsFacts]:
-    """Make AWS match the config; the returned Plan holds the changes made."""
+    """Make AWS match the config; the returned Plan holds the changes made.
+
+    `close_old_port=False` (up): during an ssh_port change the old port stays open even when
+    sshd answers on the new one, until `confirm_ssh_port` records a verified tunnel there.
+    """
     if settings.bastion.provider != "aws":
         return Plan(), _existing(settings, session)
     gateway = AwsGateway(session)
     with progress.status("reading AWS"):
         desired, facts, notices = _prepare(settings, gateway)
-    answers = _new_port_answers(settings, desired, facts, probe)
+    answers = close_old_port and _new_port_answers(settings, desired, facts, probe)
     steps = plan_steps(desired, facts, replace=replace, new_port_answers=answers)
     runner = Runner(gateway, progress)
     runner.run(steps)

@@ -12,7 +12,9 @@ from bastion.console import Console
 from bastion.errors import ConfigError
 
 if TYPE_CHECKING:
+    from bastion.changes import Plan
     from bastion.config import Settings
+    from bastion.host.ports import PortMove
 
 HostOption = Annotated[
     str | None,
@@ -36,6 +38,7 @@ class HostTarget:
     address: str
     warehouse: Any  # bastion.aws.discover.Endpoint
     pins: tuple[str, ...] = ()
+    recorded_port: int | None = None  # AWS's bastion:ssh-port: sshd answers there mid-change
 
 
 def locate_host(settings: Settings, host: str | None) -> HostTarget:
@@ -66,7 +69,8 @@ def locate_host(settings: Settings, host: str | None) -> HostTarget:
             "no address to reach the bastion at",
             hint="set bastion.address, pass --host, or run `bastion provision` first",
         )
-    return HostTarget(target.address, target.warehouse, tuple(target.pins))
+    recorded = target.facts.ssh_port if target.facts is not None else None
+    return HostTarget(target.address, target.warehouse, tuple(target.pins), recorded)
 
 
 def next_steps(console: Console, settings: Settings, address: str) -> None:
@@ -76,6 +80,19 @@ def next_steps(console: Console, settings: Settings, address: str) -> None:
             f"(host {address}, port {settings.bastion.ssh_port}, user {settings.tunnel.user}), "
             "copy the public key it shows, then run `bastion keys add 'ssh-ed25519 AAAA…'`"
         )
+
+
+def _close_old_port(
+    settings: Settings, console: Console, target: HostTarget, move: PortMove, fingerprint: str
+) -> Plan:
+    """Phase two on the host: phase one's fresh admin login on the new port proved it."""
+    from bastion.pipeline import Target
+    from bastion.port_change import PendingMove, close_old_port
+
+    console.heading(f"{move.describe()}: the admin logged in on {move.new}, closing the old port")
+    located = Target(settings, None, None, target.warehouse, target.address)
+    pending = PendingMove(move.old, move.new, host=True, aws=False)
+    return close_old_port(settings, located, pending, console, host_key=fingerprint)
 
 
 def command(
@@ -90,12 +107,16 @@ def command(
     Reads the host in one round trip and changes only what differs; sshd is reloaded only
     when its config changed, behind a timer that restores the old file unless a fresh admin
     login succeeds. Keys on a host bastion never managed are kept unless --prune.
+    A new ssh_port is reached in two steps: sshd listens on both ports, a fresh admin
+    login on the new one proves it, then the old port closes.
 
     Example:  bastion configure --host 203.0.113.10
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
         from bastion.host import apply_host, open_admin
+        from bastion.host.ports import port_move
+        from bastion.port_change import pin_new_port
 
         settings = load_settings(config)
         target = locate_host(settings, host)
@@ -104,9 +125,15 @@ def command(
             target.address,
             expected_fingerprints=target.pins,
             accept_new=accept_new_host_key,
+            ports=(target.recorded_port,) if target.recorded_port else (),
         ) as conn:
             plan, facts = apply_host(settings, conn, target.warehouse, console, prune=prune)
             fingerprint = conn.host_key_fingerprint
+            move = port_move(settings, facts)
+            if move is not None:
+                pin_new_port(settings, conn, move.new)
+        if move is not None:
+            plan.extend(_close_old_port(settings, console, target, move, fingerprint))
         document["changes"] = [change.to_dict() for change in plan.changes]
         document["notices"] = plan.notices
         document["bastion"] = {

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from bastion.changes import Plan
     from bastion.config import Settings
     from bastion.pipeline import Target
+    from bastion.port_change import PendingMove
 
 
 def command(
@@ -73,23 +74,66 @@ def run_up(
     stages = 2 if skip_verify else 3
     if pipeline.uses_aws(settings):
         console.heading(f"1/{stages} provision: AWS resources of bastion-{settings.name}")
-        aws_changes, target = pipeline.provision(settings, console, replace=replace)
+        aws_changes, target = pipeline.provision(
+            settings, console, replace=replace, close_old_port=False
+        )
         _report(console, document, made, aws_changes)
     else:
         console.heading(f"1/{stages} provision: skipped (provider = existing)")
         target = pipeline.locate(settings)
     console.heading(f"2/{stages} configure: the host at {target.address}")
-    fingerprint = _configure(settings, console, document, made, target, accept_new, prune)
+    fingerprint, move = _configure(settings, console, document, made, target, accept_new, prune)
     document["bastion"] = target.bastion_json(fingerprint)
-    if not skip_verify:
+    if skip_verify:
+        if move is not None:
+            _notice(console, document, made, f"{move.describe()}: both ports stay open; the "
+                    "old one closes after a run that verifies the tunnel on the new one")  # fmt: skip
+    else:
         from bastion.cli.verify import run_verify
+        from bastion.errors import VerifyError
 
         console.heading(f"3/{stages} verify")
-        run_verify(
-            settings, console, document, address=target.address or "", target=target.warehouse
-        )
+        try:
+            run_verify(
+                settings, console, document, address=target.address or "", target=target.warehouse
+            )
+        except VerifyError:
+            if move is not None:
+                _notice(console, document, made, f"{move.describe()}: the tunnel failed on "
+                        f"{move.new}, so port(s) {_ports(move)} stay open on both sides; "
+                        "the next `bastion up` resumes")  # fmt: skip
+            raise
         document["bastion"] = target.bastion_json(fingerprint)
+        if move is not None:
+            _close_old_port(settings, console, document, made, target, move, fingerprint)
     summary(console, settings, target, fingerprint, made)
+
+
+def _close_old_port(
+    settings: Settings,
+    console: Console,
+    document: dict[str, Any],
+    made: Plan,
+    target: Target,
+    move: PendingMove,
+    fingerprint: str,
+) -> None:
+    """Phase two of an ssh_port change, only after verify passed on the new port."""
+    from bastion.port_change import close_old_port
+
+    console.heading(f"{move.describe()}: verified on {move.new}, closing {_ports(move)}")
+    closed = close_old_port(settings, target, move, console, host_key=fingerprint)
+    _report(console, document, made, closed)
+
+
+def _ports(move: PendingMove) -> str:
+    return ", ".join(map(str, move.old))
+
+
+def _notice(console: Console, document: dict[str, Any], made: Plan, text: str) -> None:
+    console.warn(text)
+    made.notices.append(text)
+    document["notices"] = made.notices
 
 
 def _configure(
@@ -100,11 +144,13 @@ def _configure(
     target: Target,
     accept_new: bool,
     prune: bool,
-) -> str:
-    """Configure the host; pin its key in the instance tag when AWS does not know it yet."""
+) -> tuple[str, PendingMove | None]:
+    """Configure the host (phase one of an ssh_port change: sshd listens on both ports);
+    pin its key in the instance tag when AWS does not know it yet."""
     from bastion import pipeline
     from bastion.changes import Plan
     from bastion.host import apply_host
+    from bastion.port_change import pending_move, pin_new_port
 
     extra: list[str] = []
     facts = target.facts
@@ -113,8 +159,13 @@ def _configure(
 
         extra = console_host_keys(target.session, facts.instance_id)
     with pipeline.admin(target, accept_new=accept_new, extra_pins=extra) as conn:
-        host_changes, _ = apply_host(settings, conn, target.warehouse, console, prune=prune)
+        host_changes, host_facts = apply_host(
+            settings, conn, target.warehouse, console, prune=prune
+        )
         fingerprint: str = conn.host_key_fingerprint
+        move = pending_move(settings, target, host_facts)
+        if move is not None:
+            pin_new_port(settings, conn, move.new)
     tag = Plan()
     known = facts.host_key_tag if facts is not None else None
     if facts is not None and facts.instance_id and target.session and known != fingerprint:
@@ -125,7 +176,7 @@ def _configure(
         tag.add("aws", "host_key_tag", "update" if known else "create", detail)
     _report(console, document, made, host_changes)
     _report(console, document, made, tag, quiet_if_empty=True)
-    return fingerprint
+    return fingerprint, move
 
 
 def _report(
