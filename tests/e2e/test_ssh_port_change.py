@@ -235,3 +235,40 @@ def test_a_move_whose_verify_fails_leaves_both_ports_open_and_the_next_up_finish
     assert code == 0, doc["error"]
     assert sshd_ports(world.lab) == {BLOCKED}
     assert rule_ports() == {BLOCKED} and ssh_port_tag() == str(BLOCKED)
+
+
+def test_configure_alone_on_an_existing_host_moves_the_port_in_two_phases(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No AWS to say where sshd listens: the port known_hosts pins for the address is found."""
+    lab = world.lab
+    moved = 2022
+    world.config.write_text(
+        f"""
+name = "{NAME}"
+[warehouse]
+kind = "postgres"
+host = "{lab.warehouse_host}"
+port = {lab.warehouse_port}
+database = "{lab.db_name}"
+user = "{lab.db_user}"
+[bastion]
+provider = "existing"
+admin_key = "{lab.admin_key}"
+admin_cidrs = ["{lab.operator_address}/32"]
+address = "{lab.bastion_address}"
+ssh_port = {moved}
+[tunnel]
+public_keys = ["{world.tunnel_key.public_line}"]
+"""
+    )
+    code, doc = bastion(world, capsys, "configure")
+    assert code == 0, doc["error"]
+    details = [c["detail"] for c in doc["changes"] if c["resource"] == "sshd_config"]
+    assert len(details) == 2, details
+    assert f"port {BLOCKED} -> {min(BLOCKED, moved)} {max(BLOCKED, moved)}" in details[0]
+    assert f"-> {moved}" in details[1]
+    assert sshd_ports(lab) == {moved}
+    assert admin_login(lab, moved) == lab.admin_user
+    code, doc = bastion(world, capsys, "verify")
+    assert code == 0, doc["error"]
