@@ -91,7 +91,10 @@ def apply_aws(
     runner.run(steps)
     plan = Plan(changes=runner.made, notices=[*notices, *runner.notices])
     plan.notices.extend(f"not changed: {s.change.detail}" for s in steps if s.op == "needs_replace")
-    after = read_facts(gateway, settings.name, _location(facts), desired.subnet_id)
+    if runner.made:  # re-read what changed; a no-change run keeps the facts it has
+        after = read_facts(gateway, settings.name, _location(facts), desired.subnet_id)
+    else:
+        after = facts
     after.latest_ami = desired.ami
     if "instance" in runner.ids:
         host = settings.bastion.address or after.public_ip or ""
