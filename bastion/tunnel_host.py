@@ -89,16 +89,20 @@ def check_host_key(settings: Settings, address: str, key: paramiko.PKey) -> None
 class AdminVerifyKeyHost:
     """Installs/removes the verify key through an admin login (opened lazily, reopened once)."""
 
-    def __init__(self, settings: Settings, address: str) -> None:
+    def __init__(
+        self, settings: Settings, address: str, connection: HostConnection | None = None
+    ) -> None:
         self._settings = settings
         self._address = address
-        self._conn: HostConnection | None = None
+        self._conn: HostConnection | None = connection
+        self._borrowed = connection  # `up` lends its open admin connection: never closed here
 
     def _connection(self, fresh: bool = False) -> HostConnection:
         from bastion.host.connection import connect_admin
 
         if fresh and self._conn is not None:
-            self._conn.close()
+            if self._conn is not self._borrowed:
+                self._conn.close()
             self._conn = None
         if self._conn is None:
             self._conn = connect_admin(self._settings, self._address)
@@ -135,6 +139,6 @@ class AdminVerifyKeyHost:
         return text
 
     def close(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None and self._conn is not self._borrowed:
             self._conn.close()
-            self._conn = None
+        self._conn = None

@@ -12,6 +12,7 @@ from bastion.console import Console
 if TYPE_CHECKING:
     from bastion.aws.discover import Endpoint
     from bastion.config import Settings
+    from bastion.host.connection import HostConnection
     from bastion.tunnel import Hop, VerifyResult
 
 
@@ -52,6 +53,7 @@ def run_verify(
     idle: float = 0,
     address: str = "",
     target: Endpoint | None = None,
+    admin: HostConnection | None = None,
 ) -> VerifyResult:
     """Verify, print each hop as it finishes, fill document["verify"]; raise VerifyError on failure.
 
@@ -67,7 +69,12 @@ def run_verify(
             console.say(f"  … holding the tunnel idle for {idle:.0f} s")
 
     console.heading("verify: the tunnel as dbt Cloud uses it")
-    result = verify(settings, address=address, target=target, idle=idle, on_hop=show)
+    host = None
+    if admin is not None:  # reuse the caller's admin connection to install verify's key
+        from bastion.tunnel_host import AdminVerifyKeyHost
+
+        host = AdminVerifyKeyHost(settings, address or admin.address, admin)
+    result = verify(settings, address=address, target=target, idle=idle, host=host, on_hop=show)
     document["verify"] = result.to_dict()
     document["bastion"] = {
         **(document.get("bastion") or {}),
