@@ -14,7 +14,7 @@ PY = sys.executable
 @task
 def lint(c: Context) -> None:
     """ruff and mypy over the package, tests and tasks."""
-    c.run(f"{PY} -m ruff check bastion tests demo tasks.py", pty=False)
+    c.run(f"{PY} -m ruff check bastion tests demo bench tasks.py", pty=False)
     c.run(f"{PY} -m mypy", pty=False)
 
 
@@ -32,7 +32,9 @@ def demo(c: Context) -> None:
     c.run(f"{PY} demo/run.py", pty=False)
 
 
-ns = Collection(lint, test, demo)
+from bench.tasks import bench  # noqa: E402  (the benchmark lives beside its peer playbook)
+
+ns = Collection(lint, test, demo, bench)
 try:
     from tests.lab.tasks import ns as lab_ns
 except ImportError:  # the lab package is part of the checkout; this guards partial installs
