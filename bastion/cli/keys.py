@@ -80,7 +80,10 @@ def list_command(
     accept_new_host_key: AcceptNewOption = False,
     offline: Annotated[bool, typer.Option("--offline", help="Do not read the host.")] = False,
 ) -> None:
-    """List the tunnel keys: fingerprint, type, comment, and where each is (config, host, both)."""
+    """List the tunnel keys: fingerprint, type, comment, and where each is (config, host, both).
+
+    Example:  bastion keys list --json
+    """
 
     def body(console: Console, document: dict[str, Any]) -> None:
         settings = load_settings(config)
@@ -154,7 +157,12 @@ def remove_command(
     prune: Annotated[bool, typer.Option("--prune", help="Allow removing the last key.")] = False,
     no_apply: NoApplyOption = False,
 ) -> None:
-    """Remove a tunnel key from the config and the host, by fingerprint or comment."""
+    """Remove a tunnel key from the config and the host, by fingerprint or comment.
+
+    dbt Cloud makes a new key each time a connection is saved: add the new one, then remove the old.
+
+    Example:  bastion keys remove SHA256:2mPqfV1wlVtZ2pQxXy1Oa7uW0v3rKq9Hc2fJgk3Lr9s
+    """
 
     def body(console: Console, document: dict[str, Any]) -> None:
         from bastion.host.keyring import matches, remove_keys
