@@ -360,6 +360,14 @@ class AwsGateway:
         return dict(response["DBSubnetGroups"][0])
 
 
+class AlreadyExists(AwsError):
+    """AWS has it already: a retry whose first answer was lost, or a concurrent run made it."""
+
+
+class AlreadyGone(AwsError):
+    """The rule to revoke is not there (any more): a lost answer, or a concurrent run."""
+
+
 def translate(exc: ClientError, service: str, operation: str, what: str) -> AwsError:
     """An AwsError naming the missing IAM permission or the missing resource."""
     error = exc.response.get("Error", {})
@@ -371,6 +379,10 @@ def translate(exc: ClientError, service: str, operation: str, what: str) -> AwsE
             f"AWS denied {action}: the credentials lack the IAM permission {action}",
             hint=f"grant {action} (docs/iam-policy.json lists every permission bastion needs)",
         )
+    if code.endswith(".Duplicate"):
+        return AlreadyExists(f"{action} failed: {code}: {message}")
+    if code == "InvalidPermission.NotFound":
+        return AlreadyGone(f"{action} failed: {code}: {message}")
     if "NotFound" in code or code == "ResourceNotFoundException":
         subject = what or f"the resource named in {operation}"
         return AwsError(f"{subject} not found ({code}): {message}", hint=_NOT_FOUND_HINT)

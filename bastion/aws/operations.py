@@ -6,12 +6,13 @@ earlier in the same run (a new group, host or address) and calls the gateway.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bastion.aws import tags as t
-from bastion.aws.gateway import AwsGateway
+from bastion.aws.gateway import AlreadyExists, AlreadyGone, AwsGateway
 from bastion.aws.permissions import SecurityGroupRule
 from bastion.aws.resources import Ref, Step
 from bastion.changes import Change
@@ -57,8 +58,20 @@ class Runner:
 
 
 def create_security_group(run: Runner, name: str, vpc_id: str, tags: dict[str, str]) -> None:
+    """Create the group; one of ours by that name already there (a retry whose answer was
+    lost, a concurrent run) is adopted, a stranger's is not."""
     description = "dbt-bastion: SSH from dbt Cloud and admins only"
-    run.ids["security_group"] = run.gateway.create_security_group(name, description, vpc_id, tags)
+    try:
+        group = run.gateway.create_security_group(name, description, vpc_id, tags)
+    except AlreadyExists:
+        mine = run.gateway.describe_security_groups(
+            [{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc_id]},
+             *t.ours(tags[t.NAME_TAG])]
+        )  # fmt: skip
+        if not mine:
+            raise
+        group = str(mine[0]["GroupId"])
+    run.ids["security_group"] = group
 
 
 def set_generation(run: Runner, group: str, generation: int) -> None:
@@ -70,12 +83,14 @@ def set_ssh_port(run: Runner, group: str, port: int) -> None:
 
 
 def authorize_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
-    run.gateway.authorize_ingress(group, [rule.permission()])
+    with contextlib.suppress(AlreadyExists):  # the rule is there: the goal is met
+        run.gateway.authorize_ingress(group, [rule.permission()])
 
 
 def revoke_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
     # The rule as read, description included: moto matches group sources on it.
-    run.gateway.revoke_ingress(group, [rule.permission()])
+    with contextlib.suppress(AlreadyGone):
+        run.gateway.revoke_ingress(group, [rule.permission()])
 
 
 def describe_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
@@ -83,11 +98,13 @@ def describe_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
 
 
 def authorize_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
-    run.gateway.authorize_egress(group, [rule.permission()])
+    with contextlib.suppress(AlreadyExists):  # the rule is there: the goal is met
+        run.gateway.authorize_egress(group, [rule.permission()])
 
 
 def revoke_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
-    run.gateway.revoke_egress(group, [rule.permission()])
+    with contextlib.suppress(AlreadyGone):
+        run.gateway.revoke_egress(group, [rule.permission()])
 
 
 def describe_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
@@ -95,7 +112,14 @@ def describe_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
 
 
 def import_key_pair(run: Runner, name: str, public_key: str, tags: dict[str, str]) -> None:
-    run.gateway.import_key_pair(name, public_key, tags)
+    try:
+        run.gateway.import_key_pair(name, public_key, tags)
+    except AlreadyExists:  # ours (a lost answer, a concurrent run) is adopted
+        pairs = run.gateway.describe_key_pairs(name)
+        if not any(
+            {"Key": t.NAME_TAG, "Value": tags[t.NAME_TAG]} in pair.get("Tags", []) for pair in pairs
+        ):
+            raise
 
 
 def replace_key_pair(run: Runner, name: str, public_key: str, tags: dict[str, str]) -> None:
