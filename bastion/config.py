@@ -340,6 +340,9 @@ def _interpolate(
         return [_interpolate(v, environ, (*loc, i), from_env) for i, v in enumerate(value)]
     if isinstance(value, str) and _ENV_REF.search(value):
         from_env.add(loc)
+        if loc in _INTEGER_KEYS and _ENV_REF.fullmatch(value):
+            text = _interpolate(value, environ, (), set())
+            return int(text) if text.strip().isdigit() else text
 
         def substitute(match: re.Match[str]) -> str:
             var = match.group(1)
@@ -354,6 +357,13 @@ def _interpolate(
     return value
 
 
+# A whole-value `${VAR}` in these keys is read as an integer; a TOML string is not.
+_INTEGER_KEYS = {
+    ("bastion", "ssh_port"),
+    ("warehouse", "port"),
+    ("tunnel", "client_alive_interval"),
+    ("tunnel", "client_alive_count_max"),
+}
 _PATH_KEYS = (("bastion", "admin_key"), ("bastion", "known_hosts"), ("tunnel", "keys_file"))
 
 

@@ -16,7 +16,65 @@ _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 # Accounts a tunnel user must never be: they exist on common images or belong to services.
 SYSTEM_ACCOUNTS = frozenset(
-    ["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "_apt", "sshd", "messagebus", "syslog", "uuidd", "tcpdump", "landscape", "pollinate", "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-coredump", "polkitd", "chrony", "ec2-user", "ec2-instance-connect", "ssm-user", "ubuntu", "admin", "debian", "centos", "fedora", "cloud-user", "postgres", "operator", "halt", "shutdown", "adm", "ftp", "dbus", "tss", "rpc", "rpcuser", "nfsnobody", "sudo", "wheel", "staff", "users"]
+    [
+        "root",
+        "daemon",
+        "bin",
+        "sys",
+        "sync",
+        "games",
+        "man",
+        "lp",
+        "mail",
+        "news",
+        "uucp",
+        "proxy",
+        "www-data",
+        "backup",
+        "list",
+        "irc",
+        "gnats",
+        "nobody",
+        "nogroup",
+        "_apt",
+        "sshd",
+        "messagebus",
+        "syslog",
+        "uuidd",
+        "tcpdump",
+        "landscape",
+        "pollinate",
+        "systemd-network",
+        "systemd-resolve",
+        "systemd-timesync",
+        "systemd-coredump",
+        "polkitd",
+        "chrony",
+        "ec2-user",
+        "ec2-instance-connect",
+        "ssm-user",
+        "ubuntu",
+        "admin",
+        "debian",
+        "centos",
+        "fedora",
+        "cloud-user",
+        "postgres",
+        "operator",
+        "halt",
+        "shutdown",
+        "adm",
+        "ftp",
+        "dbus",
+        "tss",
+        "rpc",
+        "rpcuser",
+        "nfsnobody",
+        "sudo",
+        "wheel",
+        "staff",
+        "users",
+    ]
 )
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -60,22 +118,15 @@ def port(value: int, *, allow_zero: bool = False) -> int:
 
 
 def positive_int(value: object) -> int:
-    """Integers only: TOML integers, or digit strings from `${VAR}`; never bools or floats."""
-    if isinstance(value, bool):
-        raise ValueError("must be a positive integer")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int) or value <= 0:
+    """TOML integers only (`${VAR}` digits are turned into integers by the loader); no bools,
+    floats or strings."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError("must be a positive integer")
     return value
 
 
 def integer(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError("must be an integer")
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    if not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be an integer")
     return value
 
@@ -93,6 +144,9 @@ def cidr(value: str) -> Network:
             fixed = ipaddress.ip_network(value.strip(), strict=False)
             raise ValueError(f"has host bits set: write {fixed} or a /32 address") from None
         raise ValueError("must be a CIDR such as 198.51.100.7/32") from None
+    mapped = _ipv4_mapped(network)
+    if mapped is not None:  # ::ffff:a.b.c.d/n is the IPv4 network a.b.c.d/(n-96)
+        network = mapped
     if network.prefixlen == 0:
         raise ValueError("is open to the whole internet; name the addresses that need access")
     broad = 16 if network.version == 4 else 48
@@ -101,6 +155,17 @@ def cidr(value: str) -> Network:
             f"is too broad (/{network.prefixlen}): public ranges must be /{broad} or narrower"
         )
     return network
+
+
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _ipv4_mapped(network: Network) -> ipaddress.IPv4Network | None:
+    if not isinstance(network, ipaddress.IPv6Network) or not network.subnet_of(_MAPPED):
+        return None
+    address = network.network_address.ipv4_mapped
+    assert address is not None
+    return ipaddress.IPv4Network((address, network.prefixlen - 96))
 
 
 def host_port(host: str, port_number: int) -> str:

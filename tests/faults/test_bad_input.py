@@ -233,17 +233,7 @@ def converged(bastion: Bastion) -> Bastion:
     return bastion
 
 
-# Refusals SPEC asks for that the tool does not make yet (bastion/config.py, bastion/rules.py).
-KNOWN_GAPS = {
-    "keepalive-string": 'a TOML string "30" is coerced to the integer 30',
-    "cidr-v4-mapped-v6": "::ffff:0.0.0.0/96 (every IPv4 address, IPv4-mapped) is accepted",
-}
-PARAMS = [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[name]))
-    if name in KNOWN_GAPS
-    else name
-    for name in CASES
-]
+PARAMS = list(CASES)
 
 
 def _restore(converged: Bastion, capsys: pytest.CaptureFixture[str]) -> None:

@@ -253,3 +253,30 @@ def test_refused_tunnel_key_names_the_list_entry(tmp_path: Path, value: str, rul
         load(write(tmp_path, text), environ={})
     assert "tunnel.public_keys[0]" in str(caught.value)
     assert rule.lower() in str(caught.value).lower()
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("tunnel", "client_alive_interval", '"30"'),
+        ("bastion", "ssh_port", '"22"'),
+        ("bastion", "admin_cidrs", '["::ffff:0.0.0.0/96"]'),
+        ("bastion", "admin_cidrs", '["::ffff:8.0.0.0/104"]'),
+    ],
+)
+def test_strings_for_integers_and_mapped_world_ranges_are_refused(
+    tmp_path: Path, section: str, key: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        load(write(tmp_path, with_value(section, key, value)), environ={})
+
+
+def test_an_integer_from_the_environment_is_read_as_an_integer(tmp_path: Path) -> None:
+    text = with_value("tunnel", "client_alive_interval", '"${KEEPALIVE}"')
+    assert (
+        load(write(tmp_path, text), environ={"KEEPALIVE": "45"}).tunnel.client_alive_interval == 45
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, text), environ={"KEEPALIVE": "forty"})
+    assert "tunnel.client_alive_interval" in str(caught.value)
+    assert "forty" not in str(caught.value)
