@@ -71,6 +71,10 @@ def create_security_group(run: Runner, name: str, vpc_id: str, tags: dict[str, s
         if not mine:
             raise
         group = str(mine[0]["GroupId"])
+        # its launch must use that group's generation: the same ClientToken, the same host
+        found = {tag["Key"]: tag["Value"] for tag in mine[0].get("Tags", [])}
+        if found.get(t.GENERATION_TAG):
+            run.ids["generation"] = found[t.GENERATION_TAG]
     run.ids["security_group"] = group
 
 
@@ -138,6 +142,10 @@ def run_instance(
     client_token: str,
 ) -> None:
     """Launch the host: IMDSv2 only, encrypted gp3 root, no instance profile."""
+    adopted = run.ids.get("generation")
+    if adopted and adopted != tags.get(t.GENERATION_TAG):  # see create_security_group
+        tags = {**tags, t.GENERATION_TAG: adopted}
+        client_token = t.client_token(tags[t.NAME_TAG], int(adopted))
     image = run.gateway.describe_image(ami)
     root = image.get("RootDeviceName") or "/dev/xvda"
     # The image's own root size (AWS's default); 8 GiB when the image does not say.

@@ -21,7 +21,7 @@ import re
 import threading
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +44,7 @@ class FaultPlan:
     seen: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     launches: dict[str, tuple[int, list[tuple[str, str]], bytes]] = field(default_factory=dict)
+    before: dict[str, Callable[[], None]] = field(default_factory=dict)  # run once, then forward
     launch_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, action: str, *kinds: str) -> None:
@@ -92,6 +93,9 @@ def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             action = self._action(body)
             fault = plan.take(action) if action else None
+            hook = plan.before.pop(action, None)
+            if hook is not None:
+                hook()
             if fault in ("throttle", "unavailable"):
                 self._answer_fault(fault)
                 return

@@ -138,3 +138,46 @@ def test_provision_is_retried_without_duplicates(
         code, gone = run_cli(capsys, "destroy", "--yes", "-c", str(config))
         assert code == 0, gone["error"]
     assert all(ids == [] for ids in owned(moto_server.endpoint, name).values())
+
+
+def test_a_group_a_concurrent_run_made_first_is_adopted_with_its_generation(
+    moto_server: MotoServer,
+    sshd_port: int,
+    aws_account: AwsAccount,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Another run creates the group between our facts and our CreateSecurityGroup: we adopt
+    it and launch with its generation, so both runs send the same ClientToken (one host)."""
+    from bastion.aws import tags as t
+
+    name, theirs = "raced", 1_234_567_890
+    config = write_config(tmp_path, name, sshd_port)
+    ec2: Any = boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    ).client("ec2", endpoint_url=moto_server.endpoint)
+
+    def other_run_first() -> None:
+        tags = {**t.common_tags(name), t.GENERATION_TAG: str(theirs)}
+        ec2.create_security_group(
+            GroupName=f"bastion-{name}", Description="the other run's", VpcId=aws_account.vpc_id,
+            TagSpecifications=[{"ResourceType": "security-group",
+                                "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+        )  # fmt: skip
+
+    plan = FaultPlan()
+    plan.before["CreateSecurityGroup"] = other_run_first
+    with fault_proxy(moto_server.endpoint, plan) as proxy:
+        for key, value in make_aws_env(proxy).items():
+            monkeypatch.setenv(key, value)
+        code, document = run_cli(capsys, "provision", "-c", str(config))
+        assert code == 0, document["error"]
+        made = owned(moto_server.endpoint, name)
+        assert len(made["security_group"]) == 1 and len(made["instance"]) == 1
+        instance = ec2.describe_instances(InstanceIds=made["instance"])["Reservations"][0][
+            "Instances"
+        ][0]
+        assert instance["ClientToken"] == t.client_token(name, theirs)
+        assert {"Key": t.GENERATION_TAG, "Value": str(theirs)} in instance["Tags"]
+        assert run_cli(capsys, "destroy", "--yes", "-c", str(config))[0] == 0
