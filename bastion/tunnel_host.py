@@ -116,12 +116,11 @@ class AdminVerifyKeyHost:
     def remove(self, line: str) -> None:
         from bastion.host.stage import remove_verify_key
 
-        del line  # the host keeps verify's key alone in its own file: removing it removes the file
-        try:
-            remove_verify_key(self._connection(), self._settings)
+        try:  # only this run's line: a verify running at the same time keeps its own
+            remove_verify_key(self._connection(), self._settings, line)
         except Exception:
             try:
-                remove_verify_key(self._connection(fresh=True), self._settings)
+                remove_verify_key(self._connection(fresh=True), self._settings, line)
             except Exception as exc:
                 raise HostError(
                     f"could not remove verify's key from {self._settings.tunnel.user}'s "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.changes import Plan
 from bastion.errors import ConfigError, HostError
-from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts, gather, match_address
+from bastion.host.facts import STATE_DIR, VERIFY_KEYS_NAME, HostFacts, gather, match_address
 
 if TYPE_CHECKING:
     from bastion.aws.discover import Endpoint
@@ -196,19 +196,28 @@ def status_host(settings: Settings, conn: HostConnection, warehouse: Endpoint) -
     }
 
 
+# Verifies may run at once (two CI jobs): each adds its own line and removes only its own.
+_VERIFY_FILE = (
+    f"mkdir -p {STATE_DIR} && exec 8>{STATE_DIR}/verify.lock && flock -w 30 8 || exit 1\n"
+    f'f="$home/.ssh/{VERIFY_KEYS_NAME}"; tmp="$f.tmp.$$"\n'
+    'keep() { chmod 600 "$tmp" && chown "$1:$1" "$tmp" && mv -f "$tmp" "$f"; }\n'
+)
+
+
 def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> None:
-    """Write the second keys file `verify` uses (never the managed authorized_keys).
+    """Add a line to the second keys file `verify` uses (never the managed authorized_keys).
 
     `line` is one full authorized_keys line (options + key) built by the caller; it must be
-    a single line. The file is written atomically, mode 600, owned by the tunnel user.
+    a single line. The file is rewritten atomically, mode 600, owned by the tunnel user;
+    lines of verifies running at the same time are kept.
     """
     if "\n" in line.strip() or not line.strip():
         raise HostError("the verify key must be one non-empty authorized_keys line")
     script = (
         'set -u\nhome=$(getent passwd "$1" | cut -d: -f6)\n'
         '[ -n "$home" ] && [ -d "$home/.ssh" ] || { echo "no-user" >&2; exit 1; }\n'
-        f'f="$home/.ssh/{VERIFY_KEYS_NAME}"; tmp="$f.tmp.$$"\n'
-        'printf "%s\\n" "$2" > "$tmp" && chmod 600 "$tmp" && chown "$1:$1" "$tmp" && mv -f "$tmp" "$f"'
+        + _VERIFY_FILE
+        + '{ [ -f "$f" ] && grep -vxF -- "$2" "$f"; printf "%s\\n" "$2"; } > "$tmp" && keep "$1"'
         " && echo written\n"
     )
     result = conn.sudo_script(script, settings.tunnel.user, line.strip())
@@ -220,12 +229,16 @@ def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> N
         )
 
 
-def remove_verify_key(conn: HostConnection, settings: Settings) -> None:
-    """Remove the verify keys file; removing a file that is not there is not an error."""
+def remove_verify_key(conn: HostConnection, settings: Settings, line: str = "") -> None:
+    """Remove `line` from the verify keys file, and the file once it is empty (all of it
+    when no line is given); removing what is not there is not an error."""
     script = (
-        'home=$(getent passwd "$1" | cut -d: -f6); '
-        f'[ -n "$home" ] && rm -f "$home/.ssh/{VERIFY_KEYS_NAME}"; echo removed'
+        'home=$(getent passwd "$1" | cut -d: -f6)\n[ -n "$home" ] || { echo removed; exit 0; }\n'
+        + _VERIFY_FILE
+        + 'if [ -n "$2" ] && [ -f "$f" ]; then grep -vxF -- "$2" "$f" > "$tmp";'
+        ' if [ -s "$tmp" ]; then keep "$1"; else rm -f "$tmp" "$f"; fi;'
+        ' else rm -f "$f"; fi && echo removed\n'
     )
-    result = conn.sudo_script(script, settings.tunnel.user)
+    result = conn.sudo_script(script, settings.tunnel.user, line.strip())
     if "removed" not in result.stdout:
         raise HostError(f"cannot remove the verify key of {settings.tunnel.user}")
