@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -13,6 +14,7 @@ from bastion.console import Console
 if TYPE_CHECKING:
     from bastion.changes import Plan
     from bastion.config import Settings
+    from bastion.host.connection import HostConnection
     from bastion.pipeline import Target
     from bastion.port_change import PendingMove
 
@@ -82,30 +84,44 @@ def run_up(
         console.heading(f"1/{stages} provision: skipped (provider = existing)")
         target = pipeline.locate(settings)
     console.heading(f"2/{stages} configure: the host at {target.address}")
-    fingerprint, move = _configure(settings, console, document, made, target, accept_new, prune)
-    document["bastion"] = target.bastion_json(fingerprint)
-    if skip_verify:
-        if move is not None:
-            _notice(console, document, made, f"{move.describe()}: both ports stay open; the "
-                    "old one closes after a run that verifies the tunnel on the new one")  # fmt: skip
-    else:
-        from bastion.cli.verify import run_verify
-        from bastion.errors import VerifyError
-
-        console.heading(f"3/{stages} verify")
-        try:
-            run_verify(
-                settings, console, document, address=target.address or "", target=target.warehouse
-            )
-        except VerifyError:
-            if move is not None:
-                _notice(console, document, made, f"{move.describe()}: the tunnel failed on "
-                        f"{move.new}, so port(s) {_ports(move)} stay open on both sides; "
-                        "the next `bastion up` resumes")  # fmt: skip
-            raise
+    with contextlib.ExitStack() as keep:
+        # configure's admin connection stays open and is lent to verify (installing and
+        # removing its key), unless an ssh_port change is under way: then verify's admin
+        # side logs in afresh on the new port, which is what proves it.
+        fingerprint, move, conn = _configure(
+            settings, console, document, made, target, accept_new, prune, keep
+        )
         document["bastion"] = target.bastion_json(fingerprint)
-        if move is not None:
-            _close_old_port(settings, console, document, made, target, move, fingerprint)
+        if skip_verify:
+            keep.close()
+            if move is not None:
+                _notice(console, document, made, f"{move.describe()}: both ports stay open; the "
+                        "old one closes after a run that verifies the tunnel on the new one")  # fmt: skip
+        else:
+            from bastion.cli.verify import run_verify
+            from bastion.errors import VerifyError
+
+            console.heading(f"3/{stages} verify")
+            try:
+                run_verify(
+                    settings,
+                    console,
+                    document,
+                    address=target.address or "",
+                    target=target.warehouse,
+                    admin=conn,
+                )
+            except VerifyError:
+                if move is not None:
+                    _notice(console, document, made, f"{move.describe()}: the tunnel failed on "
+                            f"{move.new}, so port(s) {_ports(move)} stay open on both sides; "
+                            "the next `bastion up` resumes")  # fmt: skip
+                raise
+            finally:
+                keep.close()
+            document["bastion"] = target.bastion_json(fingerprint)
+            if move is not None:
+                _close_old_port(settings, console, document, made, target, move, fingerprint)
     summary(console, settings, target, fingerprint, made)
 
 
@@ -144,9 +160,14 @@ def _configure(
     target: Target,
     accept_new: bool,
     prune: bool,
-) -> tuple[str, PendingMove | None]:
+    keep: contextlib.ExitStack,
+) -> tuple[str, PendingMove | None, HostConnection | None]:
     """Configure the host (phase one of an ssh_port change: sshd listens on both ports);
-    pin its key in the instance tag when AWS does not know it yet."""
+    pin its key in the instance tag when AWS does not know it yet.
+
+    The admin connection is returned open (closed by `keep`) for verify to reuse, or None
+    when an ssh_port change is pending (it was closed: verify must log in on the new port).
+    """
     from bastion import pipeline
     from bastion.changes import Plan
     from bastion.host import apply_host
@@ -158,14 +179,19 @@ def _configure(
         from bastion.aws import console_host_keys
 
         extra = console_host_keys(target.session, facts.instance_id)
-    with pipeline.admin(target, accept_new=accept_new, extra_pins=extra) as conn:
+    with contextlib.ExitStack() as opened:
+        conn = opened.enter_context(pipeline.admin(target, accept_new=accept_new, extra_pins=extra))
+        lent: HostConnection | None = None
         host_changes, host_facts = apply_host(
             settings, conn, target.warehouse, console, prune=prune
         )
         fingerprint: str = conn.host_key_fingerprint
         move = pending_move(settings, target, host_facts)
         if move is not None:
-            pin_new_port(settings, conn, move.new)
+            pin_new_port(settings, conn, move.new)  # and conn closes on leaving this block
+        else:
+            lent = conn
+            keep.push(opened.pop_all())
     tag = Plan()
     known = facts.host_key_tag if facts is not None else None
     if facts is not None and facts.instance_id and target.session and known != fingerprint:
@@ -176,7 +202,7 @@ def _configure(
         tag.add("aws", "host_key_tag", "update" if known else "create", detail)
     _report(console, document, made, host_changes)
     _report(console, document, made, tag, quiet_if_empty=True)
-    return fingerprint, move
+    return fingerprint, move, lent
 
 
 def _report(
