@@ -125,8 +125,8 @@ class AdminVerifyKeyHost:
                 raise HostError(
                     f"could not remove verify's key from {self._settings.tunnel.user}'s "
                     f"authorized_keys.verify on {self._address}: {exc}",
-                    hint="it expires by itself within minutes (expiry-time), and the next "
-                    "`bastion verify` removes the file",
+                    hint="sshd refuses it by itself within minutes (expiry-time); delete the "
+                    "line from the file by hand to tidy up",
                 ) from None
 
     def local_time(self, moment: datetime) -> str:
