@@ -172,9 +172,14 @@ def verify(
     endpoint. `host` installs the ephemeral key (default: an admin login to the bastion).
     Runtime errors of the admin side (cannot log in as the admin) raise; broken hops do not.
     """
+    from bastion.tunnel_database import logs_in
     from bastion.tunnel_hops import tcp_check
     from bastion.tunnel_host import bastion_address, warehouse_endpoint
 
+    if logs_in(settings):  # psycopg loads while the SSH logins wait on the network
+        from bastion.prefetch import warm
+
+        warm("psycopg")
     address = address or bastion_address(settings, session)
     target = target or warehouse_endpoint(settings, session)
     port = settings.bastion.ssh_port

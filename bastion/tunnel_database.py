@@ -59,6 +59,14 @@ class CredentialsError(Exception):
     """Temporary credentials could not be had; the message is safe to show."""
 
 
+def logs_in(settings: Settings) -> bool:
+    """Whether the database hop will log in with psycopg (else: the protocol handshake)."""
+    warehouse = settings.warehouse
+    return warehouse.auth == "iam" or bool(
+        warehouse.password_env and os.environ.get(warehouse.password_env)
+    )
+
+
 def credentials(settings: Settings, session: boto3.Session | None) -> Credentials | None:
     """The login verify uses: IAM temporary credentials, the password env var, or none."""
     warehouse = settings.warehouse
