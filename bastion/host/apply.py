@@ -27,7 +27,7 @@ PREVIOUS = "/etc/ssh/sshd_config.bastion-prev"
 ROLLBACK_SCRIPT = f"{STATE_DIR}/rollback.sh"
 TIMER_PID = f"{STATE_DIR}/rollback.pid"
 APPLIED = "bastion-applied"
-STALE = "sshd_config changed since the facts were read"
+STALE = "the host changed since the facts were read"
 
 
 class HostChanged(HostError):
@@ -138,9 +138,17 @@ def apply_script(
         "check (or its rollback)'\n"
     )
     # The host must still be what the facts said: another run may have changed it meanwhile.
+    user = settings.tunnel.user  # validated: a plain POSIX user name
+    user_known = "y" if facts.user(user) else ""
     parts.append(
         f'[ "$(sha256sum /etc/ssh/sshd_config | cut -d" " -f1)" = {shlex.quote(facts.sshd_config_sha256)} ]'
-        f" || fail '{STALE}; run again'\n"
+        f" || fail '{STALE} (sshd_config); run again'\n"
+        f"home=$(getent passwd {user} | cut -d: -f6)\n"
+        f'[ "${{home:+y}}" = "{user_known}" ] || fail "{STALE} (user {user}); run again"\n'
+        'ak=""; [ -n "$home" ] && [ -f "$home/.ssh/authorized_keys" ]'
+        ' && ak=$(sha256sum < "$home/.ssh/authorized_keys" | cut -d" " -f1)\n'
+        f'[ "$ak" = {shlex.quote(facts.authorized_keys_sha256)} ]'
+        f" || fail '{STALE} (authorized_keys of {user}); run again'\n"
     )
     if plan.needs_reload:
         rollback = base64.b64encode(_rollback_script(facts.service, verb).encode()).decode()

@@ -178,13 +178,21 @@ def test_cut_configure_leaves_whole_files_and_the_next_run_converges(
     assert leftovers.stdout == "", "a run cut mid-write left its temp file behind"
 
 
+MEDDLING = {
+    "sshd_config": "echo '# another run' >> /etc/ssh/sshd_config",
+    "tunnel_user": "groupadd dbtcloud && useradd -m -g dbtcloud dbtcloud",
+}
+
+
+@pytest.mark.parametrize("meddled", list(MEDDLING))
 def test_a_host_changed_between_facts_and_lock_is_planned_again(
+    meddled: str,
     config: Path,
     pristine_host_after: Lab,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Another run changes sshd_config after our facts were read: we read and plan again."""
+    """Another run changes the host after our facts were read: we read and plan again."""
     lab = pristine_host_after
     lab.restart_host()
     (config.parent / ".bastion" / "known_hosts").unlink(missing_ok=True)
@@ -193,9 +201,9 @@ def test_a_host_changed_between_facts_and_lock_is_planned_again(
 
     def facts_then_meddle(settings: Any, conn: Any, **kwargs: Any) -> Any:
         facts = real_facts(settings, conn, **kwargs)
-        reads.append(facts.sshd_config_sha256)
+        reads.append(f"{facts.sshd_config_sha256} {sorted(facts.users)}")
         if len(reads) == 1:
-            assert lab.host_exec("echo '# another run' >> /etc/ssh/sshd_config").returncode == 0
+            assert lab.host_exec(MEDDLING[meddled]).returncode == 0
         return facts
 
     monkeypatch.setattr(stage_module, "read_facts", facts_then_meddle)
