@@ -19,38 +19,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-CONFIG = """\
+HEADER = """\
 # The demo's bastion.toml: a Redshift cluster discovered on the (emulated) AWS account.
 # The lab's addresses stand in for what a real account would have:
 #   bastion.address  - where the tool reaches the host (the lab's namespace, not the EIP)
 #   warehouse.host   - the database as dbt Cloud names it (PermitOpen matches it literally)
-name = "demo"
-
-[aws]
-region = "us-east-1"
-
-[warehouse]
-kind = "redshift"
-redshift_cluster = "prod"
-host = "{warehouse_host}"
-port = {warehouse_port}
-database = "{db_name}"
-user = "{db_user}"
-password_env = "DBT_ENV_SECRET_PASSWORD"
-
-[bastion]
-provider = "aws"
-admin_user = "{admin_user}"
-admin_key = "{admin_key}"
-admin_cidrs = ["{operator_address}/32"]
-address = "{bastion_address}"
-
-[dbt_cloud]
-regions = ["us"]
-
-[tunnel]
-user = "dbtcloud"
-public_keys = []
 """
 
 console = Console(stderr=True, highlight=False)
@@ -75,7 +48,7 @@ def main() -> int:
         return 1
     repo = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(repo))
-    from tests.lab.lab import start_lab
+    from tests.lab import bastion_toml, lab_env, start_lab
 
     started = time.perf_counter()
     step("1. start the lab: AWS emulator, bastion host, warehouse")
@@ -88,19 +61,8 @@ def main() -> int:
             f"AWS API {lab.moto_endpoint}\n"
         )
         workdir = Path(tempfile.mkdtemp(prefix="bastion-demo-"))
-        (workdir / "bastion.toml").write_text(
-            CONFIG.format(
-                warehouse_host=lab.warehouse_host,
-                warehouse_port=lab.warehouse_port,
-                db_name=lab.db_name,
-                db_user=lab.db_user,
-                admin_user=lab.admin_user,
-                admin_key=lab.admin_key,
-                operator_address=lab.operator_address,
-                bastion_address=lab.bastion_address,
-            )
-        )
-        env = {**os.environ, **lab.aws_env(), "DBT_ENV_SECRET_PASSWORD": lab.db_password}
+        (workdir / "bastion.toml").write_text(HEADER + bastion_toml(lab, "demo"))
+        env = {**os.environ, **lab_env(lab)}
         env.pop("BASTION_CONFIG", None)
         console.print(f"  config: {workdir / 'bastion.toml'}\n")
 

@@ -22,7 +22,7 @@ import pytest
 
 from bastion.cli.app import main
 from bastion.tunnel import EphemeralKey
-from tests.lab import Lab
+from tests.lab import Lab, bastion_toml, lab_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -42,23 +42,12 @@ class World:
         lab = self.lab
         public = self.tunnel_key.public_line
         self.config.write_text(
-            f"""
-name = "{NAME}"
-[warehouse]
-kind = "redshift"
-redshift_cluster = "prod"
-host = "{lab.warehouse_host}"
-port = {lab.warehouse_port}
-database = "{lab.db_name}"
-user = "{lab.db_user}"
-[bastion]
-admin_key = "{lab.admin_key}"
-admin_cidrs = ["{lab.operator_address}/32"]
-address = "{lab.bastion_address}"
-ssh_port = {ssh_port}
-[tunnel]
-public_keys = ["{public}"]
-"""
+            bastion_toml(
+                lab,
+                NAME,
+                extra_bastion=f"ssh_port = {ssh_port}",
+                extra=f'[tunnel]\npublic_keys = ["{public}"]\n',
+            )
         )
 
 
@@ -69,7 +58,7 @@ def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
     found = World(lab, folder, folder / "bastion.toml", EphemeralKey.generate(NAME))
     found.write(22)
     patch = pytest.MonkeyPatch()
-    for key, value in {**lab.aws_env(), "DBT_ENV_SECRET_PASSWORD": lab.db_password}.items():
+    for key, value in lab_env(lab).items():
         patch.setenv(key, value)
     try:
         yield found

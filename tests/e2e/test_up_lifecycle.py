@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from bastion.cli.app import main
-from tests.lab import Lab
+from tests.lab import Lab, bastion_toml, lab_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -53,23 +53,8 @@ def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
     lab.restart_host()
     folder = tmp_path_factory.mktemp("e2e")
     config = folder / "bastion.toml"
-    config.write_text(
-        f"""
-name = "{NAME}"
-[warehouse]
-kind = "redshift"
-redshift_cluster = "prod"
-host = "{lab.warehouse_host}"
-port = {lab.warehouse_port}
-database = "{lab.db_name}"
-user = "{lab.db_user}"
-[bastion]
-admin_key = "{lab.admin_key}"
-admin_cidrs = ["{lab.operator_address}/32"]
-address = "{lab.bastion_address}"
-"""
-    )
-    env = {**lab.aws_env(), "DBT_ENV_SECRET_PASSWORD": lab.db_password}
+    config.write_text(bastion_toml(lab, NAME))
+    env = lab_env(lab)
     patch = pytest.MonkeyPatch()
     for key, value in env.items():
         patch.setenv(key, value)

@@ -21,7 +21,7 @@ import pytest
 
 from tests.faults.aws_proxy import FaultPlan, fault_proxy
 from tests.faults.traced_cli import TRACE
-from tests.lab import Lab
+from tests.lab import Lab, bastion_toml, lab_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -31,23 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def write_config(lab: Lab, folder: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "bastion.toml"
-    config.write_text(
-        f"""
-name = "{name}"
-[warehouse]
-kind = "redshift"
-redshift_cluster = "prod"
-host = "{lab.warehouse_host}"
-port = {lab.warehouse_port}
-database = "{lab.db_name}"
-user = "{lab.db_user}"
-[bastion]
-admin_key = "{lab.admin_key}"
-admin_cidrs = ["{lab.operator_address}/32"]
-address = "{lab.bastion_address}"
-""",
-        encoding="utf-8",
-    )
+    config.write_text(bastion_toml(lab, name), encoding="utf-8")
     return config
 
 
@@ -56,8 +40,7 @@ def env(pristine_host_after: Lab) -> dict[str, str]:
     lab = pristine_host_after
     return {
         **os.environ,
-        **lab.aws_env(),
-        "DBT_ENV_SECRET_PASSWORD": lab.db_password,
+        **lab_env(lab),
         "PYTHONPATH": str(ROOT),
     }
 

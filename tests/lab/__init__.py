@@ -3,6 +3,7 @@ namespaces, plus moto for AWS. `start_lab()` returns a `Lab`, the API tests code
 """
 
 from tests.lab.aws import AwsAccount, MotoServer, aws_env, seed_account
+from tests.lab.config import bastion_toml, lab_env
 from tests.lab.lab import Lab, LabError, running_lab, start_lab, unavailable_reason
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "LabError",
     "MotoServer",
     "aws_env",
+    "bastion_toml",
+    "lab_env",
     "running_lab",
     "seed_account",
     "start_lab",
