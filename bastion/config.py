@@ -25,11 +25,11 @@ from pydantic import (
 )
 
 from bastion import rules
+from bastion.config_source import anchor, describe, interpolate, resolve_paths
 from bastion.dbt_cloud import allow_list
 from bastion.errors import ConfigError, InputError
 
 DEFAULT_NAME = "bastion.toml"
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 PositiveInt = Annotated[int, BeforeValidator(rules.positive_int)]
 Integer = Annotated[int, BeforeValidator(rules.integer)]
@@ -310,78 +310,22 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
     from_env: set[tuple[str | int, ...]] = set()
-    data = _interpolate(raw, environ, (), from_env)
-    _resolve_paths(data, source.parent.resolve())
+    data = interpolate(raw, environ, (), from_env)
+    resolve_paths(data, source.parent.resolve())
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, from_env)) from None
+        raise ConfigError(describe(exc, from_env)) from None
     base = source.parent.resolve()
     paths = {
-        "admin_key": _anchor(settings.bastion.admin_key, base),
-        "known_hosts": _anchor(settings.bastion.known_hosts, base),
+        "admin_key": anchor(settings.bastion.admin_key, base),
+        "known_hosts": anchor(settings.bastion.known_hosts, base),
     }
     settings = settings.model_copy(
         update={"source": source.resolve(), "bastion": settings.bastion.model_copy(update=paths)}
     )
     _check_keys_file(settings)
     return settings
-
-
-def _interpolate(
-    value: Any,
-    environ: Mapping[str, str],
-    loc: tuple[str | int, ...],
-    from_env: set[tuple[str | int, ...]],
-) -> Any:
-    if isinstance(value, dict):
-        return {k: _interpolate(v, environ, (*loc, k), from_env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, environ, (*loc, i), from_env) for i, v in enumerate(value)]
-    if isinstance(value, str) and _ENV_REF.search(value):
-        from_env.add(loc)
-        if loc in _INTEGER_KEYS and _ENV_REF.fullmatch(value):
-            text = _interpolate(value, environ, (), set())
-            return int(text) if text.strip().isdigit() else text
-
-        def substitute(match: re.Match[str]) -> str:
-            var = match.group(1)
-            if var not in environ:
-                raise ConfigError(
-                    f"{_dotted(loc)} refers to ${{{var}}}, but the environment variable {var} is not set",
-                    hint=f"export {var}=… before running bastion, or write the value in the file",
-                )
-            return environ[var]
-
-        return _ENV_REF.sub(substitute, value)
-    return value
-
-
-# A whole-value `${VAR}` in these keys is read as an integer; a TOML string is not.
-_INTEGER_KEYS = {
-    ("bastion", "ssh_port"),
-    ("warehouse", "port"),
-    ("tunnel", "client_alive_interval"),
-    ("tunnel", "client_alive_count_max"),
-}
-_PATH_KEYS = (("bastion", "admin_key"), ("bastion", "known_hosts"), ("tunnel", "keys_file"))
-
-
-def _resolve_paths(data: dict[str, Any], base: Path) -> None:
-    for section, key in _PATH_KEYS:
-        table = data.get(section)
-        if not isinstance(table, dict) or not isinstance(table.get(key), str):
-            continue
-        if table[key] == "":
-            table.pop(key)
-            continue
-        path = Path(table[key]).expanduser()
-        table[key] = path if path.is_absolute() else base / path
-
-
-def _anchor(path: Path, base: Path) -> Path:
-    path = path.expanduser()
-    return path if path.is_absolute() else base / path
 
 
 def _check_keys_file(settings: Settings) -> None:
@@ -399,57 +343,3 @@ def _check_keys_file(settings: Settings) -> None:
         read_keys_file(keys_file)
     except InputError as exc:
         raise ConfigError(f"tunnel.keys_file: {exc.message}") from None
-
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _describe(exc: ValidationError, from_env: set[tuple[str | int, ...]]) -> str:
-    lines = []
-    for error in exc.errors():
-        loc = tuple(
-            p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
-        )
-        key = _dotted(loc) or "config"
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            lines.append(f"{key} is not a known key: check its spelling against `bastion init`")
-            continue
-        if kind == "missing":
-            lines.append(f"{key} is required")
-            continue
-        if kind == "value_error":
-            message = str(error["ctx"]["error"])
-        elif kind == "literal_error":
-            message = f"must be one of {error['ctx']['expected']}"
-        elif kind in {"list_type", "string_type", "dict_type", "model_type"}:
-            message = (
-                f"must be a {kind.split('_')[0].replace('dict', 'table').replace('model', 'table')}"
-            )
-        else:
-            message = error["msg"][:1].lower() + error["msg"][1:]
-        if (
-            message.startswith("warehouse.")
-            or message.startswith("tunnel.")
-            or message.startswith("set ")
-        ):
-            lines.append(message)
-            continue
-        if message.startswith("["):
-            index, _, message = message[1:].partition("] ")
-            key, loc = f"{key}[{index}]", (*loc, int(index))
-        echoed = _echo(error.get("input"), loc, from_env)
-        lines.append(f"{key} {message}{echoed}")
-    return "\n".join(lines)
-
-
-def _echo(value: Any, loc: tuple[str | int, ...], from_env: set[tuple[str | int, ...]]) -> str:
-    if any(loc[: len(env)] == env for env in from_env) or isinstance(value, (dict, list)):
-        return ""
-    if (loc and loc[-1] == "public_keys") or "public_keys" in loc:
-        return ""
-    return f" (got {value!r})" if value is not None else ""
