@@ -140,6 +140,7 @@ def run_instance(
     key_name: str,
     tags: dict[str, str],
     client_token: str,
+    user_data: str = "",
 ) -> None:
     """Launch the host: IMDSv2 only, encrypted gp3 root, no instance profile."""
     adopted = run.ids.get("generation")
@@ -156,8 +157,10 @@ def run_instance(
     ]
     size = int(max([*sizes, 8]))
     tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+    extra = {"UserData": user_data} if user_data else {}
     instance = run.gateway.run_instance(
         {
+            **extra,
             "ImageId": ami,
             "InstanceType": instance_type,
             "KeyName": key_name,

@@ -207,6 +207,7 @@ def _instance_steps(
         "key_name": t.resource_name(desired.name),
         "tags": tags,
         "client_token": t.client_token(desired.name, generation),
+        "user_data": first_boot_user_data(desired.ssh_port),
     }
     verb = f"replaces {old} ({'; '.join(differences) or 'requested'})" if old else "new host"
     steps.append(
@@ -352,3 +353,16 @@ def to_plan(steps: list[Step]) -> Plan:
 
 def new_step(resource: str, action: Any, detail: str, op: str, **args: Any) -> Step:
     return Step(Change("aws", resource, action, detail), op, args)
+
+
+def first_boot_user_data(ssh_port: int) -> str:
+    """cloud-init user data that moves sshd to `ssh_port` at first boot; none for port 22.
+
+    A fresh image listens on 22, but the group opens only `ssh_port`: without this, a new
+    host on another port could not be reached to be configured.
+    """
+    if ssh_port == 22:
+        return ""
+    from bastion.templates import render
+
+    return render("first_boot.yaml.j2", ssh_port=int(ssh_port))

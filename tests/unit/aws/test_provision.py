@@ -396,3 +396,24 @@ def test_a_concurrent_allocation_leaves_one_elastic_ip(world: World) -> None:
     (kept,) = _ours(world, "addresses")
     assert runner.ids["elastic_ip"] == other.ids["elastic_ip"] == kept["AllocationId"]
     assert kept["AllocationId"] <= other_id
+
+
+def test_a_new_host_listens_on_ssh_port_from_its_first_boot(
+    provisioned: dict[str, Any], world: World, ssh_listener: int
+) -> None:
+    import base64
+
+    (instance,) = _ours(world, "instances")
+    attribute = world.ec2.describe_instance_attribute(
+        InstanceId=instance["InstanceId"], Attribute="userData"
+    )
+    user_data = base64.b64decode(attribute["UserData"]["Value"]).decode()
+    assert user_data.startswith("#cloud-config")
+    assert f"Port {ssh_listener}\n" in user_data
+
+
+def test_port_22_needs_no_first_boot_user_data() -> None:
+    from bastion.aws.resources import first_boot_user_data
+
+    assert first_boot_user_data(22) == ""
+    assert "Port 2222" in first_boot_user_data(2222)
