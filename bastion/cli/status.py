@@ -18,7 +18,7 @@ def command(
 
     Read-only, on AWS and on the host. A host that cannot be reached is reported, not fatal.
 
-    Example:  bastion status --json | jq .status.host.effective
+    Example:  bastion status --json | jq .status.host.sshd
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
