@@ -7,7 +7,6 @@ fails leaves both ports open, and the next `up` finishes it.
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import struct
@@ -20,8 +19,8 @@ import boto3
 import paramiko
 import pytest
 
-from bastion.cli.app import main
 from bastion.tunnel import EphemeralKey
+from tests.e2e.cli import run_json
 from tests.lab import Lab, bastion_toml, lab_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
@@ -70,10 +69,7 @@ def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
 def bastion(
     world: World, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, dict[str, Any]]:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main([*args, "-c", str(world.config), "--json"])
-    return int(exited.value.code or 0), json.loads(capsys.readouterr().out)
+    return run_json(world.config, capsys, *args)
 
 
 def group() -> dict[str, Any]:

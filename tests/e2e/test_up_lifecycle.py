@@ -7,7 +7,6 @@ day would: create, re-run, drift, repair, destroy.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from bastion.cli.app import main
+from tests.e2e.cli import run_json
 from tests.lab import Lab, bastion_toml, lab_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
@@ -83,12 +82,7 @@ def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
 def bastion(
     world: World, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, dict[str, Any]]:
-    """Run the real CLI in-process with --json; return its exit code and its one JSON object."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main([*args, "-c", str(world.config), "--json"])
-    out = capsys.readouterr().out
-    return int(exited.value.code or 0), json.loads(out)
+    return run_json(world.config, capsys, *args)
 
 
 def host_state(lab: Lab) -> str:
