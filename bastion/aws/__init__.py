@@ -7,8 +7,9 @@ sessions are made by the CLI and passed in.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bastion.lazy import exports
 
 if TYPE_CHECKING:
     from bastion.aws.apply import (
@@ -50,7 +51,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module 'bastion.aws' has no attribute {name!r}")
-    return getattr(import_module(_HOME[name]), name)
+__getattr__ = exports(__name__, _HOME)

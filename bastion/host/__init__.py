@@ -6,8 +6,9 @@ Fabric, paramiko or boto3 at start-up. `Endpoint` is bastion.aws.discover's.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bastion.lazy import exports
 
 if TYPE_CHECKING:
     from bastion.aws.discover import Endpoint
@@ -58,7 +59,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module 'bastion.host' has no attribute {name!r}")
-    return getattr(import_module(_HOME[name]), name)
+__getattr__ = exports(__name__, _HOME)
