@@ -1,4 +1,4 @@
-from bastion.cli.app import main
+from bastion.cli.app import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -106,3 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def run() -> NoReturn:
+    """The `bastion` program (console script, `python -m bastion`): main(), then an exit
+    that skips freeing every object one by one (see bastion.cli.leave)."""
+    from bastion.cli.leave import run_and_leave
+
+    run_and_leave(main)

@@ -1,0 +1,52 @@
+"""Leaving the `bastion` program without tearing the interpreter down.
+
+When a command is done, CPython's shutdown still frees every object it ever made, one by
+one: botocore's EC2 service model alone is hundreds of thousands of dicts and strings. That
+costs 0.1 s after `configure` and 0.2 s after `up` on a small CI runner, for memory the
+kernel takes back in one go anyway. So the program, once its work and every exit handler
+are done, ends the process directly. Work is never cut short: other threads are joined
+first, `atexit` handlers run (logging, temporary files), and both streams are flushed.
+
+Only the console script and `python -m bastion` leave this way; `main()` called in-process
+(tests, other programs) returns by raising SystemExit as usual.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import NoReturn
+
+
+def exit_status(exc: SystemExit) -> int:
+    """The process status CPython would give for this SystemExit (printing a message one)."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def run_and_leave(main: Callable[[], object]) -> NoReturn:
+    """Run `main`, finish everything a normal exit finishes, then end the process."""
+    try:
+        main()
+        status = 0
+    except SystemExit as exc:
+        status = exit_status(exc)
+    # an exception other than SystemExit propagates: traceback and the usual shutdown
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # the handlers a normal exit runs, in the same order
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`): nothing more to say
+            status = status or 1
+    os._exit(status)
