@@ -1,4 +1,10 @@
-"""Leaving the `bastion` program without tearing the interpreter down.
+"""A `bastion` run as a short-lived process: no cycle collector, no interpreter teardown.
+
+A run allocates a lot at the start (imports, botocore's service models) and little after,
+and everything it allocated goes away with the process. CPython's cycle collector would
+still walk those objects again and again while they load (0.2 s of `up`), for no memory
+back: a no-change `up` peaks at the same ~115 MB with or without it. Waits (an instance
+starting, `verify --idle`) allocate almost nothing, so the collector stays off for the run.
 
 When a command is done, CPython's shutdown still frees every object it ever made, one by
 one: botocore's EC2 service model alone is hundreds of thousands of dicts and strings. That
@@ -14,6 +20,7 @@ Only the console script and `python -m bastion` leave this way; `main()` called 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import threading
@@ -33,6 +40,7 @@ def exit_status(exc: SystemExit) -> int:
 
 def run_and_leave(main: Callable[[], object]) -> NoReturn:
     """Run `main`, finish everything a normal exit finishes, then end the process."""
+    gc.disable()
     try:
         main()
         status = 0

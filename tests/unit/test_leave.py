@@ -1,4 +1,5 @@
-"""The program's quick exit: same status, nothing cut short (threads, atexit, buffered output)."""
+"""The program as a short-lived process: no cycle collector, a quick exit that keeps the
+status and cuts nothing short (threads, atexit handlers, buffered output)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 PROGRAM = textwrap.dedent(
     """
-    import atexit, sys, threading, time
+    import atexit, gc, sys, threading, time
     from pathlib import Path
     from bastion.cli.leave import run_and_leave
 
@@ -23,6 +24,7 @@ PROGRAM = textwrap.dedent(
             time.sleep(0.3)
             (out / "thread").write_text("done")
         threading.Thread(target=late).start()
+        (out / "gc").write_text(str(gc.isenabled()))
         sys.stdout.write("buffered, no newline")
         {end}
 
@@ -50,6 +52,7 @@ def test_the_status_is_kept_and_nothing_is_cut_short(tmp_path: Path, end: str, s
     assert done.stdout == "buffered, no newline"
     assert (tmp_path / "thread").read_text() == "done"  # joined, not killed
     assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "gc").read_text() == "False"  # no cycle collection during the run
 
 
 def test_a_message_exit_prints_it_and_is_status_1(tmp_path: Path) -> None:
