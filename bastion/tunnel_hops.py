@@ -11,6 +11,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from bastion.net import ssh_socket
 from bastion.rules import host_port
 from bastion.tunnel import EphemeralKey, Hop, VerifyResult
 from bastion.tunnel_forward import LocalForward
@@ -80,7 +81,7 @@ def ssh_hop(
     where = host_port(address, port)
     started = time.perf_counter()
     try:
-        sock = socket.create_connection((address, port), timeout=TCP_TIMEOUT)
+        sock = ssh_socket(address, port, TCP_TIMEOUT)
     except OSError as exc:
         return _fail("ssh", started, f"lost {where} between hops: {exc}"), None
     transport = paramiko.Transport(sock)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bastion.errors import ConfigError, HostError, SshError
+from bastion.net import ssh_socket
 
 if TYPE_CHECKING:
     import paramiko
@@ -251,18 +252,13 @@ def connect(
     seen = _SeenKey()
     connection.client.set_missing_host_key_policy(_pinning_policy(pins, pattern, seen))
     try:
-        connection.open()
-    except SshError:
-        connection.close()
-        raise
+        _open(connection, address, port, timeout)
     except paramiko.AuthenticationException:
-        connection.close()
         raise SshError(
             f"{user}@{pattern} refused the key {getattr(pkey, 'fingerprint', '')}".rstrip(),
             hint="check the user and that its authorized_keys holds this key's public half",
         ) from None
     except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
-        connection.close()
         unreachable = "banner" in str(exc) or not isinstance(exc, paramiko.SSHException)
         raise (HostUnreachable if unreachable else SshError)(
             f"cannot connect to {pattern} as {user}: {exc or type(exc).__name__}",
@@ -271,6 +267,20 @@ def connect(
     if pins.learn and pins.known_hosts is not None and not seen.pinned:
         pins.known_hosts.pin(pattern, seen.key_type, seen.key_data)
     return HostConnection(connection, seen.fingerprint, pins)
+
+
+def _open(connection: Connection, address: str, port: int, timeout: float) -> None:
+    """Log in over a socket of ours (Nagle off, see bastion.net); closed again on failure."""
+    sock = ssh_socket(address, port, timeout)
+    connection.connect_kwargs["sock"] = sock
+    try:
+        connection.open()
+    except BaseException:
+        connection.close()
+        sock.close()
+        raise
+    finally:
+        del connection.connect_kwargs["sock"]  # the transport holds it from here
 
 
 def admin_pins(
