@@ -185,6 +185,9 @@ def test_the_admin_still_logs_in_and_has_sudo(configured_host: LabHost) -> None:
     settings = configured_host.settings()
     with open_admin(settings, configured_host.lab.bastion_address) as conn:
         assert conn.sudo_script("id -u").stdout.strip() == "0"
+        # the login ran over bastion's own socket, Nagle's algorithm off (bastion.net)
+        sock = conn.connection.transport.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
 def _ssh_audit(*args: str) -> subprocess.CompletedProcess[str]:
