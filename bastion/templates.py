@@ -35,3 +35,9 @@ def _environment() -> jinja2.Environment:
 
 def render(template: str, **values: Any) -> str:
     return _environment().get_template(template).render(**values)
+
+
+def prepare(*templates: str) -> None:
+    """Load and compile templates ahead of `render` (jinja2 keeps them compiled)."""
+    for template in templates:
+        _environment().get_template(template)

@@ -117,12 +117,9 @@ def command(
         from bastion.host import apply_host, open_admin
         from bastion.host.ports import port_move
         from bastion.port_change import pin_new_port
-        from bastion.prefetch import warm
 
         settings = load_settings(config)
         target = locate_host(settings, host)
-        # the sshd_config template engine loads while the SSH login waits on the network
-        warm("bastion.templates", "bastion.host.plan", "bastion.host.apply")
         with open_admin(
             settings,
             target.address,

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import shlex
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from bastion.config import Settings
 
 CONNECT_TIMEOUT = 10
+_REACH_HINT = "check the address, the port and that the security group admits you"
 ACCEPT_NEW_HINT = (
     "if the host was replaced on purpose, re-run with --accept-new-host-key; otherwise "
     "someone may be intercepting the connection"
@@ -228,11 +230,34 @@ def connect(
     """
     if not isinstance(pins, HostKeyPins):
         pins = HostKeyPins(expected=tuple(pins), learn=False)
+    pattern = host_pattern(address, port)
+    try:  # first: sshd starts its side of the connection while paramiko and Fabric load
+        sock = ssh_socket(address, port, timeout)
+    except OSError as exc:
+        raise HostUnreachable(
+            f"cannot connect to {pattern} as {user}: {exc or type(exc).__name__}", hint=_REACH_HINT
+        ) from None
+    try:
+        return _login(sock, address, port, user, private_key, pins, pattern, timeout)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _login(
+    sock: socket.socket,
+    address: str,
+    port: int,
+    user: str,
+    private_key: paramiko.PKey | Path,
+    pins: HostKeyPins,
+    pattern: str,
+    timeout: float,
+) -> HostConnection:
     import paramiko
     from fabric import Config, Connection
 
     pkey = load_private_key(private_key) if isinstance(private_key, Path) else private_key
-    pattern = host_pattern(address, port)
     config = Config(lazy=True, overrides={"load_ssh_configs": False})
     connection = Connection(
         address,
@@ -252,7 +277,7 @@ def connect(
     seen = _SeenKey()
     connection.client.set_missing_host_key_policy(_pinning_policy(pins, pattern, seen))
     try:
-        _open(connection, address, port, timeout)
+        _open(connection, sock)
     except paramiko.AuthenticationException:
         raise SshError(
             f"{user}@{pattern} refused the key {getattr(pkey, 'fingerprint', '')}".rstrip(),
@@ -262,22 +287,20 @@ def connect(
         unreachable = "banner" in str(exc) or not isinstance(exc, paramiko.SSHException)
         raise (HostUnreachable if unreachable else SshError)(
             f"cannot connect to {pattern} as {user}: {exc or type(exc).__name__}",
-            hint="check the address, the port and that the security group admits you",
+            hint=_REACH_HINT,
         ) from None
     if pins.learn and pins.known_hosts is not None and not seen.pinned:
         pins.known_hosts.pin(pattern, seen.key_type, seen.key_data)
     return HostConnection(connection, seen.fingerprint, pins)
 
 
-def _open(connection: Connection, address: str, port: int, timeout: float) -> None:
-    """Log in over a socket of ours (Nagle off, see bastion.net); closed again on failure."""
-    sock = ssh_socket(address, port, timeout)
+def _open(connection: Connection, sock: socket.socket) -> None:
+    """Log in over a socket of ours (Nagle off, see bastion.net)."""
     connection.connect_kwargs["sock"] = sock
     try:
         connection.open()
     except BaseException:
         connection.close()
-        sock.close()
         raise
     finally:
         del connection.connect_kwargs["sock"]  # the transport holds it from here

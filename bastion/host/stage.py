@@ -24,8 +24,11 @@ def read_facts(
     settings: Settings, conn: HostConnection, *, wait_cloud_init: bool = False
 ) -> HostFacts:
     from bastion.host.desired import tunnel_sources
+    from bastion.prefetch import warm
 
     addr = match_address(tunnel_sources(settings))
+    # what planning needs loads while the host runs the facts script
+    warm("bastion.host.plan", "bastion.host.apply", _prepare_templates)
     return gather(
         conn,
         settings.tunnel.user,
@@ -33,6 +36,12 @@ def read_facts(
         addr,
         wait_cloud_init=wait_cloud_init,
     )
+
+
+def _prepare_templates() -> None:
+    from bastion.templates import prepare
+
+    prepare("sshd_config.j2")
 
 
 def plan_host(

@@ -1,0 +1,63 @@
+"""The console: status lines without rich on a pipe, styled lines plain there, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from bastion.changes import Change
+from bastion.console import Console
+
+
+@pytest.fixture(autouse=True)
+def _no_forced_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_on_a_pipe_status_and_styled_lines_are_plain(capsys: pytest.CaptureFixture[str]) -> None:
+    console = Console(json_mode=True)
+    with console.status("reading [2001:db8::1]:22"):
+        pass
+    console.changes([], applied=True)
+    console.changes([Change("host", "sshd_config", "update", "replace [x]")], applied=True)
+    console.emit({"ok": True})
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "… reading [2001:db8::1]:22",
+        "no changes",
+        "1 change (changed):",
+        "  update host/sshd_config: replace [x]",
+    ]
+    assert json.loads(captured.out) == {"ok": True}
+
+
+def test_quiet_prints_no_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with Console(quiet=True).status("reading AWS"):
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def test_rich_is_not_loaded_before_the_first_styled_line() -> None:
+    program = textwrap.dedent(
+        """
+        import sys
+        from bastion.console import Console
+        console = Console(json_mode=True)
+        with console.status("reading AWS"):
+            loaded_in_status = "rich.console" in sys.modules
+        console.heading("done")
+        print(loaded_in_status, "rich.console" in sys.modules)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["… reading AWS", "done"]
+    # the status line needed no rich; the styled line had it (loaded, or loading, meanwhile)
+    assert done.stdout.split()[1] == "True"
