@@ -2,7 +2,7 @@
 
     python -m bench.floor_probe ADDRESS PORT USER KEY KNOWN_HOSTS SCRIPT_FILE ARG...
 
-Imports paramiko, logs in with KEY (the host key checked against KNOWN_HOSTS), runs
+Imports paramiko, logs in with KEY over a TCP_NODELAY socket (the host key checked against KNOWN_HOSTS), runs
 SCRIPT_FILE (bastion's own facts script) once with `sudo -n sh -c`, reads its whole output
 and exits: no CLI parsing, no config validation, no templates, no plan. Like the `bastion`
 program it runs without the cycle collector and skips the interpreter's teardown, so the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import os
 import shlex
+import socket
 import sys
 
 
@@ -26,8 +27,11 @@ def main(argv: list[str]) -> int:
     client = paramiko.SSHClient()
     client.load_host_keys(known_hosts)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    sock = socket.create_connection((address, int(port)), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as bastion.net does
     client.connect(
         address,
+        sock=sock,
         port=int(port),
         username=user,
         pkey=paramiko.PKey.from_path(key),
