@@ -36,12 +36,21 @@ def read_argument(value: str) -> list[Any]:
     from bastion.keys import parse_public_key, read_keys_file
 
     path = Path(value).expanduser()
-    if "\n" not in value and len(value) < 4096 and path.is_file():
+    if "\n" not in value and len(value) < 4096 and _is_file(path):
         keys = read_keys_file(path)
         if not keys:
             raise InputError(f"{path} holds no public key")
         return keys
     return [parse_public_key(value)]
+
+
+def _is_file(path: Path) -> bool:
+    """A key pasted on the command line is no path: its base64 between two `/` can be
+    longer than a file name may be (ENAMETOOLONG), which is "not a file", not an error."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def matches(key: Any, needle: str) -> bool:

@@ -61,6 +61,12 @@ def test_argument_is_a_key_or_a_file(tmp_path: Path) -> None:
         read_argument("ssh-dss AAAAB3NzaC1kc3MAAACBAP")
 
 
+def test_a_key_whose_base64_is_no_possible_file_name_is_read_as_a_key() -> None:
+    # 300 characters without "/" cannot be a path component (ENAMETOOLONG): still a key
+    with pytest.raises(InputError, match="key"):
+        read_argument("ssh-dss AAAAB3NzaC1kc3M" + "A" * 300 + " old-dsa")
+
+
 def test_match_by_fingerprint_with_or_without_prefix_or_comment(tmp_path: Path) -> None:
     key = parse_public_key(_pub(tmp_path, "dbt-cloud-1"))
     assert matches(key, key.fingerprint)
