@@ -121,13 +121,25 @@ HOME_DIR=$(printf '%s\n' "$PASSWD" | while IFS=: read -r n _ _ _ _ h _; do [ "$n
 
 
 def facts_script() -> str:
-    """The one script that gathers every fact; values arrive as positional parameters."""
+    """The one script that gathers every fact; values arrive as positional parameters.
+
+    Slow facts write to files in a private temporary folder (mktemp -d: root's, mode 700)
+    from the start; without one they run in their turn like the others.
+    """
     from bastion.host.fact_sections import FACTS
 
-    parts = [_PREAMBLE]
+    parts = [_PREAMBLE, 'OUT=$(mktemp -d 2>/dev/null) || OUT=""\n']
     for fact in FACTS:
-        parts.append(f"echo '{SECTION}{fact.name}'\n{{ {fact.command} ; }} 2>/dev/null\n")
-    parts.append(f"echo '{SECTION}end'\n")
+        if fact.slow:
+            parts.append(
+                f'[ -n "$OUT" ] && {{ {fact.command} ; }} >"$OUT/{fact.name}" 2>/dev/null &\n'
+            )
+    for fact in FACTS:
+        command = fact.command
+        if fact.slow:
+            command = f'if [ -n "$OUT" ]; then wait; cat "$OUT/{fact.name}"; else {command}; fi'
+        parts.append(f"echo '{SECTION}{fact.name}'\n{{ {command} ; }} 2>/dev/null\n")
+    parts.append(f'[ -n "$OUT" ] && rm -rf "$OUT"\necho \'{SECTION}end\'\n')
     return "".join(parts)
 
 
