@@ -55,6 +55,7 @@ UP_NO_CHANGE = at_most(1.5, "s")
 UP_FIRST = at_most(10, "s")
 PEER_REFERENCE = 1.7  # seconds: the playbook's no-change run on the machines issue 7 names
 CHECKOUT = Path(__file__).resolve().parent.parent
+FLOOR_PARAMIKO = "floor: python + paramiko, login + facts"
 
 
 def say(message: str) -> None:
@@ -146,7 +147,12 @@ class Bench:
         config = str(self.space.existing_config)
         if peer is not None:
             warm.notes += peer.check_first_run()  # also opens the ControlPersist master
-        say(f"no-change configure and ansible-playbook, {self.runs} rounds")
+        floor = self.floor_commands()
+        floors = {floor_name: Series() for floor_name, _, _ in floor}
+        say(
+            f"no-change configure, ansible-playbook and the same read without bastion, "
+            f"{self.runs} rounds"
+        )
         for _ in range(self.runs):
             configure.extend(
                 self.series(
@@ -156,6 +162,9 @@ class Bench:
                     changed=bastion_changed,
                 )
             )
+            for floor_name, argv, _ in floor:
+                probe = partial(run_timed, argv, self.bastion.env, CHECKOUT, 60)
+                floors[floor_name].extend(self.series(1, probe))
             if peer is not None and not warm.failure:
                 warm.extend(self.series(1, peer.run, count_ssh=True, changed=peer.changed))
         if peer is not None:
@@ -166,11 +175,11 @@ class Bench:
             peer.close_master()
         self.rows.append(configure.row(name, CONFIGURE))
         self.rows += configure.count_rows("configure", name)
-        self.floor_rows()
+        self.floor_rows(configure, floors, {floor_name: note for floor_name, _, note in floor})
         self.peer_rows(configure, warm, cold, "")
 
-    def floor_rows(self) -> None:
-        """What the same read costs without bastion: paramiko alone, and OpenSSH's client.
+    def floor_commands(self) -> list[tuple[str, list[str], str]]:
+        """The same read without bastion: paramiko alone, and OpenSSH's client.
 
         Both log in as the admin and run bastion's facts script once, as a no-change
         configure does; neither parses a CLI, validates a config or renders a template.
@@ -193,18 +202,30 @@ class Bench:
                    "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={known_hosts}",
                    "-o", "StrictHostKeyChecking=yes", "-o", "KexAlgorithms=curve25519-sha256",
                    "-p", str(lab.ssh_port), f"{lab.admin_user}@{lab.bastion_address}", remote]  # fmt: skip
-        env = self.bastion.env
-        say(f"the same read without bastion: paramiko alone and OpenSSH, {self.runs} runs each")
-        for name, argv, note in (
-            ("floor: python + paramiko, login + facts", probe,
+        return [
+            (FLOOR_PARAMIKO, probe,
              "bench/floor_probe.py: import paramiko, log in, run the facts script, exit"),
             ("floor: openssh client, login + facts", openssh,
              "ssh(1) with curve25519 (the kex paramiko negotiates with OpenSSH 9.2)"),
-        ):  # fmt: skip
-            series = self.series(self.runs, partial(run_timed, argv, env, CHECKOUT, 60))
+        ]  # fmt: skip
+
+    def floor_rows(
+        self, configure: Series, floors: dict[str, Series], notes: dict[str, str]
+    ) -> None:
+        for name, series in floors.items():
             row = series.row(name, None)
-            row.note = "; ".join(filter(None, [note, row.note]))
+            row.note = "; ".join(filter(None, [notes[name], row.note]))
             self.rows.append(row)
+        paramiko = floors.get(FLOOR_PARAMIKO)
+        if paramiko is not None and paramiko.runs and configure.runs:
+            own = [c - f for c, f in zip(configure.seconds, paramiko.seconds, strict=False)]
+            self.rows.append(
+                Row.of(
+                    "configure - paramiko floor (bastion's own)",
+                    own,
+                    note="median of each round's difference: CLI, config, plan, output",
+                )
+            )
 
     def make_peer(self) -> AnsiblePeer | None:
         """The playbook, laid out with what bastion installed on the host as its templates."""
