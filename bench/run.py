@@ -184,14 +184,20 @@ class Bench:
         Both log in as the admin and run bastion's facts script once, as a no-change
         configure does; neither parses a CLI, validates a config or renders a template.
         """
-        from bastion.host.facts import facts_script
+        from bastion.config import load
+        from bastion.host.desired import tunnel_sources
+        from bastion.host.facts import facts_script, match_address
 
         lab = self.lab
         script = self.space.folder / "facts.sh"
         script.write_text(facts_script())
         known_hosts = str(self.space.existing_config.parent / "known_hosts")
+        settings = load(self.space.existing_config, environ=self.bastion.env)
+        # the arguments configure passes: the client's address as sshd reports it, the
+        # tunnel and admin users, an address of dbt Cloud's, and "wait for cloud-init"
         args = [f"{lab.operator_address} 50000 {lab.bastion_address} {lab.ssh_port}",
-                TUNNEL_USER, lab.admin_user, "52.45.144.63", "1"]  # fmt: skip
+                settings.tunnel.user, settings.bastion.admin_user,
+                match_address(tunnel_sources(settings)), "1"]  # fmt: skip
         probe = [sys.executable, "-m", "bench.floor_probe", lab.bastion_address,
                  str(lab.ssh_port), lab.admin_user, str(lab.admin_key), known_hosts,
                  str(script), *args]  # fmt: skip
