@@ -184,7 +184,7 @@ class Bench:
         Both log in as the admin and run bastion's facts script once, as a no-change
         configure does; neither parses a CLI, validates a config or renders a template.
         """
-        from bastion.config import load
+        from bastion.config.settings import load
         from bastion.host.desired import tunnel_sources
         from bastion.host.facts import facts_script, match_address
 

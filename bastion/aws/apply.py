@@ -1,286 +1,287 @@
-"""The AWS stage of the pipeline: read facts, plan, and (for `provision`) apply the plan.
+"""The operations behind each planned step: the only code in bastion.aws that changes AWS.
 
-`plan_aws` and `apply_aws` build the same steps from the same facts; only `apply_aws`
-runs them. After a new or restarted host, the run waits for `running` and then for the
-SSH port to answer, which is what the next stage (configure) needs.
+A step names its operation and arguments; `Runner.run` resolves references to ids made
+earlier in the same run (a new group, host or address) and calls the gateway.
 """
 
 from __future__ import annotations
 
-import re
-import socket
-import time
+import contextlib
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bastion.aws import tags as t
-from bastion.aws.discover import WarehouseLocation, choose_public_subnet, discover_warehouse
-from bastion.aws.facts import AwsFacts, read_facts
-from bastion.aws.gateway import AwsGateway
-from bastion.aws.operations import Runner
-from bastion.aws.resources import Desired, ingress_rules, moving_ssh_port, plan_steps, to_plan
-from bastion.changes import Plan
-from bastion.errors import ConfigError, SshError
+from bastion.aws.gateway import AlreadyExists, AlreadyGone, AwsGateway
+from bastion.aws.permissions import SecurityGroupRule
+from bastion.aws.plan import Ref, Step
+from bastion.changes import Change
+from bastion.errors import AwsError, BastionError
 from bastion.progress import Progress
 
-if TYPE_CHECKING:
-    import boto3
-
-    from bastion.config import Settings
-
-PortProbe = Callable[[str, int, float], bool]
-SSH_WAIT_SECONDS = 300.0
-_FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
+INSTANCE_WAIT_SECONDS = 600.0
 
 
-def tcp_probe(host: str, port: int, timeout: float) -> bool:
-    """True when a TCP connection to host:port opens within `timeout`."""
+@dataclass
+class Runner:
+    """Runs steps in order and remembers what each made and changed."""
+
+    gateway: AwsGateway
+    progress: Progress
+    ids: dict[str, str] = field(default_factory=dict)
+    made: list[Change] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def run(self, steps: list[Step]) -> None:
+        """Run every step; a failure says which changes were already made."""
+        for step in steps:
+            operation = _OPERATIONS[step.op]
+            args = {key: self.resolve(value) for key, value in step.args.items()}
+            try:
+                done = operation(self, **args)
+            except BastionError as exc:
+                if self.made:
+                    made = "; ".join(str(change) for change in self.made)
+                    exc.message = f"{exc.message}\n  already changed: {made}\n  re-run to finish"
+                raise
+            if done is not False:
+                self.made.append(step.change)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, Ref):
+            if value.name not in self.ids:
+                raise AwsError(f"internal: {value} was not made before it was needed")
+            return self.ids[value.name]
+        if isinstance(value, SecurityGroupRule) and value.source.startswith("(new "):
+            return replace(value, source=self.ids["security_group"])
+        return value
+
+
+def create_security_group(run: Runner, name: str, vpc_id: str, tags: dict[str, str]) -> None:
+    """Create the group; one of ours by that name already there (a retry whose answer was
+    lost, a concurrent run) is adopted, a stranger's is not."""
+    description = "dbt-bastion: SSH from dbt Cloud and admins only"
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        group = run.gateway.create_security_group(name, description, vpc_id, tags)
+    except AlreadyExists:
+        mine = run.gateway.describe_security_groups(
+            [{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc_id]},
+             *t.ours(tags[t.NAME_TAG])]
+        )  # fmt: skip
+        if not mine:
+            raise
+        group = str(mine[0]["GroupId"])
+        # its launch must use that group's generation: the same ClientToken, the same host
+        found = {tag["Key"]: tag["Value"] for tag in mine[0].get("Tags", [])}
+        if found.get(t.GENERATION_TAG):
+            run.ids["generation"] = found[t.GENERATION_TAG]
+    run.ids["security_group"] = group
 
 
-def plan_aws(
-    settings: Settings, session: boto3.Session, *, probe: PortProbe = tcp_probe
-) -> tuple[Plan, AwsFacts]:
-    """What `provision` would change, read-only; a newer AMI behind ssm: is a notice."""
-    if settings.bastion.provider != "aws":
-        return Plan(), _existing(settings, session)
-    gateway = AwsGateway(session)
-    desired, facts, notices = _prepare(settings, gateway)
-    answers = _new_port_answers(settings, desired, facts, probe)
-    plan = to_plan(plan_steps(desired, facts, new_port_answers=answers))
-    plan.notices.extend(notices)
-    return plan, facts
+def set_generation(run: Runner, group: str, generation: int) -> None:
+    run.gateway.create_tags(group, {t.GENERATION_TAG: str(generation)})
 
 
-def confirm_ssh_port(session: boto3.Session, facts: AwsFacts, port: int) -> None:
-    """Record that sshd answers (and the tunnel verified) on `port`: the old port may close."""
-    if facts.security_group_id is None:
-        raise ConfigError("there is no bastion security group to record the SSH port on")
-    AwsGateway(session).create_tags(facts.security_group_id, {t.SSH_PORT_TAG: str(port)})
-    facts.ssh_port = port
+def set_ssh_port(run: Runner, group: str, port: int) -> None:
+    run.gateway.create_tags(group, {t.SSH_PORT_TAG: str(port)})
 
 
-def apply_aws(
-    settings: Settings,
-    session: boto3.Session,
-    progress: Progress,
-    *,
-    replace: bool = False,
-    probe: PortProbe = tcp_probe,
-    ssh_wait: float = SSH_WAIT_SECONDS,
-    close_old_port: bool = True,
-) -> tuple[Plan, AwsFacts]:
-    """Make AWS match the config; the returned Plan holds the changes made.
-
-    `close_old_port=False` (up): during an ssh_port change the old port stays open even when
-    sshd answers on the new one, until `confirm_ssh_port` records a verified tunnel there.
-    """
-    if settings.bastion.provider != "aws":
-        return Plan(), _existing(settings, session)
-    gateway = AwsGateway(session)
-    with progress.status("reading AWS"):
-        desired, facts, notices = _prepare(settings, gateway)
-    answers = close_old_port and _new_port_answers(settings, desired, facts, probe)
-    steps = plan_steps(desired, facts, replace=replace, new_port_answers=answers)
-    runner = Runner(gateway, progress)
-    runner.run(steps)
-    plan = Plan(changes=runner.made, notices=[*notices, *runner.notices])
-    plan.notices.extend(f"not changed: {s.change.detail}" for s in steps if s.op == "needs_replace")
-    if runner.made:  # re-read what changed; a no-change run keeps the facts it has
-        after = read_facts(gateway, settings.name, _location(facts), desired.subnet_id)
-    else:
-        after = facts
-    after.latest_ami = desired.ami
-    if "instance" in runner.ids:
-        host = settings.bastion.address or after.public_ip or ""
-        wait_for_port(host, settings.bastion.ssh_port, progress, probe=probe, timeout=ssh_wait)
-    return plan, after
+def authorize_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    with contextlib.suppress(AlreadyExists):  # the rule is there: the goal is met
+        run.gateway.authorize_ingress(group, [rule.permission()])
 
 
-def status_aws(settings: Settings, session: boto3.Session) -> AwsFacts:
-    """What exists now, read-only."""
-    if settings.bastion.provider != "aws":
-        return _existing(settings, session)
-    gateway = AwsGateway(session)
-    location = discover_warehouse(settings, gateway)
-    facts = read_facts(gateway, settings.name, location, settings.bastion.subnet_id or None)
-    return facts
+def revoke_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    # The rule as read, description included: moto matches group sources on it.
+    with contextlib.suppress(AlreadyGone):
+        run.gateway.revoke_ingress(group, [rule.permission()])
 
 
-def record_host_key(session: boto3.Session, facts: AwsFacts, fingerprint: str) -> None:
-    """Pin the host key in the instance's tags, so a fresh runner can check it."""
-    if facts.instance_id is None:
-        raise ConfigError("there is no bastion instance to record a host key on")
-    AwsGateway(session).create_tags(facts.instance_id, {t.HOST_KEY_TAG: fingerprint})
-    facts.host_key_tag = fingerprint
+def describe_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    run.gateway.update_ingress_descriptions(group, [rule.permission()])
 
 
-def console_host_keys(session: boto3.Session, instance_id: str) -> list[str]:
-    """The SHA256 host key fingerprints cloud-init printed to the console ([] when none yet)."""
-    return host_key_fingerprints(AwsGateway(session).console_output(instance_id))
+def authorize_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    with contextlib.suppress(AlreadyExists):  # the rule is there: the goal is met
+        run.gateway.authorize_egress(group, [rule.permission()])
 
 
-def host_key_fingerprints(console: str) -> list[str]:
-    """Fingerprints inside cloud-init's BEGIN/END SSH HOST KEY FINGERPRINTS block only."""
-    begin, end = (
-        "-----BEGIN SSH HOST KEY FINGERPRINTS-----",
-        "-----END SSH HOST KEY FINGERPRINTS-----",
-    )
-    found: list[str] = []
-    inside = False
-    for line in console.splitlines():
-        if begin in line:
-            inside = True
-        elif end in line:
-            inside = False
-        elif inside:
-            found.extend(f for f in _FINGERPRINT.findall(line) if f not in found)
-    return found
+def revoke_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    with contextlib.suppress(AlreadyGone):
+        run.gateway.revoke_egress(group, [rule.permission()])
 
 
-def wait_for_port(
-    host: str,
-    port: int,
-    progress: Progress,
-    *,
-    probe: PortProbe = tcp_probe,
-    timeout: float = SSH_WAIT_SECONDS,
-    interval: float = 2.0,
+def describe_egress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
+    run.gateway.update_egress_descriptions(group, [rule.permission()])
+
+
+def import_key_pair(run: Runner, name: str, public_key: str, tags: dict[str, str]) -> None:
+    try:
+        run.gateway.import_key_pair(name, public_key, tags)
+    except AlreadyExists:  # ours (a lost answer, a concurrent run) is adopted
+        pairs = run.gateway.describe_key_pairs(name)
+        if not any(
+            {"Key": t.NAME_TAG, "Value": tags[t.NAME_TAG]} in pair.get("Tags", []) for pair in pairs
+        ):
+            raise
+
+
+def replace_key_pair(run: Runner, name: str, public_key: str, tags: dict[str, str]) -> None:
+    run.gateway.delete_key_pair(name)
+    run.gateway.import_key_pair(name, public_key, tags)
+
+
+def run_instance(
+    run: Runner,
+    ami: str,
+    instance_type: str,
+    subnet_id: str,
+    group: str,
+    key_name: str,
+    tags: dict[str, str],
+    client_token: str,
+    user_data: str = "",
 ) -> None:
-    """Wait until sshd answers: minutes sooner than EC2's instance_status_ok."""
-    if not host:
-        raise SshError(
-            "the bastion has no address to reach yet (no Elastic IP, no bastion.address)"
-        )
-    deadline = time.monotonic() + timeout
-    with progress.status(f"waiting for SSH on {host}:{port}"):
-        while not probe(host, port, min(5.0, max(timeout, 0.1))):
-            if time.monotonic() >= deadline:
-                raise SshError(
-                    f"{host}:{port} did not answer within {timeout:.0f}s",
-                    hint="check that bastion.admin_cidrs holds the address you connect from, "
-                    "and the subnet's route to the internet gateway",
-                )
-            time.sleep(interval)
-
-
-def admin_public_key(settings: Settings) -> str:
-    """The admin key's public half: KEY.pub beside it, else derived from the private key."""
-    path = settings.bastion.admin_key
-    public = Path(f"{path}.pub")
-    if public.exists():
-        text = public.read_text(encoding="utf-8").strip()
-    else:
-        from cryptography.hazmat.primitives import serialization
-
-        try:
-            private = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-        except FileNotFoundError:
-            raise ConfigError(
-                f"bastion.admin_key: no key at {path}",
-                hint="create one with `ssh-keygen -t ed25519 -f <path>` or point admin_key at yours",
-            ) from None
-        except (ValueError, TypeError):
-            raise ConfigError(
-                f"bastion.admin_key: cannot read {path} without a passphrase and no {public.name} beside it",
-                hint=f"write the public half next to it: ssh-keygen -y -f {path} > {public}",
-            ) from None
-        text = (
-            private.public_key()
-            .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-            .decode()
-        )
-    key_type, blob = ([*text.split(), "", ""])[:2]
-    return f"{key_type} {blob}"
-
-
-def resolve_ami(gateway: AwsGateway, ami: str) -> tuple[str, bool]:
-    """(AMI id, came from ssm:) for `bastion.ami`."""
-    if ami.startswith("ssm:"):
-        return gateway.ssm_parameter(ami.removeprefix("ssm:")), True
-    return ami, False
-
-
-def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts, list[str]]:
-    from bastion.dbt_cloud import cidrs_for
-    from bastion.keys import parse_public_key
-
-    location = discover_warehouse(settings, gateway)
-    if not location.vpc_id:
-        raise ConfigError(
-            "cannot tell which VPC the warehouse is in",
-            hint="set bastion.vpc_id (and warehouse.security_group_id) in bastion.toml",
-        )
-    subnet_id = choose_public_subnet(gateway, location.vpc_id, settings.bastion.subnet_id)
-    ami, from_ssm = resolve_ami(gateway, settings.bastion.ami)
-    public_key = admin_public_key(settings)
-    try:
-        fingerprint = parse_public_key(public_key).fingerprint
-    except ValueError as exc:  # InputError is a BastionError, re-raised as is
-        raise ConfigError(f"bastion.admin_key: {exc}") from None
-    facts = read_facts(gateway, settings.name, location, subnet_id)
-    facts.latest_ami = ami
-    notices = []
-    if from_ssm and facts.ami and facts.ami != ami:
-        notices.append(
-            f"a newer AMI {ami} is behind {settings.bastion.ami} (the host runs {facts.ami}): "
-            "`bastion provision --replace` moves to it and keeps the Elastic IP"
-        )
-    if facts.ssh_port is not None and facts.ssh_port != settings.bastion.ssh_port:
-        notices.append(
-            f"ssh_port moves from {facts.ssh_port} to {settings.bastion.ssh_port} in two phases: "
-            f"port {facts.ssh_port} stays open until sshd answers on {settings.bastion.ssh_port} "
-            "(after `bastion configure`); the next run then closes it"
-        )
-    if not location.security_group_id:
-        notices.append(
-            "no warehouse security group known: set warehouse.security_group_id so the "
-            "warehouse admits the bastion"
-        )
-    desired = Desired(
-        name=settings.name,
-        vpc_id=location.vpc_id,
-        subnet_id=subnet_id,
-        ssh_port=settings.bastion.ssh_port,
-        ingress=ingress_rules(
-            settings.bastion.ssh_port,
-            cidrs_for(settings.dbt_cloud.regions),
-            list(settings.dbt_cloud.extra_cidrs),
-            list(settings.bastion.admin_cidrs),
-        ),
-        warehouse_port=location.endpoint.port,
-        warehouse_group_id=location.security_group_id,
-        warehouse_host=location.endpoint.host,
-        instance_type=settings.bastion.instance_type,
-        ami=ami,
-        ami_from_ssm=from_ssm,
-        admin_public_key=public_key,
-        admin_key_fingerprint=fingerprint,
+    """Launch the host: IMDSv2 only, encrypted gp3 root, no instance profile."""
+    adopted = run.ids.get("generation")
+    if adopted and adopted != tags.get(t.GENERATION_TAG):  # see create_security_group
+        tags = {**tags, t.GENERATION_TAG: adopted}
+        client_token = t.client_token(tags[t.NAME_TAG], int(adopted))
+    image = run.gateway.describe_image(ami)
+    root = image.get("RootDeviceName") or "/dev/xvda"
+    # The image's own root size (AWS's default); 8 GiB when the image does not say.
+    sizes = [
+        m["Ebs"]["VolumeSize"]
+        for m in image.get("BlockDeviceMappings", [])
+        if m.get("DeviceName") == root and m.get("Ebs", {}).get("VolumeSize")
+    ]
+    size = int(max([*sizes, 8]))
+    tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+    extra = {"UserData": user_data} if user_data else {}
+    instance = run.gateway.run_instance(
+        {
+            **extra,
+            "ImageId": ami,
+            "InstanceType": instance_type,
+            "KeyName": key_name,
+            "SubnetId": subnet_id,
+            "SecurityGroupIds": [group],
+            "ClientToken": client_token,
+            "MetadataOptions": {
+                "HttpTokens": "required",
+                "HttpPutResponseHopLimit": 1,
+                "HttpEndpoint": "enabled",
+            },
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": root,
+                    "Ebs": {
+                        "VolumeType": "gp3",
+                        "VolumeSize": size,
+                        "Encrypted": True,
+                        "DeleteOnTermination": True,
+                    },
+                }
+            ],
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tag_list},
+                {"ResourceType": "volume", "Tags": tag_list},
+            ],
+        }
     )
-    return desired, facts, notices
+    instance_id = str(instance["InstanceId"])
+    if instance.get("State", {}).get("Name") in {"shutting-down", "terminated"}:
+        raise AwsError(
+            f"RunInstances returned the terminated host {instance_id}: its ClientToken is still bound",
+            hint="run `bastion provision --replace` to start a new generation",
+        )
+    run.ids["instance"] = instance_id
+    _wait_running(run, instance_id)
 
 
-def _new_port_answers(
-    settings: Settings, desired: Desired, facts: AwsFacts, probe: PortProbe
-) -> bool:
-    """During an ssh_port change: does sshd already answer on the new port?"""
-    if moving_ssh_port(desired, facts) is None:
-        return False
-    host = settings.bastion.address or facts.public_ip or ""
-    return bool(host) and probe(host, desired.ssh_port, 5.0)
+def start_instance(run: Runner, instance: str) -> None:
+    run.gateway.start_instance(instance)
+    run.ids["instance"] = instance
+    _wait_running(run, instance)
 
 
-def _existing(settings: Settings, session: boto3.Session) -> AwsFacts:
-    """provider = existing: no EC2 resources of ours, only the warehouse endpoint."""
-    from bastion.aws.discover import resolve_warehouse
-
-    return AwsFacts(warehouse=resolve_warehouse(settings, session))
+def set_instance_groups(run: Runner, instance: str, group: str) -> None:
+    run.gateway.set_instance_groups(instance, group)
 
 
-def _location(facts: AwsFacts) -> WarehouseLocation:
-    return WarehouseLocation(facts.warehouse, facts.vpc_id, facts.warehouse_group_id)
+def needs_replace(run: Runner) -> bool:
+    """A change only `--replace` makes: reported, not done."""
+    return False
+
+
+def terminate_instance(run: Runner, instance: str, wait: bool = False) -> None:
+    run.gateway.terminate_instance(instance)
+    if wait:
+        with run.progress.status(f"waiting for {instance} to terminate"):
+            run.gateway.wait(
+                "ec2", "instance_terminated", max_wait=INSTANCE_WAIT_SECONDS, InstanceIds=[instance]
+            )
+
+
+def delete_security_group(run: Runner, group: str) -> None:
+    run.gateway.delete_security_group(group)
+
+
+def delete_key_pair(run: Runner, name: str) -> None:
+    run.gateway.delete_key_pair(name)
+
+
+def allocate_address(run: Runner, tags: dict[str, str]) -> None:
+    """Allocate, then keep one address per name: AllocateAddress has no ClientToken."""
+    mine = str(run.gateway.allocate_address(tags)["AllocationId"])
+    keep_one_address(run, tags[t.NAME_TAG], mine)
+
+
+def keep_one_address(run: Runner, name: str, mine: str) -> None:
+    """Of this name's addresses keep an attached one, else the lowest id; release the rest.
+
+    Every run that allocated applies the same rule after its allocation, so concurrent
+    runs converge on one address; an attached address is never released here.
+    """
+    found = sorted(
+        run.gateway.describe_addresses(t.ours(name)),
+        key=lambda a: (not a.get("AssociationId"), a["AllocationId"]),
+    )
+    keep = str(found[0]["AllocationId"]) if found else mine
+    for extra in found[1:]:
+        if not extra.get("AssociationId"):
+            run.gateway.release_address(extra["AllocationId"], missing_ok=True)
+    if keep != mine:
+        run.notices.append(f"another run allocated {keep} first; released the duplicate {mine}")
+    run.ids["elastic_ip"] = keep
+
+
+def release_address(run: Runner, allocation: str) -> None:
+    for address in run.gateway.describe_addresses(
+        [{"Name": "allocation-id", "Values": [allocation]}]
+    ):
+        if address.get("AssociationId"):
+            run.gateway.disassociate_address(address["AssociationId"])
+    run.gateway.release_address(allocation)
+
+
+def associate_address(run: Runner, allocation: str, instance: str) -> None:
+    run.gateway.associate_address(allocation, instance)
+
+
+_OPERATIONS: dict[str, Callable[..., Any]] = {
+    f.__name__: f
+    for f in (
+        create_security_group, set_generation, set_ssh_port, authorize_ingress, revoke_ingress,
+        describe_ingress, authorize_egress, revoke_egress, describe_egress, import_key_pair,
+        replace_key_pair, run_instance, start_instance, set_instance_groups, needs_replace,
+        terminate_instance, allocate_address, delete_security_group, delete_key_pair, release_address, associate_address,
+    )
+}  # fmt: skip
+
+
+def _wait_running(run: Runner, instance_id: str) -> None:
+    with run.progress.status(f"waiting for {instance_id} to be running"):
+        run.gateway.wait(
+            "ec2", "instance_running", max_wait=INSTANCE_WAIT_SECONDS, InstanceIds=[instance_id]
+        )

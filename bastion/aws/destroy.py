@@ -10,18 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bastion.aws import tags as t
+from bastion.aws.apply import Runner
 from bastion.aws.facts import LIVE_STATES
 from bastion.aws.gateway import AwsGateway
-from bastion.aws.operations import Runner
 from bastion.aws.permissions import flatten
-from bastion.aws.resources import Step, new_step
+from bastion.aws.plan import Step, new_step
 from bastion.changes import Plan
 from bastion.progress import Progress
 
 if TYPE_CHECKING:
     import boto3
 
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
 
 
 def plan_destroy(gateway: AwsGateway, name: str) -> list[Step]:

@@ -10,24 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bastion.endpoint import Endpoint
 from bastion.errors import AwsError, ConfigError
 
 if TYPE_CHECKING:
     import boto3
 
     from bastion.aws.gateway import AwsGateway
-    from bastion.config import Settings
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """The database address dbt Cloud connects to through the tunnel."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
+    from bastion.config.settings import Settings
 
 
 @dataclass(frozen=True)

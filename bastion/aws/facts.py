@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bastion.aws import tags as t
-from bastion.aws.discover import Endpoint, WarehouseLocation
+from bastion.aws.discover import WarehouseLocation
 from bastion.aws.permissions import SecurityGroupRule, flatten
+from bastion.endpoint import Endpoint
 from bastion.errors import AwsError
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from bastion.errors import ConfigError
 if TYPE_CHECKING:
     import boto3
 
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
 
 
 def make_session(settings: Settings) -> boto3.Session:

@@ -67,6 +67,6 @@ def run(command: str, json_mode: bool, body: Body) -> None:
 
 
 def load_settings(config: Path | None) -> Any:
-    from bastion.config import load
+    from bastion.config.settings import load
 
     return load(config)

@@ -13,7 +13,7 @@ from bastion.errors import ConfigError
 
 if TYPE_CHECKING:
     from bastion.changes import Plan
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
     from bastion.host.ports import PortMove
 
 HostOption = Annotated[
@@ -43,7 +43,7 @@ class HostTarget:
 
 def locate_host(settings: Settings, host: str | None) -> HostTarget:
     """Resolve address and warehouse; AWS is asked only when the config cannot answer."""
-    from bastion import rules
+    from bastion.config import rules
 
     if host:
         try:
@@ -58,10 +58,10 @@ def locate_host(settings: Settings, host: str | None) -> HostTarget:
                 "no address to reach the bastion at",
                 hint="set bastion.address or pass --host",
             )
-        from bastion.aws.discover import Endpoint
+        from bastion.endpoint import Endpoint
 
         return HostTarget(address, Endpoint(warehouse.host, warehouse.effective_port))
-    from bastion import pipeline
+    from bastion.pipeline import locate as pipeline
 
     target = pipeline.locate(settings, host=host)
     if not target.address:
@@ -86,8 +86,8 @@ def _close_old_port(
     settings: Settings, console: Console, target: HostTarget, move: PortMove, fingerprint: str
 ) -> Plan:
     """Phase two on the host: phase one's fresh admin login on the new port proved it."""
-    from bastion.pipeline import Target
-    from bastion.port_change import PendingMove, close_old_port
+    from bastion.pipeline.locate import Target
+    from bastion.pipeline.port_change import PendingMove, close_old_port
 
     console.heading(f"{move.describe()}: the admin logged in on {move.new}, closing the old port")
     located = Target(settings, None, None, target.warehouse, target.address)
@@ -114,9 +114,10 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.host import apply_host, open_admin
+        from bastion.host.connection import open_admin
         from bastion.host.ports import port_move
-        from bastion.port_change import pin_new_port
+        from bastion.host.stage import apply_host
+        from bastion.pipeline.port_change import pin_new_port
 
         settings = load_settings(config)
         target = locate_host(settings, host)

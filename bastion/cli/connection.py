@@ -28,8 +28,8 @@ def command(
     def body(console: Console, document: dict[str, Any]) -> None:
         import json
 
-        from bastion.connection_info import connection_info, public_address
-        from bastion.tunnel_host import warehouse_endpoint
+        from bastion.pipeline.connection_info import connection_info, public_address
+        from bastion.tunnel.verify_key import warehouse_endpoint
 
         settings = load_settings(config)
         info = connection_info(

@@ -26,7 +26,8 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.aws import destroy_aws, make_session
+        from bastion.aws.destroy import destroy_aws
+        from bastion.aws.session import make_session
 
         settings = load_settings(config)
         if not yes:

@@ -28,7 +28,7 @@ def command(
     def body(console: Console, document: dict[str, Any]) -> int:
         from rich.markup import escape
 
-        from bastion.doctor import doctor
+        from bastion.doctor.diagnosis import doctor
         from bastion.errors import VerifyError
 
         settings = load_settings(config)

@@ -38,8 +38,7 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion import rules
-        from bastion.config import locate
+        from bastion.config.settings import locate, rules
         from bastion.templates import render
 
         target = locate(config)

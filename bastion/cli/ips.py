@@ -27,7 +27,7 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.dbt_cloud import allow_list
+        from bastion.vendors.dbt_cloud import allow_list
 
         table = allow_list()
         chosen = []

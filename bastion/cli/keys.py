@@ -16,7 +16,7 @@ from bastion.console import Console
 from bastion.errors import InputError
 
 if TYPE_CHECKING:
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
 
 app = typer.Typer(
     name="keys",
@@ -32,9 +32,9 @@ NoApplyOption = Annotated[
 
 def _host_keys(settings: Settings, host: str | None, accept_new: bool) -> tuple[list[Any], Any]:
     """The keys in the tunnel user's authorized_keys, read in the one facts round trip."""
-    from bastion.host import open_admin
+    from bastion.config.keys import parse_authorized_keys
+    from bastion.host.connection import open_admin
     from bastion.host.stage import read_facts
-    from bastion.keys import parse_authorized_keys
 
     target = locate_host(settings, host)
     with open_admin(
@@ -55,7 +55,7 @@ def _apply(
     prune: bool = False,
     drop: tuple[str, ...] = (),
 ) -> None:
-    from bastion.host import open_admin
+    from bastion.host.connection import open_admin
     from bastion.host.stage import apply_host
 
     settings = load_settings(config)
@@ -129,7 +129,7 @@ def add_command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.host.keyring import add_keys, read_argument
+        from bastion.config.edit import add_keys, read_argument
 
         keys = read_argument(key_or_file)
         settings = load_settings(config)
@@ -165,7 +165,7 @@ def remove_command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.host.keyring import matches, remove_keys
+        from bastion.config.edit import matches, remove_keys
 
         settings = load_settings(config)
         configured = settings.tunnel_keys()

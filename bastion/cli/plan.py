@@ -32,7 +32,7 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> int:
-        from bastion import pipeline
+        from bastion.pipeline import locate as pipeline
 
         settings = load_settings(config)
         outcome = pipeline.plan(settings, host=host, prune=prune)

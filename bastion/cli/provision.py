@@ -29,7 +29,8 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.aws import apply_aws, make_session
+        from bastion.aws.session import make_session
+        from bastion.aws.stage import apply_aws
 
         settings = load_settings(config)
         if settings.bastion.provider != "aws":

@@ -22,7 +22,7 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion import pipeline
+        from bastion.pipeline import locate as pipeline
         from bastion.errors import SshError
 
         settings = load_settings(config)
@@ -33,7 +33,7 @@ def command(
             status["aws"] = target.facts.to_dict()
             _show_aws(console, status["aws"])
         if target.address and (target.facts is None or target.facts.instance_state == "running"):
-            from bastion.host import status_host
+            from bastion.host.stage import status_host
 
             try:
                 with pipeline.admin(target) as conn:

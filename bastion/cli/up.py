@@ -13,10 +13,10 @@ from bastion.console import Console
 
 if TYPE_CHECKING:
     from bastion.changes import Plan
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
     from bastion.host.connection import HostConnection
-    from bastion.pipeline import Target
-    from bastion.port_change import PendingMove
+    from bastion.pipeline.locate import Target
+    from bastion.pipeline.port_change import PendingMove
 
 
 def command(
@@ -69,7 +69,7 @@ def run_up(
     replace: bool = False,
 ) -> None:
     """Each stage stops the run with its own exit code; what it changed is already reported."""
-    from bastion import pipeline
+    from bastion.pipeline import locate as pipeline
     from bastion.changes import Plan
 
     made = Plan()
@@ -135,7 +135,7 @@ def _close_old_port(
     fingerprint: str,
 ) -> None:
     """Phase two of an ssh_port change, only after verify passed on the new port."""
-    from bastion.port_change import close_old_port
+    from bastion.pipeline.port_change import close_old_port
 
     console.heading(f"{move.describe()}: verified on {move.new}, closing {_ports(move)}")
     closed = close_old_port(settings, target, move, console, host_key=fingerprint)
@@ -168,15 +168,15 @@ def _configure(
     The admin connection is returned open (closed by `keep`) for verify to reuse, or None
     when an ssh_port change is pending (it was closed: verify must log in on the new port).
     """
-    from bastion import pipeline
+    from bastion.pipeline import locate as pipeline
     from bastion.changes import Plan
-    from bastion.host import apply_host
-    from bastion.port_change import pending_move, pin_new_port
+    from bastion.host.stage import apply_host
+    from bastion.pipeline.port_change import pending_move, pin_new_port
 
     extra: list[str] = []
     facts = target.facts
     if facts is not None and facts.instance_id and not facts.host_key_tag and target.session:
-        from bastion.aws import console_host_keys
+        from bastion.aws.stage import console_host_keys
 
         extra = console_host_keys(target.session, facts.instance_id)
     with contextlib.ExitStack() as opened:
@@ -195,7 +195,7 @@ def _configure(
     tag = Plan()
     known = facts.host_key_tag if facts is not None else None
     if facts is not None and facts.instance_id and target.session and known != fingerprint:
-        from bastion.aws import record_host_key
+        from bastion.aws.stage import record_host_key
 
         record_host_key(target.session, facts, fingerprint)
         detail = f"bastion:host-key = {fingerprint}"
@@ -226,7 +226,7 @@ def _report(
 def summary(
     console: Console, settings: Settings, target: Target, fingerprint: str, made: Plan
 ) -> None:
-    from bastion.connection_info import connection_info
+    from bastion.pipeline.connection_info import connection_info
 
     console.heading("summary")
     console.say(f"  changes: {len(made.changes) or 'none'}")

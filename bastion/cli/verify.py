@@ -10,10 +10,10 @@ from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
 from bastion.console import Console
 
 if TYPE_CHECKING:
-    from bastion.aws.discover import Endpoint
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
+    from bastion.endpoint import Endpoint
     from bastion.host.connection import HostConnection
-    from bastion.tunnel import Hop, VerifyResult
+    from bastion.tunnel.verify import Hop, VerifyResult
 
 
 def command(
@@ -61,7 +61,7 @@ def run_verify(
     a broken tunnel the same way.
     """
     from bastion.errors import VerifyError
-    from bastion.tunnel import verify
+    from bastion.tunnel.verify import verify
 
     def show(hop: Hop) -> None:
         console.findings([hop_row(hop)])
@@ -71,7 +71,7 @@ def run_verify(
     console.heading("verify: the tunnel as dbt Cloud uses it")
     host = None
     if admin is not None:  # reuse the caller's admin connection to install verify's key
-        from bastion.tunnel_host import AdminVerifyKeyHost
+        from bastion.tunnel.verify_key import AdminVerifyKeyHost
 
         host = AdminVerifyKeyHost(settings, address or admin.address, admin)
     result = verify(settings, address=address, target=target, idle=idle, host=host, on_hop=show)

@@ -17,7 +17,7 @@ from bastion.host.facts import ROLLBACK_TOKEN, STATE_DIR, HostFacts
 from bastion.host.plan import HostPlan
 
 if TYPE_CHECKING:
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
     from bastion.host.connection import HostConnection
 
 ROLLBACK_SECONDS = 45

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import paramiko
     from fabric import Connection
 
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
 
 CONNECT_TIMEOUT = 10
 _REACH_HINT = "check the address, the port and that the security group admits you"

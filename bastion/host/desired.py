@@ -9,13 +9,13 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bastion.config.rules import host_port
 from bastion.host.crypto import CryptoProfile, profile, user_key_algorithms, without_group_exchange
 from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
-from bastion.rules import host_port
 
 if TYPE_CHECKING:
-    from bastion.aws.discover import Endpoint
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
+    from bastion.endpoint import Endpoint
 
 ED25519_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 RSA_HOST_KEY = "/etc/ssh/ssh_host_rsa_key"
@@ -29,7 +29,7 @@ class DesiredHost:
     sshd_config: str
     crypto: CryptoProfile
     permit_open: str
-    keys: list[Any]  # bastion.keys.PublicKey, in config order
+    keys: list[Any]  # bastion.config.keys.PublicKey, in config order
     nologin: str
     effective: dict[str, str] = field(default_factory=dict)  # sshd -T, global
     effective_tunnel: dict[str, str] = field(default_factory=dict)  # sshd -T -C user=tunnel
@@ -58,7 +58,7 @@ def _source(cidr: str) -> str:
 
 def tunnel_sources(settings: Settings) -> list[str]:
     """Where the tunnel user may log in from: dbt Cloud's regions, extra_cidrs, admin_cidrs."""
-    from bastion.dbt_cloud import cidrs_for
+    from bastion.vendors.dbt_cloud import cidrs_for
 
     cidrs = [c for c, _ in cidrs_for(settings.dbt_cloud.regions)]
     cidrs += list(settings.dbt_cloud.extra_cidrs) + list(settings.bastion.admin_cidrs)

@@ -227,7 +227,7 @@ class HostKeys(Fact):
     command = 'for f in /etc/ssh/ssh_host_*_key.pub; do [ -f "$f" ] && echo "$f $(cat "$f")"; done'
 
     def parse(self, text: str, facts: HostFacts) -> None:
-        from bastion.keys import InvalidKeyError, parse_public_key
+        from bastion.config.keys import InvalidKeyError, parse_public_key
 
         labels = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA"}
         for line in text.splitlines():

@@ -26,8 +26,8 @@ from bastion.host.desired import (
 from bastion.host.facts import HostFacts
 
 if TYPE_CHECKING:
-    from bastion.aws.discover import Endpoint
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
+    from bastion.endpoint import Endpoint
 
 USER_COMMENT = "dbt Cloud SSH tunnel (dbt-bastion)"
 MANAGED_BY = "dbt-bastion"
@@ -151,7 +151,7 @@ def _authorized_keys(
     prune: bool,
     drop: Collection[str],
 ) -> None:
-    from bastion.keys import parse_authorized_keys
+    from bastion.config.keys import parse_authorized_keys
 
     name = settings.tunnel.user
     home = facts.home_of(name) or f"/home/{name}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
     from bastion.host.connection import KnownHosts
     from bastion.host.facts import HostFacts
 

@@ -14,8 +14,8 @@ from bastion.errors import ConfigError, HostError
 from bastion.host.facts import STATE_DIR, VERIFY_KEYS_NAME, HostFacts, gather, match_address
 
 if TYPE_CHECKING:
-    from bastion.aws.discover import Endpoint
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
+    from bastion.endpoint import Endpoint
     from bastion.host.connection import HostConnection
     from bastion.progress import Progress
 
@@ -172,8 +172,8 @@ def effective_summary(facts: HostFacts) -> dict[str, str]:
 
 def status_host(settings: Settings, conn: HostConnection, warehouse: Endpoint) -> dict[str, Any]:
     """Read-only summary: OS, host key, effective sshd settings, keys, pending changes."""
+    from bastion.config.keys import parse_authorized_keys
     from bastion.host.plan import build_plan
-    from bastion.keys import parse_authorized_keys
 
     facts = read_facts(settings, conn)
     host = build_plan(settings, facts, warehouse)

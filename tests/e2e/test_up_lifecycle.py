@@ -58,7 +58,6 @@ def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
     for key, value in env.items():
         patch.setenv(key, value)
     calls = CallLog()
-    import bastion.aws
     import bastion.aws.session
 
     real = bastion.aws.session.make_session
@@ -71,7 +70,6 @@ def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
         return session
 
     patch.setattr(bastion.aws.session, "make_session", recording)
-    patch.setattr(bastion.aws, "make_session", recording)
     try:
         yield World(lab, config, calls, env)
     finally:

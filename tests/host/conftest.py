@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bastion.config import Settings, load
+from bastion.config.settings import Settings, load
 
 RECORDED = Path(__file__).parent / "recorded"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bastion.config import load
+from bastion.config.edit import add_keys, matches, read_argument, remove_keys
+from bastion.config.keys import parse_public_key
+from bastion.config.settings import load
 from bastion.errors import InputError
-from bastion.host.keyring import add_keys, matches, read_argument, remove_keys
-from bastion.keys import parse_public_key
 from tests.host.conftest import MakeConfig, make_key
 
 

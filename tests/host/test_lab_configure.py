@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.aws.discover import Endpoint
-from bastion.host import open_admin, plan_host
+from bastion.endpoint import Endpoint
+from bastion.host.connection import open_admin
+from bastion.host.stage import plan_host
 from tests.host.conftest import LabHost, make_key
 
 pytestmark = pytest.mark.lab
@@ -43,7 +44,7 @@ def test_no_change_run_uses_one_remote_command(lab_host: LabHost) -> None:
     assert code == 0, stderr
     settings = lab_host.settings()
     warehouse = Endpoint(settings.warehouse.host, settings.warehouse.effective_port)
-    from bastion.host import apply_host
+    from bastion.host.stage import apply_host
     from bastion.progress import NullProgress
 
     with open_admin(settings, lab_host.lab.bastion_address) as conn:
@@ -114,7 +115,7 @@ def test_first_contact_waits_for_cloud_init(lab_host: LabHost) -> None:
 
 
 def test_status_reports_effective_settings_keys_and_host_key(lab_host: LabHost) -> None:
-    from bastion.host import status_host
+    from bastion.host.stage import status_host
 
     key = make_key(lab_host.folder, "dbt-status").with_suffix(".pub").read_text().strip()
     lab_host.rewrite(public_keys=[key])

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bastion.aws.discover import Endpoint
-from bastion.host import open_admin, plan_host
+from bastion.endpoint import Endpoint
+from bastion.host.connection import open_admin
+from bastion.host.stage import plan_host
 from tests.host.conftest import LabHost, make_key
 
 pytestmark = pytest.mark.lab
@@ -90,7 +91,7 @@ def test_keys_rotation_add_list_remove(configured_host: LabHost) -> None:
 
 
 def test_verify_key_goes_to_the_second_file_only(configured_host: LabHost) -> None:
-    from bastion.host import install_verify_key, remove_verify_key
+    from bastion.host.stage import install_verify_key, remove_verify_key
 
     settings = configured_host.settings()
     managed = configured_host.sh("sha256sum /home/dbtcloud/.ssh/authorized_keys")

@@ -7,13 +7,12 @@ import time
 
 import pytest
 
-from bastion.aws.discover import Endpoint
+from bastion.endpoint import Endpoint
 from bastion.errors import HostError
 from bastion.host import apply as apply_module
 from bastion.host import desired as desired_module
-from bastion.host import open_admin
 from bastion.host.apply import apply_script, run_apply
-from bastion.host.connection import HostUnreachable
+from bastion.host.connection import HostUnreachable, open_admin
 from bastion.host.plan import build_plan
 from bastion.host.stage import apply_host, read_facts
 from bastion.progress import NullProgress

@@ -15,7 +15,7 @@ from typing import Any
 import paramiko
 import pytest
 
-from bastion.host import HostKeyPins, connect, open_admin
+from bastion.host.connection import HostKeyPins, connect, open_admin
 from tests.host.conftest import LabHost
 
 pytestmark = pytest.mark.lab

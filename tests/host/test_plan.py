@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from bastion.aws.discover import Endpoint
+from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError
 from bastion.host.apply import apply_script
 from bastion.host.desired import KEYS_HEADER, desired_host, key_line

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from bastion.aws.discover import Endpoint
 from bastion.aws.facts import AwsFacts
+from bastion.endpoint import Endpoint
 from bastion.host.apply import apply_script
 from bastion.host.connection import KnownHosts
 from bastion.host.desired import desired_host
 from bastion.host.facts import HostFacts, parse_facts
 from bastion.host.plan import build_plan
 from bastion.host.ports import candidate_ports, listen_ports, port_move
-from bastion.pipeline import Target
-from bastion.port_change import pending_move
+from bastion.pipeline.locate import Target
+from bastion.pipeline.port_change import pending_move
 from tests.host.conftest import MakeConfig, recorded
 
 WAREHOUSE = Endpoint("10.0.2.10", 5432)

@@ -93,8 +93,8 @@ def make_admin_key(folder: Path) -> Path:
 
 def provision(folder: Path) -> AwsWorld:
     """Seed the VPC, write a config, run bastion's own provisioning against moto."""
-    from bastion.aws.apply import apply_aws, status_aws
-    from bastion.config import load
+    from bastion.aws.stage import apply_aws, status_aws
+    from bastion.config.settings import load
     from bastion.progress import NullProgress
 
     session = boto3.Session(region_name="us-east-1")

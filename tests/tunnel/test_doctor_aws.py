@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bastion.doctor import Diagnosis, doctor
+from bastion.doctor.diagnosis import Diagnosis, doctor
 from tests.tunnel.aws_world import WAREHOUSE_PORT, AwsWorld
 
 DBT_US = "52.45.144.63/32"
@@ -156,8 +156,8 @@ def test_doctor_cli_exits_3_and_names_the_broken_link_in_json(aws_world: AwsWorl
 
 
 def test_without_an_address_verify_and_connection_use_the_elastic_ip(aws_world: AwsWorld) -> None:
-    from bastion.connection_info import public_address
-    from bastion.tunnel_host import bastion_address
+    from bastion.pipeline.connection_info import public_address
+    from bastion.tunnel.verify_key import bastion_address
 
     assert aws_world.settings.bastion.address == ""
     assert bastion_address(aws_world.settings, aws_world.session) == aws_world.facts.public_ip

@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from bastion.aws.discover import Endpoint
-from bastion.config import load
-from bastion.connection_info import connection_info
-from bastion.doctor import host_findings, keepalive_finding
-from bastion.doctor_aws import _acl_allows
+from bastion.config.settings import load
+from bastion.doctor.aws import _acl_allows
+from bastion.doctor.diagnosis import host_findings, keepalive_finding
+from bastion.endpoint import Endpoint
 from bastion.host.facts import HostFacts
-from bastion.tunnel import (
+from bastion.pipeline.connection_info import connection_info
+from bastion.tunnel.database import Credentials, explain_psycopg, handshake, scrub
+from bastion.tunnel.hops import tcp_check
+from bastion.tunnel.verify import (
     EphemeralKey,
     VerifyResult,
     authorized_line,
     expiry_time,
     openssh_version,
 )
-from bastion.tunnel_database import Credentials, explain_psycopg, handshake, scrub
-from bastion.tunnel_hops import tcp_check
 from tests.tunnel.aws_world import free_port
 
 TARGET = Endpoint("10.0.1.5", 5439)
@@ -89,7 +89,7 @@ def test_tcp_hop_names_a_closed_port_as_refused() -> None:
 
 
 def test_verify_result_is_ok_only_with_all_four_hops() -> None:
-    from bastion.tunnel import Hop
+    from bastion.tunnel.verify import Hop
 
     result = VerifyResult("h", 22, "w:1", hops=[Hop("tcp", True, 1.0, "")])
     assert not result.ok
@@ -216,7 +216,7 @@ class _StubbedSession:
 
 
 def test_serverless_iam_credentials_come_from_get_credentials(settings: object) -> None:
-    from bastion.tunnel_database import iam_credentials
+    from bastion.tunnel.database import iam_credentials
 
     serverless = settings.model_copy(update={"warehouse": settings.warehouse.model_copy(  # type: ignore[attr-defined]
         update={"kind": "redshift-serverless", "redshift_cluster": "", "workgroup": "wg-prod", "auth": "iam"})})  # fmt: skip
@@ -236,7 +236,7 @@ def test_serverless_iam_credentials_come_from_get_credentials(settings: object) 
 
 
 def test_iam_refusal_is_a_message_not_a_traceback(settings: object) -> None:
-    from bastion.tunnel_database import CredentialsError, iam_credentials
+    from bastion.tunnel.database import CredentialsError, iam_credentials
 
     iam = settings.model_copy(
         update={"warehouse": settings.warehouse.model_copy(update={"auth": "iam"})}
@@ -288,7 +288,7 @@ def test_the_key_is_removed_whatever_ends_the_run(
 ) -> None:
     from datetime import timedelta
 
-    from bastion.tunnel import _installed
+    from bastion.tunnel.verify import _installed
 
     host = _RecordingHost()
     key = EphemeralKey.generate("analytics")
@@ -303,7 +303,7 @@ def test_the_key_is_removed_whatever_ends_the_run(
 def test_a_failed_install_is_cleaned_up_too(settings: object) -> None:
     from datetime import timedelta
 
-    from bastion.tunnel import _installed
+    from bastion.tunnel.verify import _installed
 
     host = _RecordingHost(fail_install=True)
     key = EphemeralKey.generate("analytics")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bastion.dbt_cloud import allow_list
+from bastion.vendors.dbt_cloud import allow_list
 
 
 def bastion(*args: str) -> subprocess.CompletedProcess[str]:

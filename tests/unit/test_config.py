@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bastion.config import load
+from bastion.config.settings import load
 from bastion.errors import ConfigError
 
 VALID = """\

@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bastion.errors import InputError
-from bastion.keys import (
+from bastion.config.keys import (
     KEY_TYPES,
     InvalidKeyError,
     PublicKey,
@@ -24,6 +23,7 @@ from bastion.keys import (
     parse_public_key,
     read_keys_file,
 )
+from bastion.errors import InputError
 
 GENERATED = [
     ("ed25519", None),

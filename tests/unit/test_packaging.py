@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import bastion, bastion.templates
 assert bastion.__file__.startswith(sys.argv[1]), bastion.__file__
-from bastion.dbt_cloud import allow_list
+from bastion.vendors.dbt_cloud import allow_list
 assert allow_list().resolve("us").cidrs
 text = bastion.templates.render(
     "bastion.toml.j2", name="x", kind="redshift", region="us-east-1", provider="aws",

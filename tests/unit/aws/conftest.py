@@ -19,9 +19,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-import bastion.aws
 import bastion.aws.session
-from bastion.config import Settings, load
+from bastion.config.settings import Settings, load
 
 REGION = "us-east-1"
 MOTO_AMIS = ("ami-03cf127a", "ami-12c6146b")  # two of the images moto ships with
@@ -99,7 +98,6 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     def recording(settings: Settings) -> boto3.Session:
         return recorder.attach(real(settings))
 
-    monkeypatch.setattr(bastion.aws, "make_session", recording)
     monkeypatch.setattr(bastion.aws.session, "make_session", recording)
     return recorder
 

@@ -7,9 +7,10 @@ from typing import Any
 import boto3
 import pytest
 
-from bastion.aws.discover import Endpoint, choose_public_subnet, discover_warehouse
+from bastion.aws.discover import choose_public_subnet, discover_warehouse
 from bastion.aws.gateway import AwsGateway
-from bastion.config import Settings
+from bastion.config.settings import Settings
+from bastion.endpoint import Endpoint
 from bastion.errors import AwsError
 
 from .conftest import REGION, World

@@ -6,10 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bastion.aws import tags as t
-from bastion.aws.discover import Endpoint
 from bastion.aws.facts import AwsFacts
 from bastion.aws.permissions import SecurityGroupRule, flatten
-from bastion.aws.resources import Desired, ingress_rules, plan_steps
+from bastion.aws.plan import Desired, ingress_rules, plan_steps
+from bastion.endpoint import Endpoint
 
 KEY_FINGERPRINT = "SHA256:" + "k" * 43
 

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from bastion.aws import apply_aws, plan_aws, status_aws
+import bastion.aws.session
 from bastion.aws import tags as t
-from bastion.config import load
-from bastion.dbt_cloud import cidrs_for
+from bastion.aws.stage import apply_aws, plan_aws, status_aws
+from bastion.config.settings import load
 from bastion.progress import NullProgress
+from bastion.vendors.dbt_cloud import cidrs_for
 
 from .conftest import ConfigWriter, Recorder, World, run_cli
 
@@ -216,7 +217,7 @@ def test_drift_is_planned_then_repaired(
     make_drift, expected = DRIFT[drift]
     make_drift(world, _ours(world, "groups")[0]["GroupId"])
     config = load(write_config())
-    session = recorder.attach(__import__("bastion.aws").aws.make_session(config))
+    session = recorder.attach(bastion.aws.session.make_session(config))
 
     recorder.clear()
     plan, _ = plan_aws(config, session)
@@ -241,7 +242,7 @@ def test_changed_instance_type_is_planned_and_replaced_only_with_replace(
     config = write_config(instance_type='"t3.small"')
 
     settings = load(config)
-    session = recorder.attach(__import__("bastion.aws").aws.make_session(settings))
+    session = recorder.attach(bastion.aws.session.make_session(settings))
     plan, _ = plan_aws(settings, session)
     assert [(c.resource, c.action) for c in plan.changes] == [("instance", "update")]
     assert "--replace" in plan.changes[0].detail
@@ -274,7 +275,7 @@ def test_newer_ami_behind_ssm_is_a_notice_not_a_change(
     )
     settings = load(write_config())
     plan, facts = plan_aws(
-        settings, recorder.attach(__import__("bastion.aws").aws.make_session(settings))
+        settings, recorder.attach(bastion.aws.session.make_session(settings))
     )
     assert plan.changes == []
     assert any(newer in notice for notice in plan.notices)
@@ -284,7 +285,7 @@ def test_newer_ami_behind_ssm_is_a_notice_not_a_change(
 def test_status_reads_what_exists(
     provisioned: dict[str, Any], world: World, write_config: ConfigWriter
 ) -> None:
-    from bastion.aws import make_session
+    from bastion.aws.session import make_session
 
     settings = load(write_config())
     facts = status_aws(settings, make_session(settings))
@@ -312,7 +313,7 @@ def test_waits_for_the_ssh_port_on_the_configured_address(settings: Any, session
 def test_record_host_key_pins_the_fingerprint_in_a_tag(
     provisioned: dict[str, Any], settings: Any, session: Any
 ) -> None:
-    from bastion.aws import console_host_keys, record_host_key
+    from bastion.aws.stage import console_host_keys, record_host_key
 
     facts = status_aws(settings, session)
     assert facts.host_key_tag is None
@@ -324,11 +325,10 @@ def test_record_host_key_pins_the_fingerprint_in_a_tag(
 def test_existing_provider_touches_no_ec2_resource(
     write_config: ConfigWriter, recorder: Recorder
 ) -> None:
-    from bastion.aws import make_session
 
     config = write_config(bastion_extra='provider = "existing"')
     settings = load(config)
-    plan, facts = apply_aws(settings, recorder.attach(make_session(settings)), NullProgress())
+    plan, facts = apply_aws(settings, recorder.attach(bastion.aws.session.make_session(settings)), NullProgress())
     assert plan.changes == [] and facts.instance_id is None
     assert facts.warehouse.port == 5439
     assert recorder.mutating() == []
@@ -380,9 +380,9 @@ def test_an_ssh_port_change_keeps_the_old_port_open_until_the_new_one_answers(
 def test_a_concurrent_allocation_leaves_one_elastic_ip(world: World) -> None:
     import boto3
 
+    from bastion.aws.apply import Runner, keep_one_address
     from bastion.aws.gateway import AwsGateway
-    from bastion.aws.operations import Runner, keep_one_address
-    from bastion.aws.resources import new_step
+    from bastion.aws.plan import new_step
 
     gateway = AwsGateway(boto3.Session(region_name="us-east-1"))
     step = new_step(
@@ -413,7 +413,7 @@ def test_a_new_host_listens_on_ssh_port_from_its_first_boot(
 
 
 def test_port_22_needs_no_first_boot_user_data() -> None:
-    from bastion.aws.resources import first_boot_user_data
+    from bastion.aws.plan import first_boot_user_data
 
     assert first_boot_user_data(22) == ""
     assert "Port 2222" in first_boot_user_data(2222)

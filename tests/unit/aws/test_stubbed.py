@@ -15,15 +15,15 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.stub import ANY, Stubber
 
-from bastion.aws import resolve_warehouse
 from bastion.aws import tags as t
-from bastion.aws.apply import host_key_fingerprints
-from bastion.aws.discover import Endpoint, discover_warehouse
+from bastion.aws.apply import Runner
+from bastion.aws.discover import discover_warehouse, resolve_warehouse
 from bastion.aws.facts import AwsFacts
 from bastion.aws.gateway import AwsGateway
-from bastion.aws.operations import Runner
-from bastion.aws.resources import Step, plan_steps
-from bastion.config import Settings
+from bastion.aws.plan import Step, plan_steps
+from bastion.aws.stage import host_key_fingerprints
+from bastion.config.settings import Settings
+from bastion.endpoint import Endpoint
 from bastion.errors import AwsError
 from bastion.progress import NullProgress
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bastion.aws import apply_aws, destroy_aws, plan_aws, status_aws
-from bastion.config import Settings
+from bastion.aws.destroy import destroy_aws
+from bastion.aws.stage import apply_aws, plan_aws, status_aws
+from bastion.config.settings import Settings
 from bastion.progress import NullProgress
 
 from .conftest import CALLED_OPERATIONS, Recorder

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bastion.aws.discover import Endpoint
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
+    from bastion.endpoint import Endpoint
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ def public_address(settings: Settings, session: Any) -> str:
         from bastion.errors import AwsError
 
         try:
-            from bastion.aws.apply import status_aws
             from bastion.aws.session import make_session
+            from bastion.aws.stage import status_aws
 
             facts = status_aws(settings, session or make_session(settings))
             if getattr(facts, "public_ip", None):
@@ -147,6 +147,6 @@ def public_address(settings: Settings, session: Any) -> str:
         except AwsError:
             if not settings.bastion.address:
                 raise
-    from bastion.tunnel_host import bastion_address
+    from bastion.tunnel.verify_key import bastion_address
 
     return bastion_address(settings, session)

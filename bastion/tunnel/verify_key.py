@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     import boto3
     import paramiko
 
-    from bastion.aws.discover import Endpoint
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
+    from bastion.endpoint import Endpoint
     from bastion.host.connection import HostConnection
 
 
@@ -35,8 +35,8 @@ def bastion_address(settings: Settings, session: boto3.Session | None) -> str:
             "bastion.address is required with provider = existing",
             hint="set bastion.address to the host name or IP the tool and dbt Cloud reach",
         )
-    from bastion.aws.apply import status_aws
     from bastion.aws.session import make_session
+    from bastion.aws.stage import status_aws
 
     facts = status_aws(settings, session or make_session(settings))
     public_ip = getattr(facts, "public_ip", None)

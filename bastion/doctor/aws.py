@@ -10,13 +10,13 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from bastion.doctor_findings import Finding
+from bastion.doctor.findings import Finding
 from bastion.errors import AwsError
 
 if TYPE_CHECKING:
     from bastion.aws.facts import AwsFacts
     from bastion.aws.gateway import AwsGateway
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
 
 DBT_CHECK_SECONDS = 30
 # Client ports a reply may go to (Linux, Windows and NAT ranges): a stateless NACL must pass all.
@@ -26,7 +26,7 @@ _TIMEOUT = "dbt Cloud sees 'could not connect to server: Connection timed out'"
 
 def dbt_cloud_cidrs(settings: Settings) -> list[str]:
     """Every source dbt Cloud may connect from: the regions' lists plus extra_cidrs."""
-    from bastion.dbt_cloud import allow_list
+    from bastion.vendors.dbt_cloud import allow_list
 
     table = allow_list()
     cidrs: list[str] = []

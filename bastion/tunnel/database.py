@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import boto3
 
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
 
 CONNECT_TIMEOUT = 10
 _PROTOCOL_3 = 196608

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bastion.rules import host_port
+from bastion.config.rules import host_port
 
 if TYPE_CHECKING:
     import boto3
     import paramiko
 
-    from bastion.aws.discover import Endpoint
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
+    from bastion.endpoint import Endpoint
 
 KEY_LIFETIME = timedelta(minutes=10)
 HOP_NAMES = ("tcp", "ssh", "forward", "database")
@@ -172,9 +172,9 @@ def verify(
     endpoint. `host` installs the ephemeral key (default: an admin login to the bastion).
     Runtime errors of the admin side (cannot log in as the admin) raise; broken hops do not.
     """
-    from bastion.tunnel_database import logs_in
-    from bastion.tunnel_hops import tcp_check
-    from bastion.tunnel_host import bastion_address, warehouse_endpoint
+    from bastion.tunnel.database import logs_in
+    from bastion.tunnel.hops import tcp_check
+    from bastion.tunnel.verify_key import bastion_address, warehouse_endpoint
 
     if logs_in(settings):  # psycopg loads while the SSH logins wait on the network
         from bastion.prefetch import warm
@@ -214,7 +214,7 @@ def _installed(
 ) -> Iterator[str]:
     """Install the ephemeral key; remove it on every way out, a second Ctrl-C included."""
     if host is None:
-        from bastion.tunnel_host import AdminVerifyKeyHost
+        from bastion.tunnel.verify_key import AdminVerifyKeyHost
 
         host = AdminVerifyKeyHost(settings, address)
     try:
@@ -262,7 +262,7 @@ def _walk_tunnel(
     result: VerifyResult,
     record: Callable[[Hop], bool],
 ) -> None:
-    from bastion.tunnel_hops import database_hop, forward_hop, idle_hop, ssh_hop
+    from bastion.tunnel.hops import database_hop, forward_hop, idle_hop, ssh_hop
 
     hop, transport = ssh_hop(settings, address, key, result)
     try:

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bastion.changes import Plan
-from bastion.config import Settings
+from bastion.config.settings import Settings
 from bastion.errors import ConfigError
 from bastion.progress import Progress
 
 if TYPE_CHECKING:
     import boto3
 
-    from bastion.aws import AwsFacts, Endpoint
+    from bastion.aws.facts import AwsFacts
+    from bastion.endpoint import Endpoint
 
 
 @dataclass
@@ -76,7 +77,7 @@ def _needs_session(settings: Settings) -> bool:
 def session_for(settings: Settings) -> boto3.Session | None:
     if not _needs_session(settings):
         return None
-    from bastion.aws import make_session
+    from bastion.aws.session import make_session
 
     return make_session(settings)
 
@@ -91,7 +92,8 @@ def address_of(settings: Settings, facts: AwsFacts | None, override: str | None)
 
 def locate(settings: Settings, *, host: str | None = None) -> Target:
     """Read-only: find the warehouse and the bastion without changing anything."""
-    from bastion.aws import resolve_warehouse, status_aws
+    from bastion.aws.discover import resolve_warehouse
+    from bastion.aws.stage import status_aws
 
     session = session_for(settings)
     facts = status_aws(settings, session) if uses_aws(settings) and session else None
@@ -103,7 +105,7 @@ def locate(settings: Settings, *, host: str | None = None) -> Target:
 def admin(
     target: Target, *, accept_new: bool = False, extra_pins: list[str] | None = None
 ) -> Iterator[Any]:
-    from bastion.host import open_admin
+    from bastion.host.connection import open_admin
 
     if not target.address:
         raise ConfigError(
@@ -129,7 +131,7 @@ def plan(settings: Settings, *, host: str | None = None, prune: bool = False) ->
     session = session_for(settings)
     facts: AwsFacts | None = None
     if uses_aws(settings) and session is not None:
-        from bastion.aws import plan_aws
+        from bastion.aws.stage import plan_aws
 
         # An ssh_port change is shown whole (old rules deleted too): `up` does both phases.
         aws_plan, facts = plan_aws(settings, session, probe=lambda host, port, timeout: True)
@@ -144,7 +146,7 @@ def plan(settings: Settings, *, host: str | None = None, prune: bool = False) ->
         )
         outcome.bastion = target.bastion_json(None)
         return outcome
-    from bastion.host import plan_host
+    from bastion.host.stage import plan_host
 
     with admin(target) as conn:
         host_plan, _ = plan_host(settings, conn, target.warehouse, prune=prune)
@@ -156,7 +158,7 @@ def plan(settings: Settings, *, host: str | None = None, prune: bool = False) ->
 def _target(
     settings: Settings, session: boto3.Session | None, facts: AwsFacts | None, host: str | None
 ) -> Target:
-    from bastion.aws import resolve_warehouse
+    from bastion.aws.discover import resolve_warehouse
 
     warehouse = facts.warehouse if facts is not None else resolve_warehouse(settings, session)
     return Target(settings, session, facts, warehouse, address_of(settings, facts, host))
@@ -167,7 +169,7 @@ def provision(
 ) -> tuple[Plan, Target]:
     """The AWS stage of `up`; the Plan holds the changes made. `up` passes
     `close_old_port=False`: an old ssh_port closes only after verify passed on the new one."""
-    from bastion.aws import apply_aws
+    from bastion.aws.stage import apply_aws
 
     session = session_for(settings)
     if session is None:  # provider existing: nothing to provision

@@ -11,17 +11,17 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from bastion.config.rules import host_port
 from bastion.net import ssh_socket
-from bastion.rules import host_port
-from bastion.tunnel import EphemeralKey, Hop, VerifyResult
-from bastion.tunnel_forward import LocalForward
+from bastion.tunnel.forward import LocalForward
+from bastion.tunnel.verify import EphemeralKey, Hop, VerifyResult
 
 if TYPE_CHECKING:
     import boto3
     import paramiko
 
-    from bastion.aws.discover import Endpoint
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
+    from bastion.endpoint import Endpoint
 
 
 TCP_TIMEOUT = 5.0
@@ -74,7 +74,7 @@ def ssh_hop(
     """Hop 2: SSH handshake, host key against the pins, public-key login as the tunnel user."""
     import paramiko
 
-    from bastion.tunnel_host import HostKeyMismatch, check_host_key
+    from bastion.tunnel.verify_key import HostKeyMismatch, check_host_key
 
     port = settings.bastion.ssh_port
     user = settings.tunnel.user
@@ -161,7 +161,7 @@ def database_hop(
     result: VerifyResult,
 ) -> tuple[Hop, Any, LocalForward]:
     """Hop 4: log in and SELECT 1 through a local forward; without credentials, a handshake."""
-    from bastion.tunnel_database import CredentialsError, credentials, handshake, login
+    from bastion.tunnel.database import CredentialsError, credentials, handshake, login
 
     started = time.perf_counter()
     forward = LocalForward(transport, (target.host, target.port), first_channel=channel).__enter__()
@@ -190,7 +190,7 @@ def database_hop(
 
 def idle_hop(settings: Settings, conn: Any, forward: LocalForward, idle: float) -> Hop:
     """Hold the tunnel idle, then query again: dbt's keepalive failures show up here."""
-    from bastion.tunnel_database import explain_psycopg, handshake, query
+    from bastion.tunnel.database import explain_psycopg, handshake, query
 
     time.sleep(idle)
     started = time.perf_counter()

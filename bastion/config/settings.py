@@ -24,10 +24,10 @@ from pydantic import (
     model_validator,
 )
 
-from bastion import rules
-from bastion.config_source import anchor, describe, interpolate, resolve_paths
-from bastion.dbt_cloud import allow_list
+from bastion.config import rules
+from bastion.config.source import anchor, describe, interpolate, resolve_paths
 from bastion.errors import ConfigError, InputError
+from bastion.vendors.dbt_cloud import allow_list
 
 DEFAULT_NAME = "bastion.toml"
 
@@ -236,7 +236,7 @@ class TunnelSettings(_Section):
     @field_validator("public_keys")
     @classmethod
     def _keys(cls, value: list[str]) -> list[str]:
-        from bastion.keys import parse_public_key
+        from bastion.config.keys import parse_public_key
 
         for index, text in enumerate(value):
             try:
@@ -274,7 +274,7 @@ class Settings(_Section):
 
     def tunnel_keys(self) -> list[Any]:
         """The configured tunnel keys (list, then keys_file), deduplicated by fingerprint."""
-        from bastion.keys import parse_public_key, read_keys_file
+        from bastion.config.keys import parse_public_key, read_keys_file
 
         keys = [parse_public_key(text) for text in self.tunnel.public_keys]
         if self.tunnel.keys_file is not None and self.tunnel.keys_file.exists():
@@ -332,7 +332,7 @@ def _check_keys_file(settings: Settings) -> None:
     keys_file = settings.tunnel.keys_file
     if keys_file is None:
         return
-    from bastion.keys import read_keys_file
+    from bastion.config.keys import read_keys_file
 
     if not keys_file.exists():
         raise ConfigError(

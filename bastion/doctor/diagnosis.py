@@ -12,17 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bastion.doctor_findings import Finding
+from bastion.config.rules import host_port
+from bastion.doctor.findings import Finding
 from bastion.errors import BastionError
-from bastion.rules import host_port
 
 if TYPE_CHECKING:
     import boto3
 
-    from bastion.aws.discover import Endpoint
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
+    from bastion.endpoint import Endpoint
     from bastion.host.facts import HostFacts
-    from bastion.tunnel import VerifyResult
+    from bastion.tunnel.verify import VerifyResult
 
 DBT_CHECK_SECONDS = 30
 DBT_GIVE_UP_SECONDS = 300
@@ -85,8 +85,8 @@ def doctor(
     admin_ok = _host_part(settings, address, target, add)
     if not run_verify:
         return diagnosis
-    from bastion.tunnel import verify
-    from bastion.tunnel_hops import tcp_check
+    from bastion.tunnel.hops import tcp_check
+    from bastion.tunnel.verify import verify
 
     if not admin_ok:
         hop, _ = tcp_check(address, settings.bastion.ssh_port)
@@ -243,7 +243,7 @@ def _aws_part(
     settings: Settings, session: boto3.Session | None, add: Callable[[list[Finding]], None]
 ) -> tuple[Endpoint | None, str]:
     """AWS findings (provider aws); returns the warehouse endpoint and the bastion address."""
-    from bastion.tunnel_host import warehouse_endpoint
+    from bastion.tunnel.verify_key import warehouse_endpoint
 
     address = settings.bastion.address
     if settings.bastion.provider != "aws":
@@ -262,10 +262,10 @@ def _aws_part(
                 ]
             )
             return None, address
-    from bastion.aws.apply import status_aws
     from bastion.aws.gateway import AwsGateway
     from bastion.aws.session import make_session
-    from bastion.doctor_aws import aws_findings
+    from bastion.aws.stage import status_aws
+    from bastion.doctor.aws import aws_findings
 
     try:
         session = session or make_session(settings)
@@ -276,7 +276,7 @@ def _aws_part(
         if not (address and settings.warehouse.host):
             return None, address
         # The host and the tunnel can still be checked at the configured addresses.
-        from bastion.aws.discover import Endpoint
+        from bastion.endpoint import Endpoint
 
         return Endpoint(settings.warehouse.host, settings.warehouse.effective_port), address
     return facts.warehouse, address or (facts.public_ip or "")

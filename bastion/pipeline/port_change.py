@@ -17,10 +17,10 @@ from bastion.changes import Plan
 from bastion.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bastion.config import Settings
+    from bastion.config.settings import Settings
     from bastion.host.connection import HostConnection
     from bastion.host.facts import HostFacts
-    from bastion.pipeline import Target
+    from bastion.pipeline.locate import Target
     from bastion.progress import Progress
 
 
@@ -83,7 +83,8 @@ def close_old_port(
     port's rules. The returned Plan holds the changes made."""
     made = Plan()
     if move.host:
-        from bastion.host import apply_host, open_admin
+        from bastion.host.connection import open_admin
+        from bastion.host.stage import apply_host
 
         if not target.address:
             raise ConfigError("no address to reach the bastion at")
@@ -98,7 +99,7 @@ def close_old_port(
             )
         made.extend(host_plan)
     if move.aws and target.session is not None and target.facts is not None:
-        from bastion.aws.apply import apply_aws, confirm_ssh_port
+        from bastion.aws.stage import apply_aws, confirm_ssh_port
 
         confirm_ssh_port(target.session, target.facts, move.new)
         detail = f"{target.facts.security_group_id}: bastion:ssh-port = {move.new} (verified)"
