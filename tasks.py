@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -13,9 +14,10 @@ PY = sys.executable
 
 @task
 def lint(c: Context) -> None:
-    """ruff and mypy over the package, tests and tasks."""
+    """ruff and mypy over the package, tests and tasks; the layer contract (pyproject.toml)."""
     c.run(f"{PY} -m ruff check bastion tests demo bench tasks.py", pty=False)
     c.run(f"{PY} -m mypy", pty=False)
+    c.run(f"{Path(PY).parent / 'lint-imports'}", pty=False)
 
 
 @task(pre=[lint])

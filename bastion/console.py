@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from bastion.changes import Change
+from bastion.prefetch import warm
 
 if TYPE_CHECKING:
     from rich.console import Console as RichConsole
@@ -97,8 +98,6 @@ class Console:
             sys.stderr.write(f"… {message}\n")  # as rich would write it: no markup in here
             sys.stderr.flush()
             if self._rich is None:
-                from bastion.prefetch import warm
-
                 warm("rich.console")  # for the lines after the wait
             yield
         else:

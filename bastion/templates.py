@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 
 def template_dir() -> Path:
@@ -23,6 +24,8 @@ def template_dir() -> Path:
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # 20-30 ms: loaded where a template is first needed (or prepared)
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         undefined=jinja2.StrictUndefined,

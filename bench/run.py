@@ -186,7 +186,8 @@ class Bench:
         """
         from bastion.config.settings import load
         from bastion.host.desired import tunnel_sources
-        from bastion.host.facts import facts_script, match_address
+        from bastion.host.fact_sections import facts_script
+        from bastion.host.facts import match_address
 
         lab = self.lab
         script = self.space.folder / "facts.sh"

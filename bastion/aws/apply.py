@@ -86,6 +86,10 @@ def set_ssh_port(run: Runner, group: str, port: int) -> None:
     run.gateway.create_tags(group, {t.SSH_PORT_TAG: str(port)})
 
 
+def record_host_key(run: Runner, instance: str, fingerprint: str) -> None:
+    run.gateway.create_tags(instance, {t.HOST_KEY_TAG: fingerprint})
+
+
 def authorize_ingress(run: Runner, group: str, rule: SecurityGroupRule) -> None:
     with contextlib.suppress(AlreadyExists):  # the rule is there: the goal is met
         run.gateway.authorize_ingress(group, [rule.permission()])
@@ -272,7 +276,7 @@ def associate_address(run: Runner, allocation: str, instance: str) -> None:
 _OPERATIONS: dict[str, Callable[..., Any]] = {
     f.__name__: f
     for f in (
-        create_security_group, set_generation, set_ssh_port, authorize_ingress, revoke_ingress,
+        create_security_group, set_generation, set_ssh_port, record_host_key, authorize_ingress, revoke_ingress,
         describe_ingress, authorize_egress, revoke_egress, describe_egress, import_key_pair,
         replace_key_pair, run_instance, start_instance, set_instance_groups, needs_replace,
         terminate_instance, allocate_address, delete_security_group, delete_key_pair, release_address, associate_address,

@@ -16,12 +16,11 @@ from bastion.aws.gateway import AwsGateway
 from bastion.aws.permissions import flatten
 from bastion.aws.plan import Step, new_step
 from bastion.changes import Plan
+from bastion.config.settings import Settings
 from bastion.progress import Progress
 
 if TYPE_CHECKING:
     import boto3
-
-    from bastion.config.settings import Settings
 
 
 def plan_destroy(gateway: AwsGateway, name: str) -> list[Step]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bastion.aws.gateway import AwsGateway
+from bastion.config.settings import Settings
 from bastion.endpoint import Endpoint
 from bastion.errors import AwsError, ConfigError
 
 if TYPE_CHECKING:
     import boto3
-
-    from bastion.aws.gateway import AwsGateway
-    from bastion.config.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,6 @@ def resolve_warehouse(settings: Settings, session: boto3.Session | None) -> Endp
         return Endpoint(warehouse.host, warehouse.effective_port)
     if session is None or not _discoverable(settings):
         return discover_warehouse(settings, None).endpoint
-    from bastion.aws.gateway import AwsGateway
 
     return discover_warehouse(settings, AwsGateway(session)).endpoint
 
@@ -184,11 +182,7 @@ def choose_public_subnet(gateway: AwsGateway, vpc_id: str, subnet_id: str = "") 
         return subnet_id
     subnets = gateway.describe_subnets([{"Name": "vpc-id", "Values": [vpc_id]}])
     tables = gateway.describe_route_tables(vpc_id)
-    main = next((t for t in tables if any(a.get("Main") for a in t.get("Associations", []))), None)
-    by_subnet = {
-        a["SubnetId"]: t for t in tables for a in t.get("Associations", []) if a.get("SubnetId")
-    }
-    public = [s for s in subnets if _to_internet(by_subnet.get(s["SubnetId"], main))]
+    public = [s for s in subnets if routes_to_internet(route_table_of(tables, s["SubnetId"]))]
     if not public:
         raise AwsError(
             f"VPC {vpc_id} has no public subnet (no route 0.0.0.0/0 to an internet gateway)",
@@ -199,7 +193,16 @@ def choose_public_subnet(gateway: AwsGateway, vpc_id: str, subnet_id: str = "") 
     return str(public[0]["SubnetId"])
 
 
-def _to_internet(table: dict[str, Any] | None) -> bool:
+def route_table_of(tables: list[dict[str, Any]], subnet_id: str) -> dict[str, Any] | None:
+    """The subnet's route table: its own association, else the VPC's main table."""
+    for table in tables:
+        if any(a.get("SubnetId") == subnet_id for a in table.get("Associations", [])):
+            return table
+    return next((t for t in tables if any(a.get("Main") for a in t.get("Associations", []))), None)
+
+
+def routes_to_internet(table: dict[str, Any] | None) -> bool:
+    """Public: the table sends 0.0.0.0/0 to an internet gateway."""
     if table is None:
         return False
     return any(

@@ -7,16 +7,14 @@ re-run from a fresh CI runner all see the same state without local files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bastion.aws import tags as t
 from bastion.aws.discover import WarehouseLocation
+from bastion.aws.gateway import AwsGateway
 from bastion.aws.permissions import SecurityGroupRule, flatten
 from bastion.endpoint import Endpoint
 from bastion.errors import AwsError
-
-if TYPE_CHECKING:
-    from bastion.aws.gateway import AwsGateway
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 

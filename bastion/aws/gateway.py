@@ -299,6 +299,42 @@ class AwsGateway:
             if not (missing_ok and "NotFound" in exc.message):
                 raise
 
+    def network_acls_of_subnet(self, subnet_id: str) -> list[dict[str, Any]]:
+        response = self.call(
+            "ec2",
+            "describe_network_acls",
+            what="network ACLs",
+            Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}],
+        )
+        return list(response.get("NetworkAcls", []))
+
+    # --- Elastic Load Balancing (doctor: an idle timeout in front of the bastion) -------
+
+    def load_balancers(self) -> list[dict[str, Any]]:
+        return self.paginate("elbv2", "describe_load_balancers", "LoadBalancers")
+
+    def target_groups(self, balancer_arn: str) -> list[dict[str, Any]]:
+        response = self.call("elbv2", "describe_target_groups", LoadBalancerArn=balancer_arn)
+        return list(response.get("TargetGroups", []))
+
+    def target_health(self, group_arn: str) -> list[dict[str, Any]]:
+        response = self.call("elbv2", "describe_target_health", TargetGroupArn=group_arn)
+        return list(response.get("TargetHealthDescriptions", []))
+
+    def load_balancer_attributes(self, balancer_arn: str) -> dict[str, str]:
+        response = self.call(
+            "elbv2", "describe_load_balancer_attributes", LoadBalancerArn=balancer_arn
+        )
+        return {a["Key"]: a.get("Value") for a in response.get("Attributes", [])}
+
+    def listeners(self, balancer_arn: str) -> list[dict[str, Any]]:
+        response = self.call("elbv2", "describe_listeners", LoadBalancerArn=balancer_arn)
+        return list(response.get("Listeners", []))
+
+    def listener_attributes(self, listener_arn: str) -> dict[str, str]:
+        response = self.call("elbv2", "describe_listener_attributes", ListenerArn=listener_arn)
+        return {a["Key"]: a.get("Value") for a in response.get("Attributes", [])}
+
     # --- SSM, Redshift, RDS -----------------------------------------------------------
 
     def ssm_parameter(self, name: str) -> str:
@@ -331,6 +367,30 @@ class AwsGateway:
             workgroupName=name,
         )
         return dict(response["workgroup"])
+
+    def cluster_credentials(self, cluster: str, user: str, database: str) -> dict[str, Any]:
+        """Temporary credentials (15 minutes) for one user of one database of a cluster."""
+        return self.call(
+            "redshift",
+            "get_cluster_credentials",
+            what=f"Redshift cluster {cluster!r}",
+            DbUser=user,
+            DbName=database,
+            ClusterIdentifier=cluster,
+            DurationSeconds=900,
+            AutoCreate=False,
+        )
+
+    def serverless_credentials(self, workgroup: str, database: str) -> dict[str, Any]:
+        """Temporary credentials (15 minutes) for the caller in a Serverless workgroup."""
+        return self.call(
+            "redshift-serverless",
+            "get_credentials",
+            what=f"Redshift Serverless workgroup {workgroup!r}",
+            workgroupName=workgroup,
+            dbName=database,
+            durationSeconds=900,
+        )
 
     def rds_instance(self, identifier: str) -> dict[str, Any]:
         response = self.call(

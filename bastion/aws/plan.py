@@ -7,7 +7,6 @@ The planner is pure: it reads `Desired` and `AwsFacts` and returns `Step`s, each
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +16,11 @@ from bastion.aws.desired import Desired, ingress_rules
 from bastion.aws.facts import AwsFacts
 from bastion.aws.permissions import ALL_TRAFFIC, SecurityGroupRule
 from bastion.changes import Change, Plan
+from bastion.templates import render
 
-__all__ = ["Desired", "Ref", "Step", "ingress_rules", "new_step", "plan_steps", "to_plan"]
+__all__ = [
+    "Desired", "Ref", "Step", "host_key_steps", "ingress_rules", "new_step", "plan_steps", "to_plan",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,17 @@ class Step:
 
 
 def plan_steps(
-    desired: Desired, facts: AwsFacts, *, replace: bool = False, new_port_answers: bool = False
+    desired: Desired,
+    facts: AwsFacts,
+    *,
+    now: int,
+    replace: bool = False,
+    new_port_answers: bool = False,
 ) -> list[Step]:
     """Every step that makes AWS match `desired`, in the order they must run.
 
-    `new_port_answers`: sshd was seen on a changed `ssh_port`, so the old port may close.
+    `now` (seconds since the epoch) dates a new group's generation. `new_port_answers`: the
+    tunnel works on a changed `ssh_port`, so the port is recorded and the old one may close.
     """
     steps: list[Step] = []
     group: str | Ref = facts.security_group_id or Ref("security_group")
@@ -54,7 +62,7 @@ def plan_steps(
 
     if facts.security_group_id is None:
         # Seconds since the epoch: never a generation an earlier group of this name used.
-        generation = max([int(time.time()), *(g + 1 for g in facts.used_generations)])
+        generation = max([now, *(g + 1 for g in facts.used_generations)])
         steps.append(
             new_step(
                 "security_group",
@@ -79,8 +87,8 @@ def plan_steps(
     if old_port is not None and not new_port_answers:
         # Phase one of a port change: the old port stays open until the new one answers.
         ingress += tuple(replace_port(rule, old_port) for rule in desired.ingress)
-    steps += _reconcile("security_group_rule", "ingress", group, ingress, facts.ingress, "from")
     if old_port is not None and new_port_answers and isinstance(group, str):
+        # Recorded before the old rules go: a run stopped in between resumes at phase two.
         steps.append(
             new_step(
                 "security_group",
@@ -91,6 +99,7 @@ def plan_steps(
                 port=desired.ssh_port,
             )
         )
+    steps += _reconcile("security_group_rule", "ingress", group, ingress, facts.ingress, "from")
     steps += _reconcile(
         "egress_rule", "egress", group, desired.egress(str(group)), actual_egress, "to"
     )
@@ -132,7 +141,7 @@ def plan_steps(
             )
         )
 
-    host_steps, retired = _instance_steps(desired, facts, group, generation, replace)
+    host_steps, retired = _instance_steps(desired, facts, group, generation, replace, now)
     steps += host_steps
     steps += _address_steps(desired, facts, any(s.op == "run_instance" for s in host_steps))
     steps += [
@@ -145,7 +154,12 @@ def plan_steps(
 
 
 def _instance_steps(
-    desired: Desired, facts: AwsFacts, group: str | Ref, generation: int | None, replace: bool
+    desired: Desired,
+    facts: AwsFacts,
+    group: str | Ref,
+    generation: int | None,
+    replace: bool,
+    now: int,
 ) -> tuple[list[Step], list[str]]:
     """Steps for the host, and the ids of hosts to terminate once the address has moved."""
     old = facts.instance_id
@@ -181,7 +195,7 @@ def _instance_steps(
     steps = []
     # A new host: for a replacement, or when a terminated host still holds the token.
     if generation is None or replace or generation in facts.used_generations:
-        newer = max([generation or 0, int(time.time()), *facts.used_generations]) + 1
+        newer = max([generation or 0, now, *facts.used_generations]) + 1
         if isinstance(group, str):
             steps.append(
                 new_step(
@@ -355,6 +369,20 @@ def new_step(resource: str, action: Any, detail: str, op: str, **args: Any) -> S
     return Step(Change("aws", resource, action, detail), op, args)
 
 
+def host_key_steps(facts: AwsFacts, fingerprint: str) -> list[Step]:
+    """Pin the host key the admin login saw in the instance's tag, so a fresh runner (CI)
+    checks the host it reaches against it."""
+    if not facts.instance_id or facts.host_key_tag == fingerprint:
+        return []
+    action = "update" if facts.host_key_tag else "create"
+    detail = f"{t.HOST_KEY_TAG} = {fingerprint}"
+    step = new_step(
+        "host_key_tag", action, detail, "record_host_key",
+        instance=facts.instance_id, fingerprint=fingerprint,
+    )  # fmt: skip
+    return [step]
+
+
 def first_boot_user_data(ssh_port: int) -> str:
     """cloud-init user data that moves sshd to `ssh_port` at first boot; none for port 22.
 
@@ -363,6 +391,5 @@ def first_boot_user_data(ssh_port: int) -> str:
     """
     if ssh_port == 22:
         return ""
-    from bastion.templates import render
 
     return render("first_boot.yaml.j2", ssh_port=int(ssh_port))

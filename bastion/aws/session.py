@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bastion.config.settings import Settings
 from bastion.errors import ConfigError
 
 if TYPE_CHECKING:
     import boto3
-
-    from bastion.config.settings import Settings
 
 
 def make_session(settings: Settings) -> boto3.Session:

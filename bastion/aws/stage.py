@@ -11,23 +11,37 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from bastion.aws import tags as t
 from bastion.aws.apply import Runner
-from bastion.aws.discover import WarehouseLocation, choose_public_subnet, discover_warehouse
+from bastion.aws.discover import (
+    WarehouseLocation,
+    choose_public_subnet,
+    discover_warehouse,
+    resolve_warehouse,
+)
 from bastion.aws.facts import AwsFacts, read_facts
 from bastion.aws.gateway import AwsGateway
-from bastion.aws.plan import Desired, ingress_rules, moving_ssh_port, plan_steps, to_plan
+from bastion.aws.plan import (
+    Desired,
+    Step,
+    host_key_steps,
+    ingress_rules,
+    moving_ssh_port,
+    plan_steps,
+)
 from bastion.changes import Plan
+from bastion.config.keys import parse_public_key
+from bastion.config.settings import Settings
 from bastion.errors import ConfigError, SshError
-from bastion.progress import Progress
+from bastion.progress import NullProgress, Progress
+from bastion.vendors.dbt_cloud import cidrs_for
 
 if TYPE_CHECKING:
     import boto3
 
-    from bastion.config.settings import Settings
 
 PortProbe = Callable[[str, int, float], bool]
 SSH_WAIT_SECONDS = 300.0
@@ -43,26 +57,58 @@ def tcp_probe(host: str, port: int, timeout: float) -> bool:
         return False
 
 
+@dataclass
+class AwsPlan:
+    """What the AWS stage would do: the steps from one read of AWS, and what they were planned
+    from (so the phases of an ssh_port change can be told apart without reading AWS again)."""
+
+    desired: Desired | None
+    facts: AwsFacts
+    steps: list[Step] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def plan(self) -> Plan:
+        return Plan(changes=[s.change for s in self.steps], notices=list(self.notices))
+
+    def port_phase_two(self) -> list[Step]:
+        """Phase two of an ssh_port change (the port recorded, the old port's rules revoked):
+        what a run whose tunnel verified on the new port does after `steps`."""
+        if self.desired is None or moving_ssh_port(self.desired, self.facts) is None:
+            return []
+        first = {s.change for s in self.steps}
+        both = plan_steps(self.desired, self.facts, new_port_answers=True, now=_now())
+        return [s for s in both if s.change not in first]
+
+
+def read_plan(
+    settings: Settings,
+    session: boto3.Session,
+    *,
+    replace: bool = False,
+    old_port: Literal["keep", "close", "probe"] = "probe",
+    probe: PortProbe = tcp_probe,
+) -> AwsPlan:
+    """Read AWS once and plan. During an ssh_port change the old port's rules are kept
+    (`keep`: phase one, as `up` runs it until the tunnel verified on the new port), revoked
+    (`close`), or revoked once sshd answers on the new port (`probe`: `provision`)."""
+    if settings.bastion.provider != "aws":
+        return AwsPlan(None, _existing(settings, session))
+    gateway = AwsGateway(session)
+    desired, facts, notices = _prepare(settings, gateway)
+    answers = old_port == "close" or (
+        old_port == "probe" and _new_port_answers(settings, desired, facts, probe)
+    )
+    steps = plan_steps(desired, facts, replace=replace, new_port_answers=answers, now=_now())
+    return AwsPlan(desired, facts, steps, notices)
+
+
 def plan_aws(
     settings: Settings, session: boto3.Session, *, probe: PortProbe = tcp_probe
 ) -> tuple[Plan, AwsFacts]:
     """What `provision` would change, read-only; a newer AMI behind ssm: is a notice."""
-    if settings.bastion.provider != "aws":
-        return Plan(), _existing(settings, session)
-    gateway = AwsGateway(session)
-    desired, facts, notices = _prepare(settings, gateway)
-    answers = _new_port_answers(settings, desired, facts, probe)
-    plan = to_plan(plan_steps(desired, facts, new_port_answers=answers))
-    plan.notices.extend(notices)
-    return plan, facts
-
-
-def confirm_ssh_port(session: boto3.Session, facts: AwsFacts, port: int) -> None:
-    """Record that sshd answers (and the tunnel verified) on `port`: the old port may close."""
-    if facts.security_group_id is None:
-        raise ConfigError("there is no bastion security group to record the SSH port on")
-    AwsGateway(session).create_tags(facts.security_group_id, {t.SSH_PORT_TAG: str(port)})
-    facts.ssh_port = port
+    planned = read_plan(settings, session, probe=probe)
+    return planned.plan, planned.facts
 
 
 def apply_aws(
@@ -78,28 +124,53 @@ def apply_aws(
     """Make AWS match the config; the returned Plan holds the changes made.
 
     `close_old_port=False` (up): during an ssh_port change the old port stays open even when
-    sshd answers on the new one, until `confirm_ssh_port` records a verified tunnel there.
+    sshd answers on the new one, until a run whose tunnel verified there closes it.
     """
-    if settings.bastion.provider != "aws":
-        return Plan(), _existing(settings, session)
-    gateway = AwsGateway(session)
     with progress.status("reading AWS"):
-        desired, facts, notices = _prepare(settings, gateway)
-    answers = close_old_port and _new_port_answers(settings, desired, facts, probe)
-    steps = plan_steps(desired, facts, replace=replace, new_port_answers=answers)
+        planned = read_plan(
+            settings, session, replace=replace, old_port="probe" if close_old_port else "keep",
+            probe=probe,
+        )  # fmt: skip
+    return run_plan(settings, session, planned, progress, probe=probe, ssh_wait=ssh_wait)
+
+
+def run_plan(
+    settings: Settings,
+    session: boto3.Session,
+    planned: AwsPlan,
+    progress: Progress,
+    *,
+    steps: list[Step] | None = None,
+    probe: PortProbe = tcp_probe,
+    ssh_wait: float = SSH_WAIT_SECONDS,
+) -> tuple[Plan, AwsFacts]:
+    """Run the planned steps (or `steps` planned from it); the returned Plan holds the
+    changes made, and the facts are read again when anything changed."""
+    if planned.desired is None:
+        return Plan(), planned.facts
+    todo = planned.steps if steps is None else steps
+    gateway = AwsGateway(session)
     runner = Runner(gateway, progress)
-    runner.run(steps)
-    plan = Plan(changes=runner.made, notices=[*notices, *runner.notices])
-    plan.notices.extend(f"not changed: {s.change.detail}" for s in steps if s.op == "needs_replace")
+    runner.run(todo)
+    notices = [*planned.notices, *runner.notices] if steps is None else list(runner.notices)
+    plan = Plan(changes=runner.made, notices=notices)
+    plan.notices.extend(f"not changed: {s.change.detail}" for s in todo if s.op == "needs_replace")
     if runner.made:  # re-read what changed; a no-change run keeps the facts it has
-        after = read_facts(gateway, settings.name, _location(facts), desired.subnet_id)
+        after = read_facts(
+            gateway, settings.name, _location(planned.facts), planned.desired.subnet_id
+        )
     else:
-        after = facts
-    after.latest_ami = desired.ami
+        after = planned.facts
+    after.latest_ami = planned.desired.ami
     if "instance" in runner.ids:
         host = settings.bastion.address or after.public_ip or ""
         wait_for_port(host, settings.bastion.ssh_port, progress, probe=probe, timeout=ssh_wait)
     return plan, after
+
+
+def _now() -> int:
+    """The clock, read here and passed to the planner, which stays a pure function."""
+    return int(time.time())
 
 
 def status_aws(settings: Settings, session: boto3.Session) -> AwsFacts:
@@ -116,8 +187,16 @@ def record_host_key(session: boto3.Session, facts: AwsFacts, fingerprint: str) -
     """Pin the host key in the instance's tags, so a fresh runner can check it."""
     if facts.instance_id is None:
         raise ConfigError("there is no bastion instance to record a host key on")
-    AwsGateway(session).create_tags(facts.instance_id, {t.HOST_KEY_TAG: fingerprint})
+    run_steps(session, host_key_steps(facts, fingerprint), NullProgress())
     facts.host_key_tag = fingerprint
+
+
+def run_steps(session: boto3.Session, steps: list[Step], progress: Progress) -> Plan:
+    """Run steps planned outside the AWS stage (the host-key tag, known once the admin
+    logged in); the returned Plan holds the changes made."""
+    runner = Runner(AwsGateway(session), progress)
+    runner.run(steps)
+    return Plan(changes=runner.made, notices=runner.notices)
 
 
 def console_host_keys(session: boto3.Session, instance_id: str) -> list[str]:
@@ -207,9 +286,6 @@ def resolve_ami(gateway: AwsGateway, ami: str) -> tuple[str, bool]:
 
 
 def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts, list[str]]:
-    from bastion.config.keys import parse_public_key
-    from bastion.vendors.dbt_cloud import cidrs_for
-
     location = discover_warehouse(settings, gateway)
     if not location.vpc_id:
         raise ConfigError(
@@ -277,7 +353,6 @@ def _new_port_answers(
 
 def _existing(settings: Settings, session: boto3.Session) -> AwsFacts:
     """provider = existing: no EC2 resources of ours, only the warehouse endpoint."""
-    from bastion.aws.discover import resolve_warehouse
 
     return AwsFacts(warehouse=resolve_warehouse(settings, session))
 

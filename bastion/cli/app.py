@@ -8,11 +8,6 @@ from typing import NoReturn
 
 import typer
 
-try:  # typer >= 0.29 vendors click
-    from typer._click.exceptions import UsageError
-except ImportError:  # pragma: no cover
-    from click.exceptions import UsageError  # type: ignore[assignment]
-
 from bastion import __version__
 from bastion.cli import configure as configure_cmd
 from bastion.cli import connection as connection_cmd
@@ -25,7 +20,9 @@ from bastion.cli import provision as provision_cmd
 from bastion.cli import status as status_cmd
 from bastion.cli import up as up_cmd
 from bastion.cli import verify as verify_cmd
+from bastion.cli.common import envelope
 from bastion.cli.keys import app as keys_app
+from bastion.cli.leave import run_and_leave
 
 HELP = """\
 Build, lock down and prove the SSH bastion dbt Cloud uses to reach a private warehouse.
@@ -36,6 +33,12 @@ Exit codes: 0 ok, 1 runtime failure, 2 plan --detailed-exitcode with changes, 3 
 
 Example:  bastion init && bastion up
 """
+
+# A bad command line (click's UsageError, vendored by typer >= 0.29): found through typer's
+# public BadParameter, a UsageError itself, rather than a private module path.
+UsageError: type[Exception] = next(
+    base for base in typer.BadParameter.__mro__ if base.__name__ == "UsageError"
+)
 
 app = typer.Typer(
     name="bastion",
@@ -84,23 +87,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = command.main(args=args, prog_name="bastion", standalone_mode=False)
     except UsageError as exc:
-        exc.show()
+        exc.show()  # type: ignore[attr-defined]
         if "--json" in args:
-            name = exc.ctx.command.name if exc.ctx and exc.ctx.command else "bastion"
-            error = {"kind": "input", "message": exc.format_message()}
-            print(
-                json.dumps(
-                    {
-                        "command": name,
-                        "ok": False,
-                        "changed": False,
-                        "changes": [],
-                        "bastion": None,
-                        "verify": None,
-                        "error": error,
-                    }
-                )
-            )
+            context = getattr(exc, "ctx", None)
+            name = context.command.name if context and context.command else "bastion"
+            document = envelope(name)
+            document["ok"] = False
+            document["error"] = {"kind": "input", "message": exc.format_message()}  # type: ignore[attr-defined]
+            print(json.dumps(document))
         sys.exit(4)
     except typer.Abort:
         sys.exit(130)
@@ -112,6 +106,5 @@ def main(argv: list[str] | None = None) -> None:
 def run() -> NoReturn:
     """The `bastion` program (console script, `python -m bastion`): main(), then an exit
     that skips freeing every object one by one (see bastion.cli.leave)."""
-    from bastion.cli.leave import run_and_leave
 
     run_and_leave(main)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bastion.console import Console
 from bastion.errors import BastionError
+
+if TYPE_CHECKING:  # the pipeline loads when a command runs: `--help` needs typer alone
+    from bastion.changes import Plan
+    from bastion.config.settings import Settings
+    from bastion.pipeline.outcome import Outcome
+    from bastion.tunnel.result import Hop
 
 ConfigOption = Annotated[
     Path | None,
@@ -24,6 +31,20 @@ ConfigOption = Annotated[
 JsonOption = Annotated[
     bool,
     typer.Option("--json", help="Print one JSON object on stdout; human output goes to stderr."),
+]
+
+HostOption = Annotated[
+    str | None,
+    typer.Option("--host", help="Reach the host here (overrides bastion.address and AWS).",
+                 show_default=False),
+]  # fmt: skip
+AcceptNewOption = Annotated[
+    bool,
+    typer.Option("--accept-new-host-key", help="Trust a changed host key (the host was replaced)."),
+]
+PruneOption = Annotated[
+    bool,
+    typer.Option("--prune", help="Remove tunnel keys on the host that the config does not list."),
 ]
 
 Body = Callable[[Console, dict[str, Any]], int | None]
@@ -66,7 +87,61 @@ def run(command: str, json_mode: bool, body: Body) -> None:
     raise typer.Exit(code)
 
 
-def load_settings(config: Path | None) -> Any:
+def load_settings(config: Path | None) -> Settings:
     from bastion.config.settings import load
 
     return load(config)
+
+
+@contextmanager
+def recorded(document: dict[str, Any]) -> Iterator[Outcome]:
+    """An Outcome for the pipeline to fill; its fields reach the JSON document even when
+    the run fails half-way (what was changed is never lost from the report)."""
+    from bastion.pipeline.outcome import Outcome
+
+    outcome = Outcome()
+    try:
+        yield outcome
+    finally:
+        document.update(outcome.fields())
+
+
+class Reporter:
+    """The pipeline's Observer, on the console."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def status(self, message: str) -> AbstractContextManager[None]:
+        return self.console.status(message)
+
+    def say(self, message: str) -> None:
+        self.console.say(message)
+
+    def stage(self, title: str) -> None:
+        self.console.heading(title)
+
+    def made(self, stage: Plan) -> None:
+        self.console.changes(stage.changes, applied=True)
+        for notice in stage.notices:
+            self.console.warn(notice)
+
+    def notice(self, text: str) -> None:
+        self.console.warn(text)
+
+    def hop(self, hop: Hop) -> None:
+        self.console.findings([hop_row(hop)])
+
+    def ok(self, text: str) -> None:
+        self.console.ok(text)
+
+
+def hop_row(hop: Hop) -> tuple[str, str, str, str]:
+    """A verify hop as a findings row (status, name, detail with its time, no fix)."""
+    return ("ok" if hop.ok else "fail", hop.name, f"{hop.detail} [{hop.ms:.0f} ms]", "")
+
+
+def show_plan(console: Console, plan: Plan, *, applied: bool) -> None:
+    console.changes(plan.changes, applied=applied)
+    for notice in plan.notices:
+        console.warn(notice)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 import typer
@@ -26,15 +27,9 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        import json
+        from bastion.pipeline.connection_info import connection_fields
 
-        from bastion.pipeline.connection_info import connection_info, public_address
-        from bastion.tunnel.verify_key import warehouse_endpoint
-
-        settings = load_settings(config)
-        info = connection_info(
-            settings, public_address(settings, None), warehouse_endpoint(settings, None)
-        )
+        info = connection_fields(load_settings(config))
         document["connection"] = info.to_dict()
         document["profiles_yml"] = info.profiles_yml()
         if output == "json":

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
+from bastion.cli.common import ConfigOption, JsonOption, load_settings, run, show_plan
 from bastion.console import Console
 from bastion.errors import InputError
 
@@ -26,8 +26,7 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.aws.destroy import destroy_aws
-        from bastion.aws.session import make_session
+        from bastion.pipeline.provision import destroy
 
         settings = load_settings(config)
         if not yes:
@@ -39,10 +38,8 @@ def command(
             question = f"Destroy bastion-{settings.name} and release its Elastic IP?"
             if not typer.confirm(question, default=False, err=True):
                 raise InputError("destroy was not confirmed; nothing was changed")
-        plan = destroy_aws(settings, make_session(settings), console)
-        console.changes(plan.changes, applied=True)
-        for notice in plan.notices:
-            console.warn(notice)
-        document["changes"] = [change.to_dict() for change in plan.changes]
+        outcome = destroy(settings, console)
+        document.update(outcome.fields())
+        show_plan(console, outcome.plan, applied=True)
 
     run("destroy", json_mode, body)

@@ -8,6 +8,7 @@ import typer
 
 from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
 from bastion.console import Console
+from bastion.errors import VerifyError
 
 
 def command(
@@ -26,19 +27,14 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> int:
-        from rich.markup import escape
-
-        from bastion.doctor.diagnosis import doctor
-        from bastion.errors import VerifyError
+        from bastion.pipeline.doctor import diagnose
 
         settings = load_settings(config)
         console.heading("doctor: the path from dbt Cloud to the warehouse")
-        diagnosis = doctor(
+        diagnosis = diagnose(
             settings,
             run_verify=not skip_verify,
-            on_finding=lambda f: console.findings(
-                [(f.status, f.area, escape(f.what), escape(f.fix))]
-            ),
+            on_finding=lambda f: console.findings([(f.status, f.area, f.what, f.fix)]),
         )
         document["doctor"] = diagnosis.to_dict()
         if diagnosis.verify is not None:

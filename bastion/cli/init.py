@@ -38,7 +38,8 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.config.settings import locate, rules
+        from bastion.config import rules
+        from bastion.config.settings import locate
         from bastion.templates import render
 
         target = locate(config)

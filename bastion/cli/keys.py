@@ -10,8 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
-from bastion.cli.configure import AcceptNewOption, HostOption, locate_host, next_steps
+from bastion.cli.common import (
+    AcceptNewOption,
+    ConfigOption,
+    HostOption,
+    JsonOption,
+    Reporter,
+    load_settings,
+    recorded,
+    run,
+)
+from bastion.cli.configure import next_steps
 from bastion.console import Console
 from bastion.errors import InputError
 
@@ -30,19 +39,15 @@ NoApplyOption = Annotated[
 ]
 
 
-def _host_keys(settings: Settings, host: str | None, accept_new: bool) -> tuple[list[Any], Any]:
+def _host_keys(settings: Settings, host: str | None, accept_new: bool) -> list[Any]:
     """The keys in the tunnel user's authorized_keys, read in the one facts round trip."""
     from bastion.config.keys import parse_authorized_keys
-    from bastion.host.connection import open_admin
-    from bastion.host.stage import read_facts
+    from bastion.pipeline.locate import locate
+    from bastion.pipeline.plan import read_host
 
-    target = locate_host(settings, host)
-    with open_admin(
-        settings, target.address, expected_fingerprints=target.pins, accept_new=accept_new
-    ) as conn:
-        facts = read_facts(settings, conn)
+    facts = read_host(locate(settings, host=host), accept_new=accept_new)
     entries = parse_authorized_keys(facts.authorized_keys or "")
-    return [e.key for e in entries if e.key is not None], facts
+    return [e.key for e in entries if e.key is not None]
 
 
 def _apply(
@@ -55,21 +60,15 @@ def _apply(
     prune: bool = False,
     drop: tuple[str, ...] = (),
 ) -> None:
-    from bastion.host.connection import open_admin
-    from bastion.host.stage import apply_host
+    from bastion.pipeline import up
 
     settings = load_settings(config)
-    target = locate_host(settings, host)
-    with open_admin(
-        settings, target.address, expected_fingerprints=target.pins, accept_new=accept_new
-    ) as conn:
-        plan, _ = apply_host(settings, conn, target.warehouse, console, prune=prune, drop=drop)
-    document["changes"] = [c.to_dict() for c in plan.changes]
-    document["notices"] = plan.notices
-    console.changes(plan.changes, applied=True)
-    for notice in plan.notices:
-        console.warn(notice)
-    next_steps(console, settings, target.address)
+    with recorded(document) as outcome:
+        target = up.configure(
+            settings, Reporter(console), outcome, host=host, accept_new=accept_new,
+            prune=prune, drop=drop,
+        )  # fmt: skip
+    next_steps(console, settings, target.require_address())
 
 
 @app.command("list")
@@ -90,7 +89,7 @@ def list_command(
         configured = {k.fingerprint: k for k in settings.tunnel_keys()}
         on_host: dict[str, Any] = {}
         if not offline:
-            keys, _ = _host_keys(settings, host, accept_new_host_key)
+            keys = _host_keys(settings, host, accept_new_host_key)
             on_host = {k.fingerprint: k for k in keys}
         rows = []
         for fingerprint in dict.fromkeys([*configured, *on_host]):
@@ -172,7 +171,7 @@ def remove_command(
         hits = {k.fingerprint: k for k in configured if matches(k, needle)}
         host_hits: dict[str, Any] = {}
         if not no_apply:
-            on_host, _ = _host_keys(settings, host, accept_new_host_key)
+            on_host = _host_keys(settings, host, accept_new_host_key)
             host_hits = {k.fingerprint: k for k in on_host if matches(k, needle)}
         found = {**host_hits, **hits}
         if not found:

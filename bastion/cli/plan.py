@@ -6,8 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
-from bastion.cli.configure import HostOption, PruneOption
+from bastion.cli.common import (
+    ConfigOption,
+    HostOption,
+    JsonOption,
+    PruneOption,
+    load_settings,
+    run,
+    show_plan,
+)
 from bastion.console import Console
 
 
@@ -26,22 +33,20 @@ def command(
 ) -> None:
     """Show what `bastion up` would change, on AWS and on the host, without changing anything.
 
-    A newer image behind an ssm: AMI parameter is a notice, not a change.
+    The changes are listed in the order `up` makes them: AWS, the host, the host-key tag,
+    then (during an ssh_port change) phase two, which `up` runs once the tunnel verified on
+    the new port. A newer image behind an ssm: AMI parameter is a notice, not a change.
 
     Example:  bastion plan --detailed-exitcode || [ $? -eq 2 ]
     """
 
     def body(console: Console, document: dict[str, Any]) -> int:
-        from bastion.pipeline import locate as pipeline
+        from bastion.pipeline import plan
 
         settings = load_settings(config)
-        outcome = pipeline.plan(settings, host=host, prune=prune)
-        document["changes"] = [change.to_dict() for change in outcome.plan.changes]
-        document["notices"] = outcome.plan.notices
-        document["bastion"] = outcome.bastion
-        console.changes(outcome.plan.changes, applied=False)
-        for notice in outcome.plan.notices:
-            console.warn(notice)
+        outcome = plan.plan(settings, host=host, prune=prune)
+        document.update(outcome.fields())
+        show_plan(console, outcome.plan, applied=False)
         return 2 if detailed_exitcode and outcome.plan.changed else 0
 
     run("plan", json_mode, body)

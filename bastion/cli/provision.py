@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
+from bastion.cli.common import ConfigOption, JsonOption, load_settings, run, show_plan
 from bastion.console import Console
 
 
@@ -29,29 +29,19 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.aws.session import make_session
-        from bastion.aws.stage import apply_aws
+        from bastion.pipeline.provision import provision
 
         settings = load_settings(config)
         if settings.bastion.provider != "aws":
             console.warn("bastion.provider is 'existing': there is nothing to provision on AWS")
             return
-        plan, facts = apply_aws(settings, make_session(settings), console, replace=replace)
-        console.changes(plan.changes, applied=True)
-        for notice in plan.notices:
-            console.warn(notice)
-        document["changes"] = [change.to_dict() for change in plan.changes]
-        document["notices"] = plan.notices
-        document["bastion"] = {
-            "instance_id": facts.instance_id,
-            "public_ip": facts.public_ip,
-            "address": settings.bastion.address or facts.public_ip,
-            "ssh_port": settings.bastion.ssh_port,
-            "host_key_fingerprint": facts.host_key_tag,
-        }
-        if facts.public_ip:
+        outcome = provision(settings, console, replace=replace)
+        document.update(outcome.fields())
+        show_plan(console, outcome.plan, applied=True)
+        bastion = outcome.bastion or {}
+        if bastion.get("public_ip"):
             console.ok(
-                f"bastion {facts.instance_id} at {facts.public_ip}:{settings.bastion.ssh_port}"
+                f"bastion {bastion['instance_id']} at {bastion['public_ip']}:{settings.bastion.ssh_port}"
             )
 
     run("provision", json_mode, body)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
-from bastion.cli.configure import HostOption
+from bastion.cli.common import ConfigOption, HostOption, JsonOption, load_settings, recorded, run
 from bastion.console import Console
 
 
@@ -22,30 +21,18 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.pipeline import locate as pipeline
-        from bastion.errors import SshError
+        from bastion.pipeline.status import status
 
         settings = load_settings(config)
-        target = pipeline.locate(settings, host=host)
-        status: dict[str, Any] = {"aws": None, "host": None}
-        fingerprint = None
-        if target.facts is not None:
-            status["aws"] = target.facts.to_dict()
-            _show_aws(console, status["aws"])
-        if target.address and (target.facts is None or target.facts.instance_state == "running"):
-            from bastion.host.stage import status_host
-
-            try:
-                with pipeline.admin(target) as conn:
-                    status["host"] = status_host(settings, conn, target.warehouse)
-                    fingerprint = conn.host_key_fingerprint
-            except SshError as exc:
-                status["host"] = {"reachable": False, "error": str(exc)}
-                console.warn(f"host: {exc}")
-            else:
-                _show_host(console, status["host"])
-        document["bastion"] = target.bastion_json(fingerprint)
-        document["status"] = status
+        with recorded(document) as outcome:
+            found = status(settings, outcome, host=host)
+        document["status"] = found
+        if found["aws"] is not None:
+            _show_aws(console, found["aws"])
+        if found["host"] is not None and found["host"].get("reachable") is False:
+            console.warn(f"host: {found['host']['error']}")
+        elif found["host"] is not None:
+            _show_host(console, found["host"])
 
     run("status", json_mode, body)
 

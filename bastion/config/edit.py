@@ -11,29 +11,20 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bastion.config.keys import parse_public_key, read_keys_file
+from bastion.config.settings import Settings, load
 from bastion.errors import ConfigError, InputError
-
-if TYPE_CHECKING:
-    from bastion.config.settings import Settings
 
 _TUNNEL_HEADER = re.compile(r"^[ \t]*\[tunnel\][ \t]*(#.*)?$", re.MULTILINE)
 _ANY_HEADER = re.compile(r"^[ \t]*\[", re.MULTILINE)
 _PUBLIC_KEYS = re.compile(r"^[ \t]*public_keys[ \t]*=[ \t]*", re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class KeyMatch:
-    fingerprint: str
-    comment: str
-
-
 def read_argument(value: str) -> list[Any]:
     """KEY_OR_FILE: an existing file holds keys (one a line); anything else is one key."""
-    from bastion.config.keys import parse_public_key, read_keys_file
 
     path = Path(value).expanduser()
     if "\n" not in value and len(value) < 4096 and _is_file(path):
@@ -85,7 +76,6 @@ def add_keys(settings: Settings, keys: list[Any]) -> list[Any]:
 
 def remove_keys(settings: Settings, fingerprints: set[str]) -> int:
     """Remove every configured key with one of these fingerprints; returns how many."""
-    from bastion.config.keys import parse_public_key
 
     removed = 0
     raw = _raw_public_keys(settings.source)
@@ -177,7 +167,6 @@ def _with_public_keys(source: Path, values: list[str]) -> str:
 
 def _replace(settings: Settings, path: Path, text: str) -> None:
     """Write atomically; if the config then fails to load, put the old text back."""
-    from bastion.config.settings import load
 
     old = path.read_text(encoding="utf-8") if path.exists() else None
     _write(path, text)

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from bastion.config import rules
+from bastion.config.keys import parse_public_key, read_keys_file
 from bastion.config.source import anchor, describe, interpolate, resolve_paths
 from bastion.errors import ConfigError, InputError
 from bastion.vendors.dbt_cloud import allow_list
@@ -236,8 +237,6 @@ class TunnelSettings(_Section):
     @field_validator("public_keys")
     @classmethod
     def _keys(cls, value: list[str]) -> list[str]:
-        from bastion.config.keys import parse_public_key
-
         for index, text in enumerate(value):
             try:
                 parse_public_key(text)
@@ -274,7 +273,6 @@ class Settings(_Section):
 
     def tunnel_keys(self) -> list[Any]:
         """The configured tunnel keys (list, then keys_file), deduplicated by fingerprint."""
-        from bastion.config.keys import parse_public_key, read_keys_file
 
         keys = [parse_public_key(text) for text in self.tunnel.public_keys]
         if self.tunnel.keys_file is not None and self.tunnel.keys_file.exists():
@@ -332,7 +330,6 @@ def _check_keys_file(settings: Settings) -> None:
     keys_file = settings.tunnel.keys_file
     if keys_file is None:
         return
-    from bastion.config.keys import read_keys_file
 
     if not keys_file.exists():
         raise ConfigError(

@@ -8,17 +8,16 @@ says which link is broken and how to mend it.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bastion.aws.discover import route_table_of, routes_to_internet
+from bastion.aws.facts import AwsFacts
+from bastion.aws.gateway import AwsGateway
+from bastion.config.settings import Settings
 from bastion.doctor.findings import Finding
 from bastion.errors import AwsError
+from bastion.vendors.dbt_cloud import CHECK_SECONDS, source_cidrs
 
-if TYPE_CHECKING:
-    from bastion.aws.facts import AwsFacts
-    from bastion.aws.gateway import AwsGateway
-    from bastion.config.settings import Settings
-
-DBT_CHECK_SECONDS = 30
 # Client ports a reply may go to (Linux, Windows and NAT ranges): a stateless NACL must pass all.
 _EPHEMERAL_SAMPLES = (1024, 32768, 49152, 60999, 65535)
 _TIMEOUT = "dbt Cloud sees 'could not connect to server: Connection timed out'"
@@ -26,16 +25,7 @@ _TIMEOUT = "dbt Cloud sees 'could not connect to server: Connection timed out'"
 
 def dbt_cloud_cidrs(settings: Settings) -> list[str]:
     """Every source dbt Cloud may connect from: the regions' lists plus extra_cidrs."""
-    from bastion.vendors.dbt_cloud import allow_list
-
-    table = allow_list()
-    cidrs: list[str] = []
-    for key in settings.dbt_cloud.regions:
-        region = table.resolve(key)
-        if region is not None:
-            cidrs.extend(str(ipaddress.ip_network(c, strict=False)) for c in region.cidrs)
-    cidrs.extend(settings.dbt_cloud.extra_cidrs)
-    return list(dict.fromkeys(cidrs))
+    return source_cidrs(list(settings.dbt_cloud.regions), list(settings.dbt_cloud.extra_cidrs))
 
 
 def aws_findings(settings: Settings, gateway: AwsGateway, facts: AwsFacts) -> list[Finding]:
@@ -129,19 +119,8 @@ def _admits(rule: Any, cidr: str, port: int) -> bool:
 
 def internet_route(gateway: AwsGateway, vpc_id: str, subnet_id: str) -> Finding:
     """The subnet's route table (own, else main) must send 0.0.0.0/0 to an internet gateway."""
-    tables = gateway.describe_route_tables(vpc_id)
-    own = [
-        t for t in tables if any(a.get("SubnetId") == subnet_id for a in t.get("Associations", []))
-    ]
-    main = [t for t in tables if any(a.get("Main") for a in t.get("Associations", []))]
-    table: dict[str, Any] | None = (own or main)[0] if (own or main) else None
-    routes = table.get("Routes", []) if table else []
-    to_igw = any(
-        r.get("DestinationCidrBlock") == "0.0.0.0/0"
-        and str(r.get("GatewayId", "")).startswith("igw-")
-        and r.get("State", "active") == "active"
-        for r in routes
-    )
+    table = route_table_of(gateway.describe_route_tables(vpc_id), subnet_id)
+    to_igw = routes_to_internet(table)
     if not to_igw:
         name = table.get("RouteTableId", "?") if table else "none"
         return Finding(
@@ -160,13 +139,7 @@ def internet_route(gateway: AwsGateway, vpc_id: str, subnet_id: str) -> Finding:
 
 def network_acl(settings: Settings, gateway: AwsGateway, subnet_id: str) -> Finding:
     """The subnet's NACL is stateless: it must let tcp/ssh_port in and the replies out."""
-    answer = gateway.call(
-        "ec2",
-        "describe_network_acls",
-        what="network ACLs",
-        Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}],
-    )
-    acls = answer.get("NetworkAcls", [])
+    acls = gateway.network_acls_of_subnet(subnet_id)
     if not acls:
         return Finding("warn", "aws", f"no network ACL found for {subnet_id}", link="aws.nacl")
     entries = acls[0].get("Entries", [])
@@ -246,7 +219,7 @@ def warehouse_ingress(facts: AwsFacts) -> Finding:
 def load_balancers(gateway: AwsGateway, facts: AwsFacts) -> list[Finding]:
     """A load balancer in front of the bastion cuts idle tunnels at its idle timeout."""
     try:
-        balancers = gateway.paginate("elbv2", "describe_load_balancers", "LoadBalancers")
+        balancers = gateway.load_balancers()
     except AwsError as exc:
         return [Finding("warn", "aws", f"cannot list load balancers: {exc.message}", link="aws.lb")]
     findings = []
@@ -255,7 +228,7 @@ def load_balancers(gateway: AwsGateway, facts: AwsFacts) -> list[Finding]:
             continue
         arn, name = balancer["LoadBalancerArn"], balancer.get("LoadBalancerName", "?")
         timeout = _idle_timeout(gateway, balancer)
-        if timeout is not None and timeout < DBT_CHECK_SECONDS:
+        if timeout is not None and timeout < CHECK_SECONDS:
             findings.append(Finding(
                 "fail",
                 "aws",
@@ -274,14 +247,10 @@ def load_balancers(gateway: AwsGateway, facts: AwsFacts) -> list[Finding]:
 
 
 def _fronts_bastion(gateway: AwsGateway, balancer: dict[str, Any], facts: AwsFacts) -> bool:
-    groups = gateway.call(
-        "elbv2", "describe_target_groups", LoadBalancerArn=balancer["LoadBalancerArn"]
-    ).get("TargetGroups", [])
+    groups = gateway.target_groups(balancer["LoadBalancerArn"])
     targets = {facts.instance_id, facts.private_ip} - {None}
     for group in groups:
-        health = gateway.call(
-            "elbv2", "describe_target_health", TargetGroupArn=group["TargetGroupArn"]
-        ).get("TargetHealthDescriptions", [])
+        health = gateway.target_health(group["TargetGroupArn"])
         if any(d.get("Target", {}).get("Id") in targets for d in health):
             return True
     return False
@@ -290,8 +259,7 @@ def _fronts_bastion(gateway: AwsGateway, balancer: dict[str, Any], facts: AwsFac
 def _idle_timeout(gateway: AwsGateway, balancer: dict[str, Any]) -> int | None:
     """ALB: idle_timeout.timeout_seconds; NLB: the TCP listeners' tcp.idle_timeout.seconds."""
     arn = balancer["LoadBalancerArn"]
-    attributes = gateway.call("elbv2", "describe_load_balancer_attributes", LoadBalancerArn=arn)
-    values = {a["Key"]: a.get("Value") for a in attributes.get("Attributes", [])}
+    values = gateway.load_balancer_attributes(arn)
     seconds = (
         [int(values["idle_timeout.timeout_seconds"])]
         if values.get("idle_timeout.timeout_seconds")
@@ -299,16 +267,10 @@ def _idle_timeout(gateway: AwsGateway, balancer: dict[str, Any]) -> int | None:
     )
     if balancer.get("Type") == "network":
         try:
-            listeners = gateway.call("elbv2", "describe_listeners", LoadBalancerArn=arn).get(
-                "Listeners", []
-            )
-            for listener in listeners:
-                found = gateway.call(
-                    "elbv2", "describe_listener_attributes", ListenerArn=listener["ListenerArn"]
-                ).get("Attributes", [])
-                seconds += [
-                    int(a["Value"]) for a in found if a["Key"] == "tcp.idle_timeout.seconds"
-                ]
+            for listener in gateway.listeners(arn):
+                found = gateway.listener_attributes(listener["ListenerArn"])
+                if found.get("tcp.idle_timeout.seconds"):
+                    seconds.append(int(found["tcp.idle_timeout.seconds"]))
         except (AwsError, AttributeError):
             pass
     return min(seconds) if seconds else None

@@ -1,31 +1,25 @@
-"""`doctor`: walk the whole path dbt Cloud uses and name the broken link, with its fix.
+"""doctor's judgements of the config and the host, and the Diagnosis they add up to.
 
 "could not connect to server: Connection timed out" has many causes (a security group, a
 route, a network ACL, sshd's keepalive, a load balancer's idle timeout, PermitOpen); each
-is checked on its own here, from config to AWS to the host, and then the tunnel itself is
-proved with `verify`. Nothing is changed, apart from verify's short-lived key.
+is judged on its own, and the first broken link explains the timeout dbt Cloud reports.
+bastion.pipeline.doctor walks the path and gathers what is judged here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bastion.config.rules import host_port
+from bastion.config.settings import Settings
 from bastion.doctor.findings import Finding
-from bastion.errors import BastionError
+from bastion.endpoint import Endpoint
+from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
+from bastion.tunnel.result import Hop, VerifyResult
+from bastion.vendors.dbt_cloud import CHECK_SECONDS, GIVE_UP_SECONDS
 
-if TYPE_CHECKING:
-    import boto3
-
-    from bastion.config.settings import Settings
-    from bastion.endpoint import Endpoint
-    from bastion.host.facts import HostFacts
-    from bastion.tunnel.verify import VerifyResult
-
-DBT_CHECK_SECONDS = 30
-DBT_GIVE_UP_SECONDS = 300
 _FORWARDING_ON = ("yes", "all", "local")
 
 
@@ -62,47 +56,8 @@ class Diagnosis:
         }
 
 
-def doctor(
-    settings: Settings,
-    *,
-    session: boto3.Session | None = None,
-    run_verify: bool = True,
-    on_finding: Callable[[Finding], None] | None = None,
-) -> Diagnosis:
-    """Config, AWS (provider aws), host, then the tunnel; every link reported, none fixed."""
-    diagnosis = Diagnosis()
-
-    def add(found: list[Finding]) -> None:
-        for finding in found:
-            diagnosis.findings.append(finding)
-            if on_finding is not None:
-                on_finding(finding)
-
-    add(config_findings(settings))
-    target, address = _aws_part(settings, session, add)
-    if target is None or not address:
-        return diagnosis
-    admin_ok = _host_part(settings, address, target, add)
-    if not run_verify:
-        return diagnosis
-    from bastion.tunnel.hops import tcp_check
-    from bastion.tunnel.verify import verify
-
-    if not admin_ok:
-        hop, _ = tcp_check(address, settings.bastion.ssh_port)
-        add([_hop_finding(hop)])
-        add([Finding("skip", "tunnel", "verify needs the admin login to install its key")])
-        return diagnosis
-    result = verify(settings, address=address, target=target, session=session)
-    diagnosis.verify = result
-    add([_hop_finding(hop) for hop in result.hops])
-    return diagnosis
-
-
 def config_findings(settings: Settings) -> list[Finding]:
     """What the config alone tells: keepalive against dbt's needs, keys, credentials."""
-    import os
-
     found = []
     tunnel = settings.tunnel
     found.append(
@@ -143,7 +98,7 @@ def keepalive_finding(interval: int, count: int, area: str, where: str) -> Findi
     link = f"{area}.keepalive"
     window = interval * count
     fix = (
-        f"set ClientAliveInterval {DBT_CHECK_SECONDS} and ClientAliveCountMax 10 "
+        f"set ClientAliveInterval {CHECK_SECONDS} and ClientAliveCountMax 10 "
         f"({where}), then run bastion configure"
     )
     if interval <= 0:
@@ -151,20 +106,20 @@ def keepalive_finding(interval: int, count: int, area: str, where: str) -> Findi
             "warn", area, "sshd sends no keepalives: idle NAT or load balancer timeouts drop "
             "quiet tunnels", fix, link=link,
         )  # fmt: skip
-    if window < DBT_GIVE_UP_SECONDS:
+    if window < GIVE_UP_SECONDS:
         return Finding(
             "fail",
             area,
             f"keepalive {interval} s x {count}: sshd drops a tunnel after {window} s without "
-            f"an answer, dbt Cloud waits {DBT_GIVE_UP_SECONDS} s: idle tunnels die and dbt "
+            f"an answer, dbt Cloud waits {GIVE_UP_SECONDS} s: idle tunnels die and dbt "
             "Cloud sees 'Connection timed out'",
             fix,
             link=link,
         )
-    if interval > DBT_CHECK_SECONDS:
+    if interval > CHECK_SECONDS:
         return Finding(
             "warn", area, f"keepalive every {interval} s is slower than dbt Cloud's "
-            f"{DBT_CHECK_SECONDS} s checks", fix, link=link,
+            f"{CHECK_SECONDS} s checks", fix, link=link,
         )  # fmt: skip
     return Finding(
         "ok", area, f"keepalive {interval} s x {count} = {window} s (dbt: 30 s / 300 s)", link=link
@@ -173,8 +128,6 @@ def keepalive_finding(interval: int, count: int, area: str, where: str) -> Findi
 
 def host_findings(settings: Settings, facts: HostFacts, target: Endpoint) -> list[Finding]:
     """The tunnel user's effective sshd settings (`sshd -T -C user=…`): keepalive, forwarding, PermitOpen."""
-    from bastion.host.facts import VERIFY_KEYS_NAME
-
     effective = facts.sshd_tunnel
     user = settings.tunnel.user
     found = []
@@ -239,86 +192,7 @@ def host_findings(settings: Settings, facts: HostFacts, target: Endpoint) -> lis
     return found
 
 
-def _aws_part(
-    settings: Settings, session: boto3.Session | None, add: Callable[[list[Finding]], None]
-) -> tuple[Endpoint | None, str]:
-    """AWS findings (provider aws); returns the warehouse endpoint and the bastion address."""
-    from bastion.tunnel.verify_key import warehouse_endpoint
-
-    address = settings.bastion.address
-    if settings.bastion.provider != "aws":
-        try:
-            return warehouse_endpoint(settings, session), address
-        except BastionError as exc:
-            add(
-                [
-                    Finding(
-                        "fail",
-                        "config",
-                        f"warehouse endpoint: {exc.message}",
-                        exc.hint,
-                        link="config.warehouse",
-                    )
-                ]
-            )
-            return None, address
-    from bastion.aws.gateway import AwsGateway
-    from bastion.aws.session import make_session
-    from bastion.aws.stage import status_aws
-    from bastion.doctor.aws import aws_findings
-
-    try:
-        session = session or make_session(settings)
-        facts = status_aws(settings, session)
-        add(aws_findings(settings, AwsGateway(session), facts))
-    except BastionError as exc:
-        add([Finding("fail", "aws", f"cannot read AWS: {exc.message}", exc.hint, link="aws.api")])
-        if not (address and settings.warehouse.host):
-            return None, address
-        # The host and the tunnel can still be checked at the configured addresses.
-        from bastion.endpoint import Endpoint
-
-        return Endpoint(settings.warehouse.host, settings.warehouse.effective_port), address
-    return facts.warehouse, address or (facts.public_ip or "")
-
-
-def _host_part(
-    settings: Settings, address: str, target: Endpoint, add: Callable[[list[Finding]], None]
-) -> bool:
-    """Log in as the admin, read the host's facts in one round trip, judge the tunnel user's sshd."""
-    from bastion.host.connection import connect_admin
-    from bastion.host.stage import read_facts
-
-    try:
-        conn = connect_admin(settings, address)
-    except BastionError as exc:
-        add([Finding(
-            "fail", "host", f"cannot log in as {settings.bastion.admin_user}@{address}: {exc.message}",
-            exc.hint or "check bastion.admin_key and bastion.admin_cidrs", link="host.admin",
-        )])  # fmt: skip
-        return False
-    try:
-        facts = read_facts(settings, conn)
-    except BastionError as exc:
-        add(
-            [
-                Finding(
-                    "fail",
-                    "host",
-                    f"cannot read the host: {exc.message}",
-                    exc.hint,
-                    link="host.admin",
-                )
-            ]
-        )
-        return False
-    finally:
-        conn.close()
-    add(host_findings(settings, facts, target))
-    return True
-
-
-def _hop_finding(hop: Any) -> Finding:
+def hop_finding(hop: Hop) -> Finding:
     return Finding(
         "ok" if hop.ok else "fail",
         "tunnel",

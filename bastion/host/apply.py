@@ -10,15 +10,13 @@ connection that dies mid-run cannot lock the admin out.
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
+from bastion.config.settings import Settings
 from bastion.errors import HostError, SshError
+from bastion.host.connection import HostConnection, HostUnreachable, connect
 from bastion.host.facts import ROLLBACK_TOKEN, STATE_DIR, HostFacts
 from bastion.host.plan import HostPlan
-
-if TYPE_CHECKING:
-    from bastion.config.settings import Settings
-    from bastion.host.connection import HostConnection
 
 ROLLBACK_SECONDS = 45
 RELOAD_GRACE_SECONDS = 10
@@ -237,8 +235,6 @@ def _login_on(settings: Settings, conn: HostConnection, port: int) -> HostConnec
     same sshd has no known_hosts line yet, and learns this one)."""
     import dataclasses
     import time
-
-    from bastion.host.connection import HostUnreachable, connect
 
     pins = dataclasses.replace(
         conn.pins, expected=(*conn.pins.expected, conn.host_key_fingerprint), accept_new=False

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bastion.config.settings import Settings
 from bastion.errors import ConfigError, HostError, SshError
 from bastion.net import ssh_socket
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     import paramiko
     from fabric import Connection
 
-    from bastion.config.settings import Settings
 
 CONNECT_TIMEOUT = 10
 _REACH_HINT = "check the address, the port and that the security group admits you"
@@ -348,8 +348,6 @@ def open_admin(
     `ports` (e.g. the one AWS recorded), `ssh_port` and the ports known_hosts pins for this
     address are tried in turn; only "nothing answered" moves on to the next.
     """
-    from bastion.host.ports import candidate_ports
-
     known = KnownHosts(settings.bastion.known_hosts)
     tried = list(dict.fromkeys([*ports, *candidate_ports(settings, address, known)]))
     for index, port in enumerate(tried):
@@ -369,6 +367,23 @@ def open_admin(
         yield conn
     finally:
         conn.close()
+
+
+def candidate_ports(
+    settings: Settings, address: str, known_hosts: KnownHosts, recorded: int | None = None
+) -> list[int]:
+    """Where sshd may listen now, most likely first: the port AWS recorded, `ssh_port`, then
+    every port known_hosts pins for this address (a move this tool began, seen from a laptop
+    that has no AWS tag to read)."""
+    ports = [p for p in (recorded, settings.bastion.ssh_port) if p]
+    for entry in known_hosts.entries():
+        if entry.pattern == address:
+            ports.append(22)
+        elif entry.pattern.startswith(f"[{address}]:"):
+            tail = entry.pattern.rsplit(":", 1)[1]
+            if tail.isdigit():
+                ports.append(int(tail))
+    return list(dict.fromkeys(ports))
 
 
 __all__ = [

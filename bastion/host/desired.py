@@ -7,15 +7,15 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bastion.config.rules import host_port
+from bastion.config.settings import Settings
+from bastion.endpoint import Endpoint
 from bastion.host.crypto import CryptoProfile, profile, user_key_algorithms, without_group_exchange
 from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
-
-if TYPE_CHECKING:
-    from bastion.config.settings import Settings
-    from bastion.endpoint import Endpoint
+from bastion.templates import render
+from bastion.vendors.dbt_cloud import source_cidrs
 
 ED25519_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 RSA_HOST_KEY = "/etc/ssh/ssh_host_rsa_key"
@@ -58,10 +58,8 @@ def _source(cidr: str) -> str:
 
 def tunnel_sources(settings: Settings) -> list[str]:
     """Where the tunnel user may log in from: dbt Cloud's regions, extra_cidrs, admin_cidrs."""
-    from bastion.vendors.dbt_cloud import cidrs_for
-
-    cidrs = [c for c, _ in cidrs_for(settings.dbt_cloud.regions)]
-    cidrs += list(settings.dbt_cloud.extra_cidrs) + list(settings.bastion.admin_cidrs)
+    cidrs = source_cidrs(list(settings.dbt_cloud.regions), list(settings.dbt_cloud.extra_cidrs))
+    cidrs += list(settings.bastion.admin_cidrs)
     return list(dict.fromkeys(_source(c) for c in cidrs))
 
 
@@ -88,7 +86,6 @@ def render_sshd_config(
     ports: tuple[int, ...] | None = None,
 ) -> str:
     """`ports`: more than one while an ssh_port change is in its first phase."""
-    from bastion.templates import render
 
     return render(
         "sshd_config.j2",

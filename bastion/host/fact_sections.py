@@ -1,7 +1,8 @@
-"""The facts, one class each: a shell snippet for the facts script and a parser for its output.
+"""Reading the host in one round trip: one class per fact (a shell snippet for the facts
+script and a parser for its output), the script they make, and its parse into HostFacts.
 
-Kept apart from bastion.host.facts (the values and the round trip) so each parser can be
-read, and tested on recorded output, next to the command whose output it reads.
+Each parser can be read, and tested on recorded output, next to the command whose output
+it reads; bastion.host.facts holds the values they fill.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import json
 import re
 from typing import ClassVar
 
+from bastion.config.keys import InvalidKeyError, parse_public_key
 from bastion.errors import HostError
+from bastion.host.connection import HostConnection
 from bastion.host.facts import (
     MARKER,
     ROLLBACK_TOKEN,
+    SECTION,
     VERIFY_KEYS_NAME,
     AutoUpdates,
     FileStat,
@@ -227,8 +231,6 @@ class HostKeys(Fact):
     command = 'for f in /etc/ssh/ssh_host_*_key.pub; do [ -f "$f" ] && echo "$f $(cat "$f")"; done'
 
     def parse(self, text: str, facts: HostFacts) -> None:
-        from bastion.config.keys import InvalidKeyError, parse_public_key
-
         labels = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA"}
         for line in text.splitlines():
             path, _, key_text = line.partition(" ")
@@ -352,3 +354,74 @@ def _key_values(text: str) -> list[tuple[str, str]]:
         if sep:
             pairs.append((key.strip(), value.strip().strip('"')))
     return pairs
+
+
+_PREAMBLE = """\
+set +e
+SSHC=$1 TUNNEL=$2 ADMIN=$3 ADDR=$4 WAIT=$5
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LC_ALL=C
+SSHD=$(command -v sshd || echo /usr/sbin/sshd)
+if [ "$WAIT" = 1 ] && [ -x /usr/bin/cloud-init ] && [ ! -e /var/lib/cloud/instance/boot-finished ]
+then timeout 900 cloud-init status --wait >/dev/null 2>&1
+fi
+PASSWD=$(getent passwd "$TUNNEL" "$ADMIN")
+HOME_DIR=$(printf '%s\n' "$PASSWD" | while IFS=: read -r n _ _ _ _ h _; do [ "$n" = "$TUNNEL" ] && echo "$h"; done)
+"""
+
+
+def facts_script() -> str:
+    """The one script that gathers every fact; values arrive as positional parameters.
+
+    Slow facts write to files in a private temporary folder (mktemp -d: root's, mode 700)
+    from the start; without one they run in their turn like the others.
+    """
+    parts = [_PREAMBLE, 'OUT=$(mktemp -d 2>/dev/null) || OUT=""\n']
+    for fact in FACTS:
+        if fact.slow:
+            parts.append(
+                f'[ -n "$OUT" ] && {{ {fact.command} ; }} >"$OUT/{fact.name}" 2>/dev/null &\n'
+            )
+    for fact in FACTS:
+        command = fact.command
+        if fact.slow:
+            command = f'if [ -n "$OUT" ]; then wait; cat "$OUT/{fact.name}"; else {command}; fi'
+        parts.append(f"echo '{SECTION}{fact.name}'\n{{ {command} ; }} 2>/dev/null\n")
+    parts.append(f'[ -n "$OUT" ] && rm -rf "$OUT"\necho \'{SECTION}end\'\n')
+    return "".join(parts)
+
+
+def parse_facts(output: str) -> HostFacts:
+    """Split the script's output into sections and hand each to its parser."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith(SECTION):
+            current = sections.setdefault(line[len(SECTION) :].strip(), [])
+        elif current is not None:
+            current.append(line)
+    if "end" not in sections:
+        raise HostError("the host's answer to the facts script was cut short")
+    facts = HostFacts()
+    for fact in FACTS:
+        fact.parse("\n".join(sections.get(fact.name, [])), facts)
+    return facts
+
+
+def gather(
+    conn: HostConnection, tunnel_user: str, admin_user: str, addr: str, *, wait_cloud_init: bool
+) -> HostFacts:
+    """Run the facts script as root (one command) and parse it."""
+    result = conn.sudo_script(
+        facts_script(), '"$SSH_CONNECTION"', tunnel_user, admin_user, addr,
+        "1" if wait_cloud_init else "0", timeout=960,
+    )  # fmt: skip
+    if result.exited != 0 or SECTION not in result.stdout:
+        detail = (result.stderr or result.stdout).strip()[:300]
+        if "password" in detail or "sudo" in detail:
+            raise HostError(
+                f"{conn.user} cannot run sudo without a password on {conn.address}: {detail}",
+                hint="give the admin user passwordless sudo (as EC2 images do)",
+            )
+        raise HostError(f"reading the host's facts failed: {detail}")
+    return parse_facts(result.stdout)

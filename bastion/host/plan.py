@@ -11,9 +11,12 @@ import json
 import shlex
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bastion.changes import Action, Change, Plan
+from bastion.config.keys import parse_authorized_keys
+from bastion.config.settings import Settings
+from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError
 from bastion.host.desired import (
     ED25519_HOST_KEY,
@@ -24,10 +27,6 @@ from bastion.host.desired import (
     key_line,
 )
 from bastion.host.facts import HostFacts
-
-if TYPE_CHECKING:
-    from bastion.config.settings import Settings
-    from bastion.endpoint import Endpoint
 
 USER_COMMENT = "dbt Cloud SSH tunnel (dbt-bastion)"
 MANAGED_BY = "dbt-bastion"
@@ -151,7 +150,6 @@ def _authorized_keys(
     prune: bool,
     drop: Collection[str],
 ) -> None:
-    from bastion.config.keys import parse_authorized_keys
 
     name = settings.tunnel.user
     home = facts.home_of(name) or f"/home/{name}"
@@ -391,7 +389,3 @@ def inside_cidrs(address: str, cidrs: list[str]) -> bool:
     except ValueError:
         return True
     return any(ip in ipaddress.ip_network(c, strict=False) for c in cidrs)
-
-
-def plan_steps(host: HostPlan) -> list[str]:
-    return host.steps

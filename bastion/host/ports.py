@@ -7,13 +7,11 @@ host's own `sshd -T` says which phase it is in, so a run cut between the two res
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
-if TYPE_CHECKING:
-    from bastion.config.settings import Settings
-    from bastion.host.connection import KnownHosts
-    from bastion.host.facts import HostFacts
+from bastion.config.settings import Settings
+from bastion.host.desired import DesiredHost
+from bastion.host.facts import HostFacts
 
 
 @dataclass(frozen=True)
@@ -57,18 +55,15 @@ def listen_ports(settings: Settings, facts: HostFacts, *, close_old_port: bool) 
     return move.both
 
 
-def candidate_ports(
-    settings: Settings, address: str, known_hosts: KnownHosts, recorded: int | None = None
-) -> list[int]:
-    """Where sshd may listen now, most likely first: the port AWS recorded, `ssh_port`, then
-    every port known_hosts pins for this address (a move this tool began, seen from a laptop
-    that has no AWS tag to read)."""
-    ports = [p for p in (recorded, settings.bastion.ssh_port) if p]
-    for entry in known_hosts.entries():
-        if entry.pattern == address:
-            ports.append(22)
-        elif entry.pattern.startswith(f"[{address}]:"):
-            tail = entry.pattern.rsplit(":", 1)[1]
-            if tail.isdigit():
-                ports.append(int(tail))
-    return list(dict.fromkeys(ports))
+def after_sshd_config(facts: HostFacts, desired: DesiredHost) -> HostFacts:
+    """The facts as the host will report them once `desired`'s sshd_config is live: how a
+    plan shows phase two of a port change before phase one has run."""
+    effective = {key: value.split() for key, value in desired.effective.items()}
+    tunnel = {key: value.split() for key, value in desired.effective_tunnel.items()}
+    return replace(
+        facts,
+        sshd={**facts.sshd, **effective},
+        sshd_tunnel={**facts.sshd_tunnel, **effective, **tunnel},
+        sshd_config_sha256=desired.sshd_config_sha256,
+        sshd_config_header=desired.sshd_config.partition("\n")[0],
+    )

@@ -7,28 +7,32 @@ cannot disagree; a run with nothing to change costs one remote command.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bastion.changes import Plan
-from bastion.errors import ConfigError, HostError
-from bastion.host.facts import STATE_DIR, VERIFY_KEYS_NAME, HostFacts, gather, match_address
-
-if TYPE_CHECKING:
-    from bastion.config.settings import Settings
-    from bastion.endpoint import Endpoint
-    from bastion.host.connection import HostConnection
-    from bastion.progress import Progress
+from bastion.config.keys import parse_authorized_keys
+from bastion.config.settings import Settings
+from bastion.endpoint import Endpoint
+from bastion.errors import ConfigError
+from bastion.host import apply
+from bastion.host.connection import HostConnection
+from bastion.host.desired import tunnel_sources
+from bastion.host.fact_sections import gather
+from bastion.host.facts import HostFacts, match_address
+from bastion.host.plan import build_plan, inside_cidrs
+from bastion.host.ports import after_sshd_config, listen_ports, port_move
+from bastion.prefetch import warm
+from bastion.progress import Progress
+from bastion.templates import prepare
 
 
 def read_facts(
     settings: Settings, conn: HostConnection, *, wait_cloud_init: bool = False
 ) -> HostFacts:
-    from bastion.host.desired import tunnel_sources
-    from bastion.prefetch import warm
 
     addr = match_address(tunnel_sources(settings))
-    # what planning needs loads while the host runs the facts script
-    warm("bastion.host.plan", "bastion.host.apply", _prepare_templates)
+    # jinja2 and the compiled sshd_config template load while the host runs the facts script
+    warm(_prepare_templates)
     return gather(
         conn,
         settings.tunnel.user,
@@ -39,8 +43,6 @@ def read_facts(
 
 
 def _prepare_templates() -> None:
-    from bastion.templates import prepare
-
     prepare("sshd_config.j2")
 
 
@@ -51,13 +53,10 @@ def plan_host(
     *,
     prune: bool = False,
     drop: Collection[str] = (),
-    close_old_port: bool = True,
+    close_old_port: bool = False,
 ) -> tuple[Plan, HostFacts]:
-    """Read-only: what `configure` would change on this host (by default the end state of
-    an ssh_port change, which a run reaches in two phases; a notice says so)."""
-    from bastion.host.plan import build_plan
-    from bastion.host.ports import listen_ports
-
+    """Read-only: what `configure` would change on this host. During an ssh_port change that
+    is phase one (sshd keeps the old port beside the new one) unless `close_old_port`."""
     facts = read_facts(settings, conn)
     ports = listen_ports(settings, facts, close_old_port=close_old_port)
     plan = build_plan(settings, facts, warehouse, prune=prune, drop=drop, listen_ports=ports).plan
@@ -65,9 +64,21 @@ def plan_host(
     return plan, facts
 
 
-def _port_notice(settings: Settings, facts: HostFacts, plan: Plan) -> None:
-    from bastion.host.ports import port_move
+def plan_port_phase_two(settings: Settings, facts: HostFacts, warehouse: Endpoint) -> Plan:
+    """What phase two of an ssh_port change does on the host once phase one (planned from
+    `facts`) is done and proven: sshd_config without the old port, and the reload."""
+    move = port_move(settings, facts)
+    if move is None:
+        return Plan()
+    first = build_plan(settings, facts, warehouse, listen_ports=move.both).desired
+    if first is not None and not move.new_listening:
+        facts = after_sshd_config(facts, first)
+    second = build_plan(settings, facts, warehouse, listen_ports=(move.new,))
+    wanted = ("sshd_config", "sshd_reload")
+    return Plan(changes=[c for c in second.plan.changes if c.resource in wanted])
 
+
+def _port_notice(settings: Settings, facts: HostFacts, plan: Plan) -> None:
     move = port_move(settings, facts)
     if move is None:
         return
@@ -100,7 +111,6 @@ def apply_host(
     `close_old_port` (phase two: only once the new port was proven). When another run
     changed the host between our facts and our lock, the facts are read and planned again.
     """
-    from bastion.host.apply import HostChanged
 
     for attempt in range(1, APPLY_ATTEMPTS + 1):
         try:
@@ -108,7 +118,7 @@ def apply_host(
                 settings, conn, warehouse, progress, prune=prune, drop=drop,
                 rollback_seconds=rollback_seconds, close_old_port=close_old_port,
             )  # fmt: skip
-        except HostChanged:
+        except apply.HostChanged:
             if attempt == APPLY_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
@@ -125,10 +135,6 @@ def _apply_once(
     rollback_seconds: int | None,
     close_old_port: bool,
 ) -> tuple[Plan, HostFacts]:
-    from bastion.host import apply
-    from bastion.host.desired import tunnel_sources
-    from bastion.host.plan import build_plan, inside_cidrs
-    from bastion.host.ports import listen_ports
 
     with progress.status(f"reading {conn.address}"):
         facts = read_facts(settings, conn, wait_cloud_init=True)
@@ -172,8 +178,6 @@ def effective_summary(facts: HostFacts) -> dict[str, str]:
 
 def status_host(settings: Settings, conn: HostConnection, warehouse: Endpoint) -> dict[str, Any]:
     """Read-only summary: OS, host key, effective sshd settings, keys, pending changes."""
-    from bastion.config.keys import parse_authorized_keys
-    from bastion.host.plan import build_plan
 
     facts = read_facts(settings, conn)
     host = build_plan(settings, facts, warehouse)
@@ -203,51 +207,3 @@ def status_host(settings: Settings, conn: HostConnection, warehouse: Endpoint) -
         "pending_changes": [c.to_dict() for c in host.plan.changes],
         "notices": host.plan.notices,
     }
-
-
-# Verifies may run at once (two CI jobs): each adds its own line and removes only its own.
-_VERIFY_FILE = (
-    f"mkdir -p {STATE_DIR} && exec 8>{STATE_DIR}/verify.lock && flock -w 30 8 || exit 1\n"
-    f'f="$home/.ssh/{VERIFY_KEYS_NAME}"; tmp="$f.tmp.$$"\n'
-    'keep() { chmod 600 "$tmp" && chown "$1:$1" "$tmp" && mv -f "$tmp" "$f"; }\n'
-)
-
-
-def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> None:
-    """Add a line to the second keys file `verify` uses (never the managed authorized_keys).
-
-    `line` is one full authorized_keys line (options + key) built by the caller; it must be
-    a single line. The file is rewritten atomically, mode 600, owned by the tunnel user;
-    lines of verifies running at the same time are kept.
-    """
-    if "\n" in line.strip() or not line.strip():
-        raise HostError("the verify key must be one non-empty authorized_keys line")
-    script = (
-        'set -u\nhome=$(getent passwd "$1" | cut -d: -f6)\n'
-        '[ -n "$home" ] && [ -d "$home/.ssh" ] || { echo "no-user" >&2; exit 1; }\n'
-        + _VERIFY_FILE
-        + '{ [ -f "$f" ] && grep -vxF -- "$2" "$f"; printf "%s\\n" "$2"; } > "$tmp" && keep "$1"'
-        " && echo written\n"
-    )
-    result = conn.sudo_script(script, settings.tunnel.user, line.strip())
-    if "written" not in result.stdout:
-        raise HostError(
-            f"cannot write the verify key for {settings.tunnel.user}: "
-            f"{(result.stderr or '').strip()[:200]}",
-            hint="run `bastion configure` first: it creates the tunnel user",
-        )
-
-
-def remove_verify_key(conn: HostConnection, settings: Settings, line: str = "") -> None:
-    """Remove `line` from the verify keys file, and the file once it is empty (all of it
-    when no line is given); removing what is not there is not an error."""
-    script = (
-        'home=$(getent passwd "$1" | cut -d: -f6)\n[ -n "$home" ] || { echo removed; exit 0; }\n'
-        + _VERIFY_FILE
-        + 'if [ -n "$2" ] && [ -f "$f" ]; then grep -vxF -- "$2" "$f" > "$tmp";'
-        ' if [ -s "$tmp" ]; then keep "$1"; else rm -f "$tmp" "$f"; fi;'
-        ' else rm -f "$f"; fi && echo removed\n'
-    )
-    result = conn.sudo_script(script, settings.tunnel.user, line.strip())
-    if "removed" not in result.stdout:
-        raise HostError(f"cannot remove the verify key of {settings.tunnel.user}")

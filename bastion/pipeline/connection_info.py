@@ -8,11 +8,12 @@ to. Secrets appear only as `env_var(...)` references, never as values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from bastion.config.settings import Settings
-    from bastion.endpoint import Endpoint
+from bastion.config.settings import Settings
+from bastion.endpoint import Endpoint
+from bastion.errors import AwsError
+from bastion.pipeline.locate import Target, locate
 
 
 @dataclass(frozen=True)
@@ -132,21 +133,16 @@ def connection_info(settings: Settings, tunnel_host: str, warehouse: Endpoint) -
     )
 
 
-def public_address(settings: Settings, session: Any) -> str:
-    """The tunnel host dbt Cloud uses: the Elastic IP (provider aws), else bastion.address."""
-    if settings.bastion.provider == "aws":
-        from bastion.errors import AwsError
-
-        try:
-            from bastion.aws.session import make_session
-            from bastion.aws.stage import status_aws
-
-            facts = status_aws(settings, session or make_session(settings))
-            if getattr(facts, "public_ip", None):
-                return str(facts.public_ip)
-        except AwsError:
-            if not settings.bastion.address:
-                raise
-    from bastion.tunnel.verify_key import bastion_address
-
-    return bastion_address(settings, session)
+def connection_fields(settings: Settings) -> ConnectionInfo:
+    """The fields for the located bastion: the Elastic IP (provider aws), else bastion.address.
+    AWS out of reach is no obstacle when bastion.address and warehouse.host say it all."""
+    try:
+        target = locate(settings)
+    except AwsError:
+        warehouse = settings.warehouse
+        if not (settings.bastion.address and warehouse.host):
+            raise
+        endpoint = Endpoint(warehouse.host, warehouse.effective_port)
+        target = Target(settings, endpoint, settings.bastion.address)
+    tunnel_host = target.tunnel_host or target.require_address()
+    return connection_info(settings, tunnel_host, target.warehouse)

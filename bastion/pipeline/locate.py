@@ -1,7 +1,8 @@
-"""The whole job: config -> facts -> plan -> apply -> verify, across AWS and the host.
+"""Where things are, resolved once per run and passed down: the bastion's address, the
+warehouse endpoint, what AWS knows of the bastion, and the one boto3 session.
 
-`plan` and `up` run the same code; `plan` leaves the apply stages out, so the two can
-never disagree. Every stage returns Change values; nothing here prints.
+Read-only. AWS is asked only when the config cannot answer (provider `existing` with a
+`warehouse.host` needs no AWS at all), and the session is made on first use.
 """
 
 from __future__ import annotations
@@ -11,39 +12,49 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bastion.changes import Plan
+from bastion.aws import session as aws_session
+from bastion.aws.discover import resolve_warehouse
+from bastion.aws.facts import AwsFacts
+from bastion.aws.gateway import AwsGateway
+from bastion.aws.stage import status_aws
+from bastion.config import rules
 from bastion.config.settings import Settings
+from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError
-from bastion.progress import Progress
+from bastion.host.connection import HostConnection, open_admin
 
 if TYPE_CHECKING:
     import boto3
 
-    from bastion.aws.facts import AwsFacts
-    from bastion.endpoint import Endpoint
-
-
-@dataclass
-class Outcome:
-    """What a run found or did, in the shape of SPEC's JSON."""
-
-    plan: Plan = field(default_factory=Plan)
-    bastion: dict[str, Any] | None = None
-    verify: dict[str, Any] | None = None
-    warehouse: Endpoint | None = None
-    host_status: dict[str, Any] | None = None
-    aws_facts: AwsFacts | None = None
-
 
 @dataclass
 class Target:
-    """Where the host and the warehouse are, resolved from the config and AWS."""
+    """The bastion and the warehouse as this run sees them."""
 
     settings: Settings
-    session: boto3.Session | None
-    facts: AwsFacts | None
     warehouse: Endpoint
-    address: str | None
+    override: str | None = None  # --host, else bastion.address
+    facts: AwsFacts | None = None  # provider aws: what AWS holds now
+    _session: boto3.Session | None = field(default=None, repr=False)
+    _gateway: AwsGateway | None = field(default=None, repr=False)
+
+    @property
+    def session(self) -> boto3.Session:
+        """The run's boto3 session, made once, when first needed."""
+        if self._session is None:
+            self._session = aws_session.make_session(self.settings)
+        return self._session
+
+    @property
+    def gateway(self) -> AwsGateway:
+        if self._gateway is None:
+            self._gateway = AwsGateway(self.session)
+        return self._gateway
+
+    @property
+    def address(self) -> str | None:
+        """Where the tool connects: --host, bastion.address, else the Elastic IP."""
+        return self.override or (self.facts.public_ip if self.facts is not None else None)
 
     @property
     def pins(self) -> list[str]:
@@ -52,7 +63,45 @@ class Target:
             return [self.facts.host_key_tag]
         return []
 
+    @property
+    def recorded_port(self) -> int | None:
+        """The port AWS recorded sshd on (`bastion:ssh-port`): it answers there mid-change."""
+        return self.facts.ssh_port if self.facts is not None else None
+
+    @property
+    def tunnel_host(self) -> str:
+        """The SSH tunnel host dbt Cloud uses: the Elastic IP, else the address."""
+        public_ip = self.facts.public_ip if self.facts is not None else None
+        return public_ip or self.address or ""
+
+    @property
+    def running(self) -> bool:
+        """False when AWS says there is no instance yet, or it is not running."""
+        facts = self.facts
+        return facts is None or (bool(facts.instance_id) and facts.instance_state == "running")
+
+    def see(self, facts: AwsFacts) -> None:
+        """What AWS holds now (after the AWS stage changed it: a new host, a new address)."""
+        self.facts = facts
+        self.warehouse = facts.warehouse
+
+    def require_address(self) -> str:
+        if self.address:
+            return self.address
+        if self.settings.bastion.provider != "aws":
+            raise ConfigError(
+                "bastion.address is required with provider = existing",
+                hint="set bastion.address to the host name or IP the tool and dbt Cloud reach, "
+                "or pass --host",
+            )
+        raise ConfigError(
+            f"no address to reach the bastion at: bastion-{self.settings.name} has no Elastic IP",
+            hint="run `bastion up` (or `bastion provision`) first, set bastion.address, "
+            "or pass --host",
+        )
+
     def bastion_json(self, host_key_fingerprint: str | None) -> dict[str, Any]:
+        """SPEC's `bastion` object."""
         facts = self.facts
         return {
             "instance_id": facts.instance_id if facts else None,
@@ -67,114 +116,54 @@ def uses_aws(settings: Settings) -> bool:
     return settings.bastion.provider == "aws"
 
 
-def _needs_session(settings: Settings) -> bool:
-    """Provider aws, IAM credentials, or a warehouse to discover all need AWS."""
-    warehouse = settings.warehouse
-    discover = not warehouse.host and warehouse.kind != "alloydb"
-    return uses_aws(settings) or warehouse.auth == "iam" or discover
+def address_override(settings: Settings, host: str | None) -> str | None:
+    """--host (checked like bastion.address), else bastion.address, else None (AWS knows)."""
+    if host:
+        try:
+            return rules.hostname(host)
+        except ValueError as exc:
+            raise ConfigError(f"--host {exc}") from None
+    return settings.bastion.address or None
 
 
-def session_for(settings: Settings) -> boto3.Session | None:
-    if not _needs_session(settings):
-        return None
-    from bastion.aws.session import make_session
-
-    return make_session(settings)
-
-
-def address_of(settings: Settings, facts: AwsFacts | None, override: str | None) -> str | None:
-    if override:
-        return override
-    if settings.bastion.address:
-        return settings.bastion.address
-    return facts.public_ip if facts is not None else None
+def before_aws(settings: Settings, *, host: str | None = None) -> Target:
+    """The target before the AWS stage, whose own read of AWS then completes it (`see`);
+    without AWS, the located target."""
+    if not uses_aws(settings):
+        return locate(settings, host=host)
+    return Target(settings, Endpoint("", 0), address_override(settings, host))
 
 
 def locate(settings: Settings, *, host: str | None = None) -> Target:
-    """Read-only: find the warehouse and the bastion without changing anything."""
-    from bastion.aws.discover import resolve_warehouse
-    from bastion.aws.stage import status_aws
+    """Read-only: find the bastion and the warehouse without changing anything."""
+    target = Target(settings, Endpoint("", 0), address_override(settings, host))
+    if not uses_aws(settings):
+        target.warehouse = resolve_warehouse(settings, _session_if_needed(target))
+        return target
+    target.see(status_aws(settings, target.session))
+    return target
 
-    session = session_for(settings)
-    facts = status_aws(settings, session) if uses_aws(settings) and session else None
-    warehouse = facts.warehouse if facts is not None else resolve_warehouse(settings, session)
-    return Target(settings, session, facts, warehouse, address_of(settings, facts, host))
+
+def _session_if_needed(target: Target) -> boto3.Session | None:
+    """Discovering the warehouse needs AWS; a configured host and port do not."""
+    warehouse = target.settings.warehouse
+    if warehouse.host or warehouse.kind == "alloydb":
+        return None
+    return target.session
 
 
 @contextmanager
 def admin(
     target: Target, *, accept_new: bool = False, extra_pins: list[str] | None = None
-) -> Iterator[Any]:
-    from bastion.host.connection import open_admin
-
-    if not target.address:
-        raise ConfigError(
-            "no address to reach the bastion at",
-            hint="set bastion.address, pass --host, or run `bastion provision` first",
-        )
-    pins = [*target.pins, *(extra_pins or [])]
-    # During an ssh_port change sshd is known to answer on the port AWS recorded: try it first.
-    recorded = target.facts.ssh_port if target.facts is not None else None
+) -> Iterator[HostConnection]:
+    """The admin connection to the target; during an ssh_port change the port AWS recorded
+    is tried first (sshd is known to answer there)."""
+    recorded = target.recorded_port
     with open_admin(
         target.settings,
-        target.address,
-        expected_fingerprints=pins,
+        target.require_address(),
+        expected_fingerprints=[*target.pins, *(extra_pins or [])],
         accept_new=accept_new,
         ports=(recorded,) if recorded else (),
     ) as conn:
         yield conn
-
-
-def plan(settings: Settings, *, host: str | None = None, prune: bool = False) -> Outcome:
-    """What `up` would change, on AWS and on the host; changes nothing."""
-    outcome = Outcome()
-    session = session_for(settings)
-    facts: AwsFacts | None = None
-    if uses_aws(settings) and session is not None:
-        from bastion.aws.stage import plan_aws
-
-        # An ssh_port change is shown whole (old rules deleted too): `up` does both phases.
-        aws_plan, facts = plan_aws(settings, session, probe=lambda host, port, timeout: True)
-        outcome.plan.extend(aws_plan)
-        outcome.aws_facts = facts
-    target = _target(settings, session, facts, host)
-    outcome.warehouse = target.warehouse
-    if facts is not None and (not facts.instance_id or facts.instance_state != "running"):
-        outcome.plan.notices.append(
-            "host: the instance does not exist or is not running yet; "
-            "its configuration is planned once it does (bastion up does both)"
-        )
-        outcome.bastion = target.bastion_json(None)
-        return outcome
-    from bastion.host.stage import plan_host
-
-    with admin(target) as conn:
-        host_plan, _ = plan_host(settings, conn, target.warehouse, prune=prune)
-        outcome.plan.extend(host_plan)
-        outcome.bastion = target.bastion_json(conn.host_key_fingerprint)
-    return outcome
-
-
-def _target(
-    settings: Settings, session: boto3.Session | None, facts: AwsFacts | None, host: str | None
-) -> Target:
-    from bastion.aws.discover import resolve_warehouse
-
-    warehouse = facts.warehouse if facts is not None else resolve_warehouse(settings, session)
-    return Target(settings, session, facts, warehouse, address_of(settings, facts, host))
-
-
-def provision(
-    settings: Settings, progress: Progress, *, replace: bool = False, close_old_port: bool = True
-) -> tuple[Plan, Target]:
-    """The AWS stage of `up`; the Plan holds the changes made. `up` passes
-    `close_old_port=False`: an old ssh_port closes only after verify passed on the new one."""
-    from bastion.aws.stage import apply_aws
-
-    session = session_for(settings)
-    if session is None:  # provider existing: nothing to provision
-        return Plan(), _target(settings, None, None, None)
-    changes, facts = apply_aws(
-        settings, session, progress, replace=replace, close_old_port=close_old_port
-    )
-    return changes, _target(settings, session, facts, None)

@@ -11,17 +11,15 @@ resumed by the next one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from bastion.changes import Plan
-from bastion.errors import ConfigError
-
-if TYPE_CHECKING:
-    from bastion.config.settings import Settings
-    from bastion.host.connection import HostConnection
-    from bastion.host.facts import HostFacts
-    from bastion.pipeline.locate import Target
-    from bastion.progress import Progress
+from bastion.aws.stage import read_plan, run_plan
+from bastion.config.settings import Settings
+from bastion.host.connection import HostConnection, KnownHosts, host_pattern, open_admin
+from bastion.host.facts import HostFacts
+from bastion.host.ports import port_move
+from bastion.host.stage import apply_host
+from bastion.pipeline.locate import Target
+from bastion.pipeline.outcome import Observer, Outcome
 
 
 @dataclass(frozen=True)
@@ -36,17 +34,19 @@ class PendingMove:
     def describe(self) -> str:
         return f"ssh_port {', '.join(map(str, self.old))} -> {self.new}"
 
+    @property
+    def ports(self) -> str:
+        return ", ".join(map(str, self.old))
+
 
 def pending_move(
-    settings: Settings, target: Target | None, host_facts: HostFacts
+    settings: Settings, recorded: int | None, host_facts: HostFacts
 ) -> PendingMove | None:
     """The move left after phase one; `host_facts` are those read before phase one's apply
-    (it only adds the new port, so the old ones it saw are still open)."""
-    from bastion.host.ports import port_move
-
+    (it only adds the new port, so the old ones it saw are still open), `recorded` the port
+    AWS holds in the group's tag (None without AWS)."""
     new = settings.bastion.ssh_port
     on_host = port_move(settings, host_facts)
-    recorded = target.facts.ssh_port if target is not None and target.facts else None
     on_aws = recorded is not None and recorded != new
     if on_host is None and not on_aws:
         return None
@@ -57,8 +57,6 @@ def pending_move(
 def pin_new_port(settings: Settings, conn: HostConnection, new: int) -> None:
     """Pin, for `[address]:new`, the host key `conn` was checked against: it is the same
     sshd, and `verify` trusts only what known_hosts pins."""
-    from bastion.host.connection import KnownHosts, host_pattern
-
     known = KnownHosts(settings.bastion.known_hosts)
     target_pattern = host_pattern(conn.address, new)
     if conn.host_key_fingerprint in known.fingerprints(target_pattern):
@@ -71,39 +69,26 @@ def pin_new_port(settings: Settings, conn: HostConnection, new: int) -> None:
 
 
 def close_old_port(
-    settings: Settings,
-    target: Target,
-    move: PendingMove,
-    progress: Progress,
-    *,
-    host_key: str,
-) -> Plan:
+    target: Target, move: PendingMove, observer: Observer, outcome: Outcome, *, host_key: str
+) -> None:
     """Phase two, once the new port was proven: the host first (a fresh admin login on the
     new port disarms its rollback timer), then AWS records the new port and revokes the old
-    port's rules. The returned Plan holds the changes made."""
-    made = Plan()
+    port's rules. What it changes is what `plan` showed as phase two."""
+    settings = target.settings
     if move.host:
-        from bastion.host.connection import open_admin
-        from bastion.host.stage import apply_host
-
-        if not target.address:
-            raise ConfigError("no address to reach the bastion at")
         with open_admin(
             settings,
-            target.address,
+            target.require_address(),
             expected_fingerprints=[*target.pins, host_key],
             ports=(move.new,),
         ) as conn:
             host_plan, _ = apply_host(
-                settings, conn, target.warehouse, progress, close_old_port=True
+                settings, conn, target.warehouse, observer, close_old_port=True
             )
-        made.extend(host_plan)
-    if move.aws and target.session is not None and target.facts is not None:
-        from bastion.aws.stage import apply_aws, confirm_ssh_port
-
-        confirm_ssh_port(target.session, target.facts, move.new)
-        detail = f"{target.facts.security_group_id}: bastion:ssh-port = {move.new} (verified)"
-        made.add("aws", "security_group", "update", detail)
-        aws_plan, target.facts = apply_aws(settings, target.session, progress)
-        made.extend(aws_plan)
-    return made
+        outcome.record(host_plan, observer)
+    if move.aws and target.facts is not None:
+        with observer.status("reading AWS"):
+            planned = read_plan(settings, target.session, old_port="close")
+        made, facts = run_plan(settings, target.session, planned, observer)
+        target.see(facts)
+        outcome.record(made, observer)

@@ -13,12 +13,11 @@ import re
 import socket
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import boto3
-
-    from bastion.config.settings import Settings
+from bastion.aws.gateway import AwsGateway
+from bastion.config.settings import Settings
+from bastion.errors import AwsError
 
 CONNECT_TIMEOUT = 10
 _PROTOCOL_3 = 196608
@@ -67,55 +66,42 @@ def logs_in(settings: Settings) -> bool:
     )
 
 
-def credentials(settings: Settings, session: boto3.Session | None) -> Credentials | None:
+def credentials(settings: Settings, gateway: AwsGateway | None) -> Credentials | None:
     """The login verify uses: IAM temporary credentials, the password env var, or none."""
     warehouse = settings.warehouse
     if warehouse.auth == "iam":
-        return iam_credentials(settings, session)
+        if gateway is None:
+            raise CredentialsError("warehouse.auth = iam needs AWS credentials to ask for a login")
+        return iam_credentials(settings, gateway)
     password = os.environ.get(warehouse.password_env, "") if warehouse.password_env else ""
     if not password:
         return None
     return Credentials(warehouse.user, password, f"${warehouse.password_env}")
 
 
-def iam_credentials(settings: Settings, session: boto3.Session | None) -> Credentials:
+def iam_credentials(settings: Settings, gateway: AwsGateway) -> Credentials:
     """Redshift get_cluster_credentials / Serverless get_credentials, 15 minutes long."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    if session is None:
-        from bastion.aws.session import make_session
-
-        session = make_session(settings)
     warehouse = settings.warehouse
     try:
         if warehouse.kind == "redshift-serverless":
             if not warehouse.workgroup:
                 raise CredentialsError("warehouse.auth = iam needs warehouse.workgroup")
-            serverless = session.client("redshift-serverless").get_credentials(
-                workgroupName=warehouse.workgroup, dbName=warehouse.database, durationSeconds=900
-            )
+            serverless = gateway.serverless_credentials(warehouse.workgroup, warehouse.database)
             return Credentials(
                 serverless["dbUser"], serverless["dbPassword"], "redshift-serverless IAM"
             )
         if not warehouse.redshift_cluster:
             raise CredentialsError("warehouse.auth = iam needs warehouse.redshift_cluster")
-        cluster = session.client("redshift").get_cluster_credentials(
-            DbUser=warehouse.user,
-            DbName=warehouse.database,
-            ClusterIdentifier=warehouse.redshift_cluster,
-            DurationSeconds=900,
-            AutoCreate=False,
+        cluster = gateway.cluster_credentials(
+            warehouse.redshift_cluster, warehouse.user, warehouse.database
         )
         return Credentials(cluster["DbUser"], cluster["DbPassword"], "redshift IAM")
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
+    except AwsError as exc:
         raise CredentialsError(
-            f"AWS refused temporary credentials ({error.get('Code', '?')}: {error.get('Message', '')}); "
+            f"AWS refused temporary credentials ({exc.message}); "
             "allow redshift:GetClusterCredentials (or redshift-serverless:GetCredentials) "
             "for this database user"
         ) from None
-    except BotoCoreError as exc:
-        raise CredentialsError(f"could not ask AWS for temporary credentials: {exc}") from None
 
 
 def login(port: int, settings: Settings, creds: Credentials) -> tuple[Login, Any]:

@@ -11,17 +11,26 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from bastion.aws.gateway import AwsGateway
 from bastion.config.rules import host_port
+from bastion.config.settings import Settings
+from bastion.endpoint import Endpoint
+from bastion.host.connection import KnownHosts, fingerprint, host_pattern
 from bastion.net import ssh_socket
+from bastion.tunnel.database import (
+    CredentialsError,
+    credentials,
+    explain_psycopg,
+    handshake,
+    login,
+    query,
+)
 from bastion.tunnel.forward import LocalForward
-from bastion.tunnel.verify import EphemeralKey, Hop, VerifyResult
+from bastion.tunnel.result import Hop, VerifyResult
+from bastion.tunnel.verify_key import EphemeralKey
 
 if TYPE_CHECKING:
-    import boto3
     import paramiko
-
-    from bastion.config.settings import Settings
-    from bastion.endpoint import Endpoint
 
 
 TCP_TIMEOUT = 5.0
@@ -30,6 +39,28 @@ CHANNEL_TIMEOUT = 10.0
 # sshd's SSH_OPEN_* reason codes for a refused direct-tcpip channel
 _ADMINISTRATIVELY_PROHIBITED = 1
 _CONNECT_FAILED = 2
+
+
+class HostKeyMismatch(Exception):
+    """The bastion presented a host key the pins do not name; the message says what to do."""
+
+
+def check_host_key(settings: Settings, address: str, key: paramiko.PKey) -> None:
+    """The tunnel login trusts only what configure pinned; nothing is learned here."""
+    pattern = host_pattern(address, settings.bastion.ssh_port)
+    pinned = KnownHosts(settings.bastion.known_hosts).fingerprints(pattern)
+    seen = fingerprint(key.asbytes())
+    if not pinned:
+        raise HostKeyMismatch(
+            f"no host key pinned for {pattern} in {settings.bastion.known_hosts}: "
+            "run bastion configure first (it pins the key)"
+        )
+    if seen not in pinned:
+        raise HostKeyMismatch(
+            f"the host key of {pattern} is {seen}, but {' or '.join(pinned)} is pinned: "
+            "if the host was replaced, run bastion configure --accept-new-host-key; "
+            "otherwise someone may be intercepting the connection"
+        )
 
 
 def tcp_check(address: str, port: int) -> tuple[Hop, str]:
@@ -73,8 +104,6 @@ def ssh_hop(
 ) -> tuple[Hop, paramiko.Transport | None]:
     """Hop 2: SSH handshake, host key against the pins, public-key login as the tunnel user."""
     import paramiko
-
-    from bastion.tunnel.verify_key import HostKeyMismatch, check_host_key
 
     port = settings.bastion.ssh_port
     user = settings.tunnel.user
@@ -157,16 +186,14 @@ def database_hop(
     transport: paramiko.Transport,
     channel: paramiko.Channel,
     target: Endpoint,
-    session: boto3.Session | None,
+    gateway: AwsGateway | None,
     result: VerifyResult,
 ) -> tuple[Hop, Any, LocalForward]:
     """Hop 4: log in and SELECT 1 through a local forward; without credentials, a handshake."""
-    from bastion.tunnel.database import CredentialsError, credentials, handshake, login
-
     started = time.perf_counter()
     forward = LocalForward(transport, (target.host, target.port), first_channel=channel).__enter__()
     try:
-        creds = credentials(settings, session)
+        creds = credentials(settings, gateway)
     except CredentialsError as exc:
         return _fail("database", started, str(exc)), None, forward
     if creds is None:
@@ -190,8 +217,6 @@ def database_hop(
 
 def idle_hop(settings: Settings, conn: Any, forward: LocalForward, idle: float) -> Hop:
     """Hold the tunnel idle, then query again: dbt's keepalive failures show up here."""
-    from bastion.tunnel.database import explain_psycopg, handshake, query
-
     time.sleep(idle)
     started = time.perf_counter()
     name = "idle"

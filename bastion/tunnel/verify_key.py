@@ -1,89 +1,100 @@
-"""Where verify connects, what host key it trusts, and how the ephemeral key gets on the host.
+"""verify's own key: an ephemeral ed25519 key, the authorized_keys line that carries it (the
+real keys' restrictions plus an expiry), and how it gets on the host and off again.
 
-The address is `bastion.address`, else the Elastic IP that AWS reports; the host key must
-match what `known_hosts` (written by configure) pins; the key is installed by an admin
-login through the host module, which owns the tunnel user's second authorized-keys file.
+The line goes in the tunnel user's second keys file (never the managed authorized_keys),
+written by an admin login; verifies running at the same time each keep their own line.
 """
 
 from __future__ import annotations
 
+import io
+import re
 import shlex
-from datetime import datetime
-from typing import TYPE_CHECKING
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
 
-from bastion.errors import ConfigError, HostError
+from bastion.config.rules import host_port
+from bastion.config.settings import Settings
+from bastion.endpoint import Endpoint
+from bastion.errors import HostError
+from bastion.host.connection import HostConnection, connect_admin
+from bastion.host.facts import STATE_DIR, VERIFY_KEYS_NAME
 
 if TYPE_CHECKING:
-    import boto3
     import paramiko
 
-    from bastion.config.settings import Settings
-    from bastion.endpoint import Endpoint
-    from bastion.host.connection import HostConnection
+
+_OPENSSH_VERSION = re.compile(r"OpenSSH_(\d+)\.(\d+)")
 
 
-class HostKeyMismatch(Exception):
-    """The bastion presented a host key the pins do not name; the message says what to do."""
+class VerifyKeyHost(Protocol):
+    """The admin side of verify: puts the ephemeral key in the second file and takes it out."""
+
+    def install(self, line: str) -> None: ...
+
+    def remove(self, line: str) -> None: ...
+
+    def local_time(self, moment: datetime) -> str:
+        """`moment` as YYYYMMDDHHMMSS in the host's own time zone (for OpenSSH < 9.1)."""
+        ...
+
+    def close(self) -> None: ...
 
 
-def bastion_address(settings: Settings, session: boto3.Session | None) -> str:
-    """Where the tool connects: bastion.address if set, else the instance's Elastic IP."""
-    if settings.bastion.address:
-        return settings.bastion.address
-    if settings.bastion.provider != "aws":
-        raise ConfigError(
-            "bastion.address is required with provider = existing",
-            hint="set bastion.address to the host name or IP the tool and dbt Cloud reach",
+@dataclass(frozen=True)
+class EphemeralKey:
+    """A fresh ed25519 key that exists only for one verify run."""
+
+    private: paramiko.PKey
+    public_line: str
+    comment: str
+
+    @classmethod
+    def generate(cls, name: str) -> EphemeralKey:
+        import paramiko
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
         )
-    from bastion.aws.session import make_session
-    from bastion.aws.stage import status_aws
-
-    facts = status_aws(settings, session or make_session(settings))
-    public_ip = getattr(facts, "public_ip", None)
-    if not public_ip:
-        raise HostError(
-            f"no Elastic IP found for bastion-{settings.name}",
-            hint="run bastion up (or bastion provision) first, or set bastion.address",
-        )
-    return str(public_ip)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        comment = f"bastion-verify-{name}-{stamp}-{uuid.uuid4().hex[:8]}"
+        private = paramiko.Ed25519Key.from_private_key(io.StringIO(pem))
+        return cls(private, f"{public.decode('ascii')} {comment}", comment)
 
 
-def warehouse_endpoint(settings: Settings, session: boto3.Session | None) -> Endpoint:
-    """The warehouse host:port as dbt Cloud names it (PermitOpen matches it literally)."""
-    from bastion.aws.discover import resolve_warehouse
-
-    if session is None and _needs_aws(settings):
-        from bastion.aws.session import make_session
-
-        session = make_session(settings)
-    return resolve_warehouse(settings, session)
+def openssh_version(banner: str) -> tuple[int, int] | None:
+    match = _OPENSSH_VERSION.search(banner)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def _needs_aws(settings: Settings) -> bool:
-    w = settings.warehouse
-    return not (w.host and w.port) and bool(
-        w.redshift_cluster or w.workgroup or w.rds_instance or w.rds_cluster
+def expiry_time(
+    expires: datetime, version: tuple[int, int] | None, host: VerifyKeyHost | None
+) -> str:
+    """expiry-time's value: UTC with 'Z' from OpenSSH 9.1 on, else the host's local time."""
+    if version is not None and version >= (9, 1):
+        return expires.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+    if host is None:
+        raise ValueError("an OpenSSH older than 9.1 needs the host's local time")
+    return host.local_time(expires)
+
+
+def authorized_line(key: EphemeralKey, target: Endpoint, expiry: str) -> str:
+    """The same restrictions the real tunnel keys carry, plus the expiry."""
+    options = (
+        f'restrict,port-forwarding,permitopen="{host_port(target.host, target.port)}",'
+        f'expiry-time="{expiry}"'
     )
-
-
-def check_host_key(settings: Settings, address: str, key: paramiko.PKey) -> None:
-    """The tunnel login trusts only what configure pinned; nothing is learned here."""
-    from bastion.host.connection import KnownHosts, fingerprint, host_pattern
-
-    pattern = host_pattern(address, settings.bastion.ssh_port)
-    pinned = KnownHosts(settings.bastion.known_hosts).fingerprints(pattern)
-    seen = fingerprint(key.asbytes())
-    if not pinned:
-        raise HostKeyMismatch(
-            f"no host key pinned for {pattern} in {settings.bastion.known_hosts}: "
-            "run bastion configure first (it pins the key)"
-        )
-    if seen not in pinned:
-        raise HostKeyMismatch(
-            f"the host key of {pattern} is {seen}, but {' or '.join(pinned)} is pinned: "
-            "if the host was replaced, run bastion configure --accept-new-host-key; "
-            "otherwise someone may be intercepting the connection"
-        )
+    return f"{options} {key.public_line}"
 
 
 class AdminVerifyKeyHost:
@@ -98,8 +109,6 @@ class AdminVerifyKeyHost:
         self._borrowed = connection  # `up` lends its open admin connection: never closed here
 
     def _connection(self, fresh: bool = False) -> HostConnection:
-        from bastion.host.connection import connect_admin
-
         if fresh and self._conn is not None:
             if self._conn is not self._borrowed:
                 self._conn.close()
@@ -109,13 +118,9 @@ class AdminVerifyKeyHost:
         return self._conn
 
     def install(self, line: str) -> None:
-        from bastion.host.stage import install_verify_key
-
         install_verify_key(self._connection(), self._settings, line)
 
     def remove(self, line: str) -> None:
-        from bastion.host.stage import remove_verify_key
-
         try:  # only this run's line: a verify running at the same time keeps its own
             remove_verify_key(self._connection(), self._settings, line)
         except Exception:
@@ -141,3 +146,51 @@ class AdminVerifyKeyHost:
         if self._conn is not None and self._conn is not self._borrowed:
             self._conn.close()
         self._conn = None
+
+
+# Verifies may run at once (two CI jobs): each adds its own line and removes only its own.
+_VERIFY_FILE = (
+    f"mkdir -p {STATE_DIR} && exec 8>{STATE_DIR}/verify.lock && flock -w 30 8 || exit 1\n"
+    f'f="$home/.ssh/{VERIFY_KEYS_NAME}"; tmp="$f.tmp.$$"\n'
+    'keep() { chmod 600 "$tmp" && chown "$1:$1" "$tmp" && mv -f "$tmp" "$f"; }\n'
+)
+
+
+def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> None:
+    """Add a line to the second keys file `verify` uses (never the managed authorized_keys).
+
+    `line` is one full authorized_keys line (options + key) built by the caller; it must be
+    a single line. The file is rewritten atomically, mode 600, owned by the tunnel user;
+    lines of verifies running at the same time are kept.
+    """
+    if "\n" in line.strip() or not line.strip():
+        raise HostError("the verify key must be one non-empty authorized_keys line")
+    script = (
+        'set -u\nhome=$(getent passwd "$1" | cut -d: -f6)\n'
+        '[ -n "$home" ] && [ -d "$home/.ssh" ] || { echo "no-user" >&2; exit 1; }\n'
+        + _VERIFY_FILE
+        + '{ [ -f "$f" ] && grep -vxF -- "$2" "$f"; printf "%s\\n" "$2"; } > "$tmp" && keep "$1"'
+        " && echo written\n"
+    )
+    result = conn.sudo_script(script, settings.tunnel.user, line.strip())
+    if "written" not in result.stdout:
+        raise HostError(
+            f"cannot write the verify key for {settings.tunnel.user}: "
+            f"{(result.stderr or '').strip()[:200]}",
+            hint="run `bastion configure` first: it creates the tunnel user",
+        )
+
+
+def remove_verify_key(conn: HostConnection, settings: Settings, line: str = "") -> None:
+    """Remove `line` from the verify keys file, and the file once it is empty (all of it
+    when no line is given); removing what is not there is not an error."""
+    script = (
+        'home=$(getent passwd "$1" | cut -d: -f6)\n[ -n "$home" ] || { echo removed; exit 0; }\n'
+        + _VERIFY_FILE
+        + 'if [ -n "$2" ] && [ -f "$f" ]; then grep -vxF -- "$2" "$f" > "$tmp";'
+        ' if [ -s "$tmp" ]; then keep "$1"; else rm -f "$tmp" "$f"; fi;'
+        ' else rm -f "$f"; fi && echo removed\n'
+    )
+    result = conn.sudo_script(script, settings.tunnel.user, line.strip())
+    if "removed" not in result.stdout:
+        raise HostError(f"cannot remove the verify key of {settings.tunnel.user}")

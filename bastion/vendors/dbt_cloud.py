@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+# dbt Cloud checks an idle tunnel every 30 s and gives up after 300 s without an answer.
+CHECK_SECONDS = 30
+GIVE_UP_SECONDS = 300
+
 
 @dataclass(frozen=True)
 class Region:
@@ -67,3 +71,9 @@ def cidrs_for(regions: list[str]) -> list[tuple[str, str]]:
     for cidr, description in out:
         unique.setdefault(cidr, description)
     return list(unique.items())
+
+
+def source_cidrs(regions: list[str], extra_cidrs: list[str]) -> list[str]:
+    """Every address dbt Cloud may connect from: the regions' lists, then extra_cidrs."""
+    listed = [cidr for cidr, _ in cidrs_for(regions)]
+    return list(dict.fromkeys([*listed, *extra_cidrs]))

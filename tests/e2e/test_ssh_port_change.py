@@ -19,7 +19,7 @@ import boto3
 import paramiko
 import pytest
 
-from bastion.tunnel.verify import EphemeralKey
+from bastion.tunnel.verify_key import EphemeralKey
 from tests.e2e.cli import run_json
 from tests.lab import Lab, bastion_toml, lab_env
 

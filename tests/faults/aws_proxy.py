@@ -37,13 +37,15 @@ _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
 
 @dataclass
 class FaultPlan:
-    """Faults still to serve, by action; what was served; every action seen, in order."""
+    """Faults still to serve, by action; what was served; every action seen, in order; the
+    ClientToken of every RunInstances request, in order."""
 
     pending: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     served: list[tuple[str, str]] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     launches: dict[str, tuple[int, list[tuple[str, str]], bytes]] = field(default_factory=dict)
+    launch_tokens: list[str] = field(default_factory=list)
     before: dict[str, Callable[[], None]] = field(default_factory=dict)  # run once, then forward
     launch_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -129,6 +131,8 @@ def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
 
         def _launch(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
             token = urllib.parse.parse_qs(body.decode()).get("ClientToken", [""])[0]
+            with plan.lock:
+                plan.launch_tokens.append(token)
             with plan.launch_lock:
                 if token and token in plan.launches:
                     return plan.launches[token]

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,14 @@ def groups(lab: Lab, name: str) -> list[str]:
     return [g["GroupId"] for g in found["SecurityGroups"]]
 
 
+def wait_for_a_second_launch(plan: FaultPlan, deadline: float = 30) -> None:
+    """Hold the first RunInstances until the other run sends its own (or `deadline` passes),
+    so the two launches meet at AWS however the two processes happen to be scheduled."""
+    give_up = time.monotonic() + deadline
+    while plan.seen.count("RunInstances") < 2 and time.monotonic() < give_up:
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def fresh_host(pristine_host_after: Lab) -> Iterator[Lab]:
     pristine_host_after.restart_host()
@@ -126,11 +135,14 @@ def test_two_ups_at_once_make_one_bastion_and_never_overlap_on_the_host(
     # the two runs share the config folder, as two CI jobs of one repository would
     config = write_config(lab, tmp_path, name)
     plan = FaultPlan()
+    plan.before["RunInstances"] = lambda: wait_for_a_second_launch(plan)
     with fault_proxy(lab.moto_endpoint, plan) as proxy:  # AWS's ClientToken contract
         both = {**env, "AWS_ENDPOINT_URL": proxy}
         first, second = start_up(config, both), start_up(config, both)
         results = [finish(first), finish(second)]
     assert plan.seen.count("RunInstances") >= 1
+    assert len(plan.launch_tokens) == 2, "the two runs did not both launch: they never overlapped"
+    assert len(set(plan.launch_tokens)) == 1, f"two launches, two tokens: {plan.launch_tokens}"
 
     assert len(instances(lab, name)) == 1
     assert len(addresses(lab, name)) == 1

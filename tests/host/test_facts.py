@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import re
 import subprocess
 from pathlib import Path
@@ -10,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from bastion.errors import HostError
-from bastion.host.fact_sections import FACTS, parse_sshd_t
-from bastion.host.facts import SECTION, facts_script, parse_facts
-from tests.host.conftest import recorded
+from bastion.host.connection import open_admin
+from bastion.host.fact_sections import FACTS, facts_script, parse_facts, parse_sshd_t
+from bastion.host.facts import SECTION
+from bastion.host.stage import read_facts
+from tests.host.conftest import LabHost, recorded
 
 
 @pytest.mark.parametrize(
@@ -113,7 +116,7 @@ def test_facts_script_runs_locally_without_failing(tmp_path: object) -> None:
     )  # fmt: skip
     assert "@@bastion-fact end" in result.stdout
     facts = parse_facts(result.stdout)
-    assert facts.os_id == "debian"
+    assert facts.os_id == platform.freedesktop_os_release()["ID"]
     assert facts.client_address == "1.2.3.4"
     assert facts.user("root") is not None
 
@@ -164,3 +167,16 @@ def test_debian_12_recorded_on_the_lab_host() -> None:
     assert facts.host_key("RSA").bits == 3072  # type: ignore[union-attr]
     assert facts.moduli_small > 0 and facts.cloud_init == "absent"
     assert facts.user("dbtcloud") is None and facts.user("ec2-user") is not None
+
+
+@pytest.mark.lab
+def test_facts_name_the_os_the_lab_host_reports(lab_host: LabHost) -> None:
+    """Whatever the lab host runs: its own shell reads its /etc/os-release, bastion reads
+    its facts over SSH, and the two agree."""
+    reported = lab_host.sh('. /etc/os-release && printf "%s\\n%s\\n" "$ID" "${VERSION_ID:-}"')
+    os_id, version = reported.splitlines()
+    settings = lab_host.settings()
+    with open_admin(settings, lab_host.lab.bastion_address) as conn:
+        facts = read_facts(settings, conn)
+    assert os_id, "the lab host names no OS"
+    assert (facts.os_id, facts.os_version) == (os_id, version)

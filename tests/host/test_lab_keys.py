@@ -91,7 +91,7 @@ def test_keys_rotation_add_list_remove(configured_host: LabHost) -> None:
 
 
 def test_verify_key_goes_to_the_second_file_only(configured_host: LabHost) -> None:
-    from bastion.host.stage import install_verify_key, remove_verify_key
+    from bastion.tunnel.verify_key import install_verify_key, remove_verify_key
 
     settings = configured_host.settings()
     managed = configured_host.sh("sha256sum /home/dbtcloud/.ssh/authorized_keys")

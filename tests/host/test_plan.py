@@ -12,7 +12,8 @@ from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError
 from bastion.host.apply import apply_script
 from bastion.host.desired import KEYS_HEADER, desired_host, key_line
-from bastion.host.facts import HostFacts, PasswdEntry, parse_facts
+from bastion.host.fact_sections import parse_facts
+from bastion.host.facts import HostFacts, PasswdEntry
 from bastion.host.plan import build_plan
 from tests.host.conftest import MakeConfig, recorded
 

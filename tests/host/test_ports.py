@@ -10,11 +10,12 @@ import pytest
 from bastion.aws.facts import AwsFacts
 from bastion.endpoint import Endpoint
 from bastion.host.apply import apply_script
-from bastion.host.connection import KnownHosts
+from bastion.host.connection import KnownHosts, candidate_ports
 from bastion.host.desired import desired_host
-from bastion.host.facts import HostFacts, parse_facts
+from bastion.host.fact_sections import parse_facts
+from bastion.host.facts import HostFacts
 from bastion.host.plan import build_plan
-from bastion.host.ports import candidate_ports, listen_ports, port_move
+from bastion.host.ports import listen_ports, port_move
 from bastion.pipeline.locate import Target
 from bastion.pipeline.port_change import pending_move
 from tests.host.conftest import MakeConfig, recorded
@@ -82,16 +83,17 @@ def test_candidate_ports_recorded_then_configured_then_pinned(
 def test_pending_move_counts_either_side(make_config: MakeConfig) -> None:
     settings = make_config(ssh_port=2222)
 
-    def target(tag: int | None) -> Target:
-        return Target(settings, None, AwsFacts(warehouse=WAREHOUSE, ssh_port=tag), WAREHOUSE, "x")
+    def recorded_port(tag: int | None) -> int | None:
+        """The port AWS records in the group's tag, as the located target reads it."""
+        return Target(settings, WAREHOUSE, "x", AwsFacts(warehouse=WAREHOUSE, ssh_port=tag)).recorded_port
 
-    assert pending_move(settings, target(2222), listening(2222)) is None
-    only_aws = pending_move(settings, target(22), listening(2222))
+    assert pending_move(settings, recorded_port(2222), listening(2222)) is None
+    only_aws = pending_move(settings, recorded_port(22), listening(2222))
     assert only_aws is not None and (only_aws.host, only_aws.aws, only_aws.old) == (
         False,
         True,
         (22,),
     )
-    both = pending_move(settings, target(22), listening(22))
+    both = pending_move(settings, recorded_port(22), listening(22))
     assert both is not None and (both.host, both.aws, both.old) == (True, True, (22,))
     assert pending_move(settings, None, listening(22, 2200)) is not None

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bastion.doctor.diagnosis import Diagnosis, doctor
+from bastion.doctor.diagnosis import Diagnosis
+from bastion.pipeline import doctor
 from tests.tunnel.aws_world import WAREHOUSE_PORT, AwsWorld
 
 DBT_US = "52.45.144.63/32"
@@ -21,7 +22,7 @@ def diagnose(world: AwsWorld) -> Diagnosis:
     settings = world.settings.model_copy(
         update={"bastion": world.settings.bastion.model_copy(update={"address": "127.0.0.1"})}
     )
-    return doctor(settings, session=world.session, run_verify=False)
+    return doctor.diagnose(settings, run_verify=False)
 
 
 def status_of(diagnosis: Diagnosis, link: str) -> str:
@@ -156,9 +157,9 @@ def test_doctor_cli_exits_3_and_names_the_broken_link_in_json(aws_world: AwsWorl
 
 
 def test_without_an_address_verify_and_connection_use_the_elastic_ip(aws_world: AwsWorld) -> None:
-    from bastion.pipeline.connection_info import public_address
-    from bastion.tunnel.verify_key import bastion_address
+    from bastion.pipeline.connection_info import connection_fields
+    from bastion.pipeline.locate import locate
 
     assert aws_world.settings.bastion.address == ""
-    assert bastion_address(aws_world.settings, aws_world.session) == aws_world.facts.public_ip
-    assert public_address(aws_world.settings, aws_world.session) == aws_world.facts.public_ip
+    assert locate(aws_world.settings).address == aws_world.facts.public_ip
+    assert connection_fields(aws_world.settings).tunnel_host == aws_world.facts.public_ip

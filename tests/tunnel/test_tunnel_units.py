@@ -20,13 +20,8 @@ from bastion.host.facts import HostFacts
 from bastion.pipeline.connection_info import connection_info
 from bastion.tunnel.database import Credentials, explain_psycopg, handshake, scrub
 from bastion.tunnel.hops import tcp_check
-from bastion.tunnel.verify import (
-    EphemeralKey,
-    VerifyResult,
-    authorized_line,
-    expiry_time,
-    openssh_version,
-)
+from bastion.tunnel.result import VerifyResult
+from bastion.tunnel.verify_key import EphemeralKey, authorized_line, expiry_time, openssh_version
 from tests.tunnel.aws_world import free_port
 
 TARGET = Endpoint("10.0.1.5", 5439)
@@ -89,7 +84,7 @@ def test_tcp_hop_names_a_closed_port_as_refused() -> None:
 
 
 def test_verify_result_is_ok_only_with_all_four_hops() -> None:
-    from bastion.tunnel.verify import Hop
+    from bastion.tunnel.result import Hop
 
     result = VerifyResult("h", 22, "w:1", hops=[Hop("tcp", True, 1.0, "")])
     assert not result.ok
@@ -211,11 +206,12 @@ class _StubbedSession:
         ).client(service)  # type: ignore[call-overload]
         self.stubber = Stubber(self.client_)
 
-    def client(self, service: str) -> object:
+    def client(self, service: str, **config: object) -> object:
         return self.client_
 
 
 def test_serverless_iam_credentials_come_from_get_credentials(settings: object) -> None:
+    from bastion.aws.gateway import AwsGateway
     from bastion.tunnel.database import iam_credentials
 
     serverless = settings.model_copy(update={"warehouse": settings.warehouse.model_copy(  # type: ignore[attr-defined]
@@ -226,7 +222,7 @@ def test_serverless_iam_credentials_come_from_get_credentials(settings: object) 
         {"workgroupName": "wg-prod", "dbName": "analytics", "durationSeconds": 900},
     )  # fmt: skip
     session.stubber.activate()
-    creds = iam_credentials(serverless, session)  # type: ignore[arg-type]
+    creds = iam_credentials(serverless, AwsGateway(session))  # type: ignore[arg-type]
     assert (creds.user, creds.password, creds.source) == (
         "IAM:dbt",
         "temporary-secret",
@@ -236,6 +232,7 @@ def test_serverless_iam_credentials_come_from_get_credentials(settings: object) 
 
 
 def test_iam_refusal_is_a_message_not_a_traceback(settings: object) -> None:
+    from bastion.aws.gateway import AwsGateway
     from bastion.tunnel.database import CredentialsError, iam_credentials
 
     iam = settings.model_copy(
@@ -245,7 +242,7 @@ def test_iam_refusal_is_a_message_not_a_traceback(settings: object) -> None:
     session.stubber.add_client_error("get_cluster_credentials", "AccessDenied", "not allowed")
     session.stubber.activate()
     with pytest.raises(CredentialsError, match="allow redshift:GetClusterCredentials"):
-        iam_credentials(iam, session)  # type: ignore[arg-type]
+        iam_credentials(iam, AwsGateway(session))  # type: ignore[arg-type]
 
 
 def test_a_left_over_verify_key_is_a_warning(settings: object) -> None:

@@ -13,6 +13,8 @@ from bastion.endpoint import Endpoint
 
 KEY_FINGERPRINT = "SHA256:" + "k" * 43
 
+NOW = 1_800_000_000  # the clock the planner is given (seconds since the epoch)
+
 
 def desired_for(**changes: object) -> Desired:
     values: dict[str, object] = {
@@ -46,7 +48,7 @@ def converged(desired: Desired) -> AwsFacts:
 
 def test_a_converged_bastion_plans_nothing() -> None:
     desired = desired_for()
-    assert plan_steps(desired, converged(desired)) == []
+    assert plan_steps(desired, converged(desired), now=NOW) == []
 
 
 def test_sources_are_deduplicated_and_described_by_origin() -> None:
@@ -66,7 +68,7 @@ def test_a_changed_description_is_an_update_not_a_revoke() -> None:
         SecurityGroupRule(r.protocol, r.from_port, r.to_port, r.source, "old")
         for r in facts.ingress
     ]
-    steps = plan_steps(desired, facts)
+    steps = plan_steps(desired, facts, now=NOW)
     assert {(s.change.resource, s.change.action, s.op) for s in steps} == {
         ("security_group_rule", "update", "describe_ingress")
     }
@@ -75,7 +77,7 @@ def test_a_changed_description_is_an_update_not_a_revoke() -> None:
 def test_a_new_group_plans_the_default_egress_rule_away() -> None:
     desired = desired_for()
     facts = AwsFacts(warehouse=Endpoint("wh.example.com", 5439))
-    changes = [s.change for s in plan_steps(desired, facts)]
+    changes = [s.change for s in plan_steps(desired, facts, now=NOW)]
     assert any(
         c.resource == "egress_rule" and c.action == "delete" and "all traffic" in c.detail
         for c in changes
@@ -88,7 +90,7 @@ def test_a_token_held_by_a_terminated_host_bumps_the_generation() -> None:
     facts = converged(desired)
     facts.instance_id = None
     facts.eip_instance_id = None
-    steps = plan_steps(desired, facts)
+    steps = plan_steps(desired, facts, now=NOW)
     ops = [s.op for s in steps]
     assert ops[:2] == ["set_generation", "run_instance"]
     new_generation = steps[0].args["generation"]
@@ -98,7 +100,7 @@ def test_a_token_held_by_a_terminated_host_bumps_the_generation() -> None:
 
 def test_replace_keeps_the_address_and_retires_the_old_host() -> None:
     desired = desired_for()
-    steps = plan_steps(desired, converged(desired), replace=True)
+    steps = plan_steps(desired, converged(desired), replace=True, now=NOW)
     assert [s.op for s in steps] == [
         "set_generation",
         "run_instance",
@@ -113,7 +115,7 @@ def test_a_changed_ami_id_needs_replace() -> None:
     desired = desired_for()
     facts = converged(desired)
     facts.ami = "ami-87654321"
-    (step,) = plan_steps(desired, facts)
+    (step,) = plan_steps(desired, facts, now=NOW)
     assert (step.change.resource, step.change.action, step.op) == (
         "instance",
         "update",
@@ -124,7 +126,7 @@ def test_a_changed_ami_id_needs_replace() -> None:
 
 def test_a_newer_ami_behind_ssm_is_not_a_change() -> None:
     desired = desired_for(ami_from_ssm=True, ami="ami-99999999")
-    assert plan_steps(desired, converged(desired_for())) == []
+    assert plan_steps(desired, converged(desired_for()), now=NOW) == []
 
 
 CIDRS = st.sampled_from(
@@ -147,21 +149,21 @@ def test_applying_the_planned_rule_changes_converges(
          for p, c, d in actual]
     )  # fmt: skip
     rules = {r.key: r for r in facts.ingress}
-    for step in plan_steps(desired, facts):
+    for step in plan_steps(desired, facts, now=NOW):
         rule = step.args["rule"]
         if step.op == "revoke_ingress":
             del rules[rule.key]
         else:
             rules[rule.key] = rule
     facts.ingress = list(rules.values())
-    assert plan_steps(desired, facts) == []
+    assert plan_steps(desired, facts, now=NOW) == []
 
 
 def test_a_new_group_never_reuses_a_generation_seen_on_a_terminated_host() -> None:
     import time
 
     facts = AwsFacts(warehouse=Endpoint("wh", 5439), used_generations={int(time.time()) + 100})
-    steps = plan_steps(desired_for(), facts)
+    steps = plan_steps(desired_for(), facts, now=NOW)
     launch = next(s for s in steps if s.op == "run_instance")
     used = next(iter(facts.used_generations))
     assert launch.args["client_token"] != t.client_token("analytics", used)

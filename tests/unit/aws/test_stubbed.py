@@ -31,6 +31,8 @@ from .test_planner import desired_for
 
 FINGERPRINT = "SHA256:" + "A" * 43
 
+NOW = 1_800_000_000  # the clock the planner is given (seconds since the epoch)
+
 
 def make_settings(**warehouse: Any) -> Settings:
     return Settings.model_validate(
@@ -151,7 +153,7 @@ def _launch_step(generation: int) -> Step:
     facts = AwsFacts(warehouse=Endpoint("wh", 5439), security_group_id="sg-0123456789abcdef0",
                      generation=generation, key_pair="bastion-analytics",
                      key_fingerprint=desired_for().admin_key_fingerprint)  # fmt: skip
-    return next(s for s in plan_steps(desired_for(), facts) if s.op == "run_instance")
+    return next(s for s in plan_steps(desired_for(), facts, now=NOW) if s.op == "run_instance")
 
 
 def _expect_launch(stub: Any, token: str, instance_id: str) -> None:
@@ -283,7 +285,7 @@ def test_throttling_beyond_the_retry_budget_is_an_aws_error(world: Any) -> None:
 
 def test_a_failure_midway_names_the_changes_already_made(gateway: AwsGateway, stub: Any) -> None:
     facts = AwsFacts(warehouse=Endpoint("wh", 5439))
-    steps = plan_steps(desired_for(), facts)
+    steps = plan_steps(desired_for(), facts, now=NOW)
     assert [s.op for s in steps[:2]] == ["create_security_group", "authorize_ingress"]
     stub("ec2").add_response("create_security_group", {"GroupId": "sg-0123456789abcdef0"})
     stub("ec2").add_client_error(

@@ -1,0 +1,112 @@
+"""`doctor`: walk the whole path dbt Cloud uses and name the broken link, with its fix.
+
+Config, then AWS (provider aws), then the host's effective sshd settings for the tunnel
+user, then the tunnel itself with `verify`. Nothing is changed, apart from verify's
+short-lived key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bastion.aws.stage import status_aws
+from bastion.config.settings import Settings
+from bastion.doctor.aws import aws_findings
+from bastion.doctor.diagnosis import Diagnosis, config_findings, hop_finding, host_findings
+from bastion.doctor.findings import Finding
+from bastion.endpoint import Endpoint
+from bastion.errors import BastionError
+from bastion.host.connection import connect_admin
+from bastion.host.stage import read_facts
+from bastion.pipeline.locate import Target, before_aws, locate, uses_aws
+from bastion.tunnel.hops import tcp_check
+from bastion.tunnel.verify import verify
+from bastion.tunnel.verify_key import AdminVerifyKeyHost
+
+Add = Callable[[list[Finding]], None]
+
+
+def diagnose(
+    settings: Settings,
+    *,
+    run_verify: bool = True,
+    on_finding: Callable[[Finding], None] | None = None,
+) -> Diagnosis:
+    """Config, AWS (provider aws), host, then the tunnel; every link reported, none fixed."""
+    diagnosis = Diagnosis()
+
+    def add(found: list[Finding]) -> None:
+        for finding in found:
+            diagnosis.findings.append(finding)
+            if on_finding is not None:
+                on_finding(finding)
+
+    add(config_findings(settings))
+    target = _aws_part(settings, add)
+    if target is None or not target.address:
+        return diagnosis
+    address = target.address
+    admin_ok = _host_part(settings, address, target.warehouse, add)
+    if not run_verify:
+        return diagnosis
+    if not admin_ok:
+        hop, _ = tcp_check(address, settings.bastion.ssh_port)
+        add([hop_finding(hop)])
+        add([Finding("skip", "tunnel", "verify needs the admin login to install its key")])
+        return diagnosis
+    result = verify(
+        settings,
+        address=address,
+        target=target.warehouse,
+        host=AdminVerifyKeyHost(settings, address),
+        gateway=target.gateway if settings.warehouse.auth == "iam" else None,
+    )
+    diagnosis.verify = result
+    add([hop_finding(hop) for hop in result.hops])
+    return diagnosis
+
+
+def _aws_part(settings: Settings, add: Add) -> Target | None:
+    """AWS findings (provider aws); the located target, or None when nothing can be reached."""
+    if not uses_aws(settings):
+        try:
+            return locate(settings)
+        except BastionError as exc:
+            add([Finding("fail", "config", f"warehouse endpoint: {exc.message}", exc.hint,
+                         link="config.warehouse")])  # fmt: skip
+            return None
+    target = before_aws(settings)
+    try:
+        target.see(status_aws(settings, target.session))
+        assert target.facts is not None
+        add(aws_findings(settings, target.gateway, target.facts))
+    except BastionError as exc:
+        add([Finding("fail", "aws", f"cannot read AWS: {exc.message}", exc.hint, link="aws.api")])
+        warehouse = settings.warehouse
+        if not (target.override and warehouse.host):
+            return None
+        # The host and the tunnel can still be checked at the configured addresses.
+        target.warehouse = Endpoint(warehouse.host, warehouse.effective_port)
+    return target
+
+
+def _host_part(settings: Settings, address: str, warehouse: Endpoint, add: Add) -> bool:
+    """Log in as the admin, read the host's facts in one round trip, judge the tunnel user's sshd."""
+    try:
+        conn = connect_admin(settings, address)
+    except BastionError as exc:
+        add([Finding(
+            "fail", "host", f"cannot log in as {settings.bastion.admin_user}@{address}: {exc.message}",
+            exc.hint or "check bastion.admin_key and bastion.admin_cidrs", link="host.admin",
+        )])  # fmt: skip
+        return False
+    try:
+        facts = read_facts(settings, conn)
+    except BastionError as exc:
+        add([Finding("fail", "host", f"cannot read the host: {exc.message}", exc.hint,
+                     link="host.admin")])  # fmt: skip
+        return False
+    finally:
+        conn.close()
+    add(host_findings(settings, facts, warehouse))
+    return True
