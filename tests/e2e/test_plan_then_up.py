@@ -1,0 +1,120 @@
+"""`plan` lists exactly what the next `up` changes: the same stages, the same values.
+
+On one bastion (module scope): from nothing, where the host cannot be planned yet; then
+after drift on every stage at once: a host file, the host-key tag gone from the instance,
+and a new ssh_port, whose two phases `up` runs around its verify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from bastion.tunnel.verify_key import EphemeralKey
+from tests.e2e.cli import run_json
+from tests.lab import Lab, bastion_toml, lab_env
+
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+
+NAME = "same"
+NEW_PORT = 2222
+
+
+@dataclass
+class World:
+    lab: Lab
+    config: Path
+    tunnel_key: EphemeralKey  # stands in for dbt Cloud's key
+
+    def write(self, ssh_port: int) -> None:
+        self.config.write_text(
+            bastion_toml(
+                self.lab,
+                NAME,
+                extra_bastion=f"ssh_port = {ssh_port}",
+                extra=f'[tunnel]\npublic_keys = ["{self.tunnel_key.public_line}"]\n',
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    lab.restart_host()
+    folder = tmp_path_factory.mktemp("same")
+    found = World(lab, folder / "bastion.toml", EphemeralKey.generate(NAME))
+    found.write(22)
+    patch = pytest.MonkeyPatch()
+    for key, value in lab_env(lab).items():
+        patch.setenv(key, value)
+    try:
+        yield found
+    finally:
+        patch.undo()
+        lab.restart_host()
+
+
+def bastion(
+    world: World, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, dict[str, Any]]:
+    return run_json(world.config, capsys, *args)
+
+
+def instance() -> dict[str, Any]:
+    reservations = boto3.client("ec2", region_name="us-east-1").describe_instances(
+        Filters=[
+            {"Name": "tag:bastion:name", "Values": [NAME]},
+            {"Name": "instance-state-name", "Values": ["running"]},
+        ]
+    )["Reservations"]
+    (found,) = [i for r in reservations for i in r["Instances"]]
+    return dict(found)
+
+
+def test_from_nothing_plan_lists_the_aws_stage_that_up_runs(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, planned = bastion(world, capsys, "plan")
+    assert code == 0, planned["error"]
+    assert any("not running yet" in n for n in planned["notices"])
+    code, made = bastion(world, capsys, "up")
+    assert code == 0, made["error"]
+    aws_stage = made["changes"][: len(planned["changes"])]
+    assert aws_stage == planned["changes"]
+    assert {c["target"] for c in planned["changes"]} == {"aws"}
+    assert any(c["target"] == "host" for c in made["changes"][len(planned["changes"]) :])
+
+
+def test_after_drift_on_every_stage_plan_lists_exactly_what_up_changes(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = world.lab
+    lab.host_exec("truncate -s 0 /home/dbtcloud/.ssh/authorized_keys")
+    boto3.client("ec2", region_name="us-east-1").delete_tags(
+        Resources=[instance()["InstanceId"]], Tags=[{"Key": "bastion:host-key"}]
+    )
+    world.write(NEW_PORT)
+
+    code, planned = bastion(world, capsys, "plan", "--detailed-exitcode")
+    assert code == 2, planned["error"]
+    code, made = bastion(world, capsys, "up")
+    assert code == 0, made["error"]
+
+    assert made["changes"] == planned["changes"]
+    kinds = [(c["target"], c["resource"], c["action"]) for c in planned["changes"]]
+    assert ("host", "authorized_keys", "update") in kinds
+    assert ("aws", "host_key_tag", "create") in kinds
+    assert kinds.count(("host", "sshd_config", "update")) == 2, "phase one and phase two"
+    assert ("aws", "security_group", "update") in kinds, "phase two records the new port"
+    assert ("aws", "security_group_rule", "delete") in kinds, "phase two closes the old port"
+    assert kinds.index(("aws", "host_key_tag", "create")) < kinds.index(
+        ("aws", "security_group", "update")
+    ), "the tag is written in the host stage, phase two comes after verify"
+    assert made["verify"]["ok"]
+
+    code, after = bastion(world, capsys, "plan", "--detailed-exitcode")
+    assert (code, after["changes"]) == (0, [])
