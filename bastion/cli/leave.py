@@ -15,7 +15,9 @@ are done, ends the process directly. Work is never cut short: other threads are 
 first, `atexit` handlers run (logging, temporary files), and both streams are flushed.
 
 Only the console script and `python -m bastion` leave this way; `main()` called in-process
-(tests, other programs) returns by raising SystemExit as usual.
+(tests, other programs) returns by raising SystemExit as usual. BASTION_NORMAL_EXIT=1 makes
+the program run and exit as any Python program does (collector on, full teardown): for
+profilers and debuggers that report at interpreter exit.
 """
 
 from __future__ import annotations
@@ -39,8 +41,14 @@ def exit_status(exc: SystemExit) -> int:
     return 1
 
 
+NORMAL_EXIT = "BASTION_NORMAL_EXIT"
+
+
 def run_and_leave(main: Callable[[], object]) -> NoReturn:
     """Run `main`, finish everything a normal exit finishes, then end the process."""
+    if os.environ.get(NORMAL_EXIT, "0") not in ("", "0"):
+        main()
+        sys.exit(0)
     gc.disable()
     try:
         main()

@@ -3,6 +3,7 @@ status and cuts nothing short (threads, atexit handlers, buffered output)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -72,3 +73,24 @@ def test_the_console_script_uses_it() -> None:
 
     project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["bastion"] == "bastion.cli.app:run"
+
+
+FINALIZER = "class Freed:\n    def __del__(self):\n        print('freed')\nkept = Freed()\n"
+
+
+@pytest.mark.parametrize(("switch", "normal"), [("1", True), ("0", False)])
+def test_a_switch_makes_it_exit_as_any_python_program(
+    tmp_path: Path, switch: str, normal: bool
+) -> None:
+    """Profilers and debuggers report at interpreter exit: BASTION_NORMAL_EXIT=1 gives them
+    one (the collector on, module objects freed at exit), with the same status."""
+    program = PROGRAM.replace("run_and_leave(main)", FINALIZER + "run_and_leave(main)")
+    done = subprocess.run(
+        [sys.executable, "-c", program.format(end="raise SystemExit(3)"), str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "BASTION_NORMAL_EXIT": switch},
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert (tmp_path / "gc").read_text() == str(normal)
+    assert ("freed" in done.stdout) is normal
+    assert (tmp_path / "atexit").read_text() == "ran"
