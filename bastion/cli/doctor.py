@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bastion.cli.common import ConfigOption, JsonOption, load_settings, run
 from bastion.console import Console
 from bastion.errors import VerifyError
+
+if TYPE_CHECKING:
+    from bastion.doctor.findings import Finding
 
 
 def command(
@@ -34,7 +37,7 @@ def command(
         diagnosis = diagnose(
             settings,
             run_verify=not skip_verify,
-            on_finding=lambda f: console.findings([(f.status, f.area, f.what, f.fix)]),
+            on_finding=lambda f: console.findings([finding_row(f)]),
         )
         document["doctor"] = diagnosis.to_dict()
         if diagnosis.verify is not None:
@@ -49,3 +52,8 @@ def command(
         return 0
 
     run("doctor", json_mode, body)
+
+
+def finding_row(finding: Finding) -> tuple[str, str, str, str]:
+    """(status, area, what, fix): the console escapes them, nothing else does."""
+    return (finding.status, finding.area, finding.what, finding.fix)

@@ -61,3 +61,25 @@ def test_rich_is_not_loaded_before_the_first_styled_line() -> None:
     assert done.stderr.splitlines() == ["… reading AWS", "done"]
     # the status line needed no rich; the styled line had it (loaded, or loading, meanwhile)
     assert done.stdout.split()[1] == "True"
+
+
+def test_a_verify_hop_shows_its_brackets_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """Data is escaped in one place (the console): `[prod]` is shown, never `\\[prod]`."""
+    from bastion.cli.common import Reporter
+    from bastion.tunnel.result import Hop
+
+    Reporter(Console(json_mode=True)).hop(Hop("forward", False, 12.0, "refused to [prod]:5439"))
+    line = capsys.readouterr().err.strip()
+    assert "refused to [prod]:5439 [12 ms]" in line
+    assert "\\[" not in line
+
+
+def test_a_doctor_finding_shows_its_brackets_once(capsys: pytest.CaptureFixture[str]) -> None:
+    from bastion.cli.doctor import finding_row
+    from bastion.doctor.findings import Finding
+
+    finding = Finding("fail", "host", "PermitOpen names [prod]:5439", "set [warehouse] host")
+    Console(json_mode=True).findings([finding_row(finding)])
+    shown = capsys.readouterr().err
+    assert "PermitOpen names [prod]:5439" in shown and "set [warehouse] host" in shown
+    assert "\\[" not in shown
