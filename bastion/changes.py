@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Target = Literal["aws", "host"]
+Side = Literal["aws", "host"]  # the JSON field "target": which half of the bastion changes
 Action = Literal["create", "update", "delete"]
 
 
@@ -17,7 +17,7 @@ Action = Literal["create", "update", "delete"]
 class Change:
     """One difference between what is wanted and what exists."""
 
-    target: Target
+    target: Side
     resource: str
     action: Action
     detail: str
@@ -42,7 +42,7 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
-    def add(self, target: Target, resource: str, action: Action, detail: str) -> Change:
+    def add(self, target: Side, resource: str, action: Action, detail: str) -> Change:
         change = Change(target, resource, action, detail)
         self.changes.append(change)
         return change

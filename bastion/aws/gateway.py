@@ -124,10 +124,6 @@ class AwsGateway:
 
     # --- EC2 --------------------------------------------------------------------------
 
-    def describe_vpc(self, vpc_id: str) -> dict[str, Any]:
-        vpcs = self.call("ec2", "describe_vpcs", what=f"VPC {vpc_id}", VpcIds=[vpc_id])["Vpcs"]
-        return dict(vpcs[0])
-
     def describe_subnets(self, filters: Filters) -> list[dict[str, Any]]:
         return self.paginate("ec2", "describe_subnets", "Subnets", Filters=filters)
 

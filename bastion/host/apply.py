@@ -159,7 +159,7 @@ def apply_script(
                 f'for f in {key} {key}.pub; do [ -e "$f" ] && cp -p "$f" "$STATE/prev/"; done\n'
             )
         parts.append(f"put {ROLLBACK_SCRIPT} 700 root root {rollback}\n")
-    parts.extend(f"{step}\n" for step in plan.steps)
+    parts.extend(f"{line}\n" for line in plan.lines)
     if plan.needs_reload:
         parts.append(
             f'echo "{verb} after: {"; ".join(c.resource for c in plan.plan.changes)}"'

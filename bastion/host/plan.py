@@ -37,14 +37,14 @@ class HostPlan:
     """The changes, the shell lines that make them, and how sshd must pick them up."""
 
     plan: Plan = field(default_factory=Plan)
-    steps: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # the apply script's, one per change
     desired: DesiredHost | None = None
     sshd_config: bool = False  # the rendered file replaces the live one (guarded by the timer)
     host_keys: list[str] = field(default_factory=list)  # host key files replaced (guarded too)
     restart: bool = False  # the sshd unit changed: restart rather than reload
 
     def add(self, resource: str, action: Action, detail: str, *lines: str) -> Change:
-        self.steps.extend(lines)
+        self.lines.extend(lines)
         return self.plan.add("host", resource, action, detail)
 
     @property

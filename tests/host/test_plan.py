@@ -141,7 +141,7 @@ def test_converged_host_has_no_changes(make_config: MakeConfig, tunnel_key: str)
     facts = _converged(settings, parse_facts(recorded("ubuntu2404")))
     host = build_plan(settings, facts, WAREHOUSE)
     assert host.plan.changes == []
-    assert host.steps == []
+    assert host.lines == []
 
 
 def test_managed_host_hand_added_key_is_drift(make_config: MakeConfig, tunnel_key: str) -> None:
@@ -160,7 +160,7 @@ def test_keys_kept_on_adoption_stay_kept_later(make_config: MakeConfig, tunnel_k
     settings = make_config(public_keys=[tunnel_key])
     adopted = parse_facts(recorded("ubuntu2204"))
     first = build_plan(settings, adopted, WAREHOUSE)
-    marker_line = next(s for s in first.steps if "state.json" in s)
+    marker_line = next(s for s in first.lines if "state.json" in s)
     import base64
 
     marker = json.loads(base64.b64decode(marker_line.split()[-1]))
