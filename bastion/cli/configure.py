@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bastion.cli.common import (
@@ -60,3 +61,25 @@ def next_steps(console: Console, settings: Settings, address: str) -> None:
             f"(host {address}, port {settings.bastion.ssh_port}, user {settings.tunnel.user}), "
             "copy the public key it shows, then run `bastion keys add 'ssh-ed25519 AAAA…'`"
         )
+
+
+def apply_to_host(
+    console: Console,
+    document: dict[str, Any],
+    config: Path | None,
+    host: str | None,
+    accept_new: bool,
+    *,
+    prune: bool = False,
+    drop: tuple[str, ...] = (),
+) -> None:
+    """`configure` after a key edit: the host gets the config's keys (and loses `drop`)."""
+    from bastion.pipeline import up
+
+    settings = load_settings(config)
+    with recorded(document) as outcome:
+        target = up.configure(
+            settings, Reporter(console), outcome, host=host, accept_new=accept_new,
+            prune=prune, drop=drop,
+        )  # fmt: skip
+    next_steps(console, settings, target.require_address())

@@ -8,7 +8,6 @@ import typer
 
 from bastion.cli.common import ConfigOption, JsonOption, run
 from bastion.console import Console
-from bastion.errors import InputError
 
 
 def command(
@@ -38,40 +37,12 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.config import rules
-        from bastion.config.settings import locate
-        from bastion.templates import render
+        from bastion.config.starter import write_starter
 
-        target = locate(config)
-        checks = {
-            "--name": lambda: rules.name(name),
-            "--kind": lambda: _one_of(
-                kind, ("redshift", "redshift-serverless", "postgres", "alloydb")
-            ),
-            "--provider": lambda: _one_of(provider, ("aws", "existing")),
-            "--admin-cidr": lambda: [rules.cidr(c) for c in admin_cidr or []],
-        }
-        for option, check in checks.items():
-            try:
-                check()
-            except ValueError as exc:
-                raise InputError(f"{option} {exc}") from None
-        if target.exists():
-            raise InputError(
-                f"{target} already exists; bastion init never overwrites a config",
-                hint="edit it, or pass -c NEW_PATH to write another",
-            )
-        text = render(
-            "bastion.toml.j2",
-            name=name,
-            kind=kind,
-            region=region,
-            provider=provider,
-            admin_cidrs=[str(rules.cidr(c)) for c in admin_cidr or []],
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "x", encoding="utf-8") as handle:
-            handle.write(text)
+        target = write_starter(
+            config, name=name, kind=kind, region=region, provider=provider,
+            admin_cidrs=admin_cidr or [],
+        )  # fmt: skip
         document["path"] = str(target)
         console.ok(f"wrote {target}")
         if not admin_cidr:
@@ -79,9 +50,3 @@ def command(
         console.say("then: bastion plan")
 
     run("init", json_mode, body)
-
-
-def _one_of(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"must be one of {', '.join(allowed)}")
-    return value

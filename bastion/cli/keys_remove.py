@@ -1,0 +1,56 @@
+"""`bastion keys remove`: a tunnel key out of the config and off the host (never the last by accident)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from bastion.cli.common import (
+    AcceptNewOption,
+    ConfigOption,
+    HostOption,
+    JsonOption,
+    load_settings,
+    run,
+)
+from bastion.cli.configure import apply_to_host
+from bastion.cli.keys_add import NoApplyOption
+from bastion.console import Console
+
+
+def command(
+    needle: Annotated[
+        str, typer.Argument(metavar="FINGERPRINT_OR_COMMENT", help="SHA256:… or the key's comment.")
+    ],
+    config: ConfigOption = None,
+    json_mode: JsonOption = False,
+    host: HostOption = None,
+    accept_new_host_key: AcceptNewOption = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Allow removing the last key.")] = False,
+    no_apply: NoApplyOption = False,
+) -> None:
+    """Remove a tunnel key from the config and the host, by fingerprint or comment.
+
+    dbt Cloud makes a new key each time a connection is saved: add the new one, then remove the old.
+
+    Example:  bastion keys remove SHA256:2mPqfV1wlVtZ2pQxXy1Oa7uW0v3rKq9Hc2fJgk3Lr9s
+    """
+
+    def body(console: Console, document: dict[str, Any]) -> None:
+        from bastion.pipeline.keys import remove_from_config
+
+        settings = load_settings(config)
+        key, from_config = remove_from_config(
+            settings, needle, host=host, accept_new=accept_new_host_key,
+            read_the_host=not no_apply, prune=prune,
+        )  # fmt: skip
+        if from_config:
+            console.ok(f"removed {key.describe()} from the config")
+        fingerprint = key.fingerprint
+        document["removed"] = [fingerprint]
+        if not no_apply:
+            apply_to_host(console, document, config, host, accept_new_host_key, prune=prune,
+                   drop=(fingerprint,))  # fmt: skip
+
+    run("keys remove", json_mode, body)
