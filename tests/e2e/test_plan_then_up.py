@@ -8,16 +8,14 @@ and a new ssh_port, whose two phases `up` runs around its verify.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from bastion.tunnel.verify_key import EphemeralKey
 from tests.e2e.cli import run_json
-from tests.lab import Lab, bastion_toml, lab_env
+from tests.e2e.world import World, lab_world
+from tests.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -25,37 +23,10 @@ NAME = "same"
 NEW_PORT = 2222
 
 
-@dataclass
-class World:
-    lab: Lab
-    config: Path
-    tunnel_key: EphemeralKey  # stands in for dbt Cloud's key
-
-    def write(self, ssh_port: int) -> None:
-        self.config.write_text(
-            bastion_toml(
-                self.lab,
-                NAME,
-                extra_bastion=f"ssh_port = {ssh_port}",
-                extra=f'[tunnel]\npublic_keys = ["{self.tunnel_key.public_line}"]\n',
-            )
-        )
-
-
 @pytest.fixture(scope="module")
 def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    lab.restart_host()
-    folder = tmp_path_factory.mktemp("same")
-    found = World(lab, folder / "bastion.toml", EphemeralKey.generate(NAME))
-    found.write(22)
-    patch = pytest.MonkeyPatch()
-    for key, value in lab_env(lab).items():
-        patch.setenv(key, value)
-    try:
+    with lab_world(lab, tmp_path_factory, NAME) as found:
         yield found
-    finally:
-        patch.undo()
-        lab.restart_host()
 
 
 def bastion(

@@ -11,17 +11,15 @@ import re
 import socket
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 import paramiko
 import pytest
 
-from bastion.tunnel.verify_key import EphemeralKey
 from tests.e2e.cli import run_json
-from tests.lab import Lab, bastion_toml, lab_env
+from tests.e2e.world import World, lab_world
+from tests.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -30,40 +28,10 @@ NEW = 2222
 BLOCKED = 2200
 
 
-@dataclass
-class World:
-    lab: Lab
-    folder: Path
-    config: Path
-    tunnel_key: EphemeralKey  # stands in for dbt Cloud's key
-
-    def write(self, ssh_port: int) -> None:
-        lab = self.lab
-        public = self.tunnel_key.public_line
-        self.config.write_text(
-            bastion_toml(
-                lab,
-                NAME,
-                extra_bastion=f"ssh_port = {ssh_port}",
-                extra=f'[tunnel]\npublic_keys = ["{public}"]\n',
-            )
-        )
-
-
 @pytest.fixture(scope="module")
 def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    lab.restart_host()
-    folder = tmp_path_factory.mktemp("portmove")
-    found = World(lab, folder, folder / "bastion.toml", EphemeralKey.generate(NAME))
-    found.write(22)
-    patch = pytest.MonkeyPatch()
-    for key, value in lab_env(lab).items():
-        patch.setenv(key, value)
-    try:
+    with lab_world(lab, tmp_path_factory, NAME) as found:
         yield found
-    finally:
-        patch.undo()
-        lab.restart_host()
 
 
 def bastion(
