@@ -35,7 +35,8 @@ from tests.lab import Lab
 
 pytestmark = pytest.mark.lab
 
-ROLLBACK_SECONDS = 2  # the host's timer; 45 s in the tool, short here to keep the tests fast
+ROLLBACK_SECONDS = 2  # the host's timer in the cut run; short here to keep the tests fast
+TOOL_ROLLBACK_SECONDS = apply_module.ROLLBACK_SECONDS  # what every other run arms
 # `^`: the script's own command line holds this text too, and must not match it
 KILL_SESSIONS = "pkill -KILL -f '^sshd: ec2-user'"
 AUTHORIZED_KEYS = "/home/dbtcloud/.ssh/authorized_keys"
@@ -99,6 +100,17 @@ def _arm_cut(point: str, mode: str, lab: Lab, monkeypatch: pytest.MonkeyPatch) -
         raise AssertionError(point)
 
 
+def _noting_timer(timers: list[int]) -> Callable[..., str]:
+    """apply_script, noting the seconds of the rollback timer each run arms on the host."""
+    real = apply_module.apply_script
+
+    def noted(*args: Any, **kwargs: Any) -> str:
+        timers.append(kwargs["rollback_seconds"])
+        return real(*args, **kwargs)
+
+    return noted
+
+
 def _assert_no_half_file(lab: Lab) -> None:
     assert sshd_accepts_config(lab), lab.host_exec("sshd -t").stderr
     keys = lab.host_exec(f"test ! -e {AUTHORIZED_KEYS} || ssh-keygen -l -f {AUTHORIZED_KEYS}")
@@ -139,8 +151,8 @@ def test_cut_configure_leaves_whole_files_and_the_next_run_converges(
     lab.restart_host()
     (config.parent / ".bastion" / "known_hosts").unlink(missing_ok=True)  # new host keys
     original = lab.host_file("/etc/ssh/sshd_config")
-    monkeypatch.setattr(apply_module, "ROLLBACK_SECONDS", ROLLBACK_SECONDS)
     with monkeypatch.context() as cut:
+        cut.setattr(apply_module, "ROLLBACK_SECONDS", ROLLBACK_SECONDS)
         _arm_cut(point, mode, lab, cut)
         code, document = run_cli(capsys, "configure", "-c", str(config))
 
@@ -165,8 +177,11 @@ def test_cut_configure_leaves_whole_files_and_the_next_run_converges(
     if point != "keys_rename":  # the timer was armed before sshd_config moved
         assert "rolled back" in lab.host_file(f"{apply_module.STATE_DIR}/rollback.log")
 
+    timers: list[int] = []
+    monkeypatch.setattr(apply_module, "apply_script", _noting_timer(timers))
     code, second = run_cli(capsys, "configure", "-c", str(config))
     assert code == 0, second["error"]
+    assert set(timers) == {TOOL_ROLLBACK_SECONDS}, f"the converging run armed {timers} s"
     assert second["changed"] is True
     assert "sshd_config" in {c["resource"] for c in second["changes"]}
     _assert_no_half_file(lab)

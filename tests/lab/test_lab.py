@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.lab import Lab, start_lab
+from tests.lab.state import CACHE_ROOT
 
 pytestmark = pytest.mark.lab
 
@@ -88,11 +89,10 @@ def test_root_login_is_refused(lab: Lab) -> None:
 
 
 def test_operator_cannot_reach_the_warehouse_directly(lab: Lab) -> None:
-    began = time.monotonic()
+    """Refused by the route at once (EHOSTUNREACH), not left to time out (no errno)."""
     with pytest.raises(OSError) as refused:
         socket.create_connection((lab.warehouse_host, lab.warehouse_port), timeout=3)
     assert refused.value.errno == errno.EHOSTUNREACH
-    assert time.monotonic() - began < 1
 
 
 def test_bastion_does_not_forward(lab: Lab) -> None:
@@ -118,7 +118,7 @@ def test_host_exec_is_root_on_the_host(lab: Lab) -> None:
 def test_systemctl_reload_ssh_sends_sighup_to_sshd(lab: Lab) -> None:
     before = lab.host_file("/var/log/sshd.log").count("Received SIGHUP")
     assert lab.host_exec("systemctl reload ssh").returncode == 0
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while lab.host_file("/var/log/sshd.log").count("Received SIGHUP") == before:
         assert time.monotonic() < deadline, "sshd logged no SIGHUP"
         time.sleep(0.05)
@@ -169,17 +169,24 @@ def test_moto_resolves_the_al2023_parameter_to_a_known_image(lab: Lab) -> None:
 # --- a second lab beside the session's ------------------------------------------------------
 
 
+def cache_entries() -> dict[str, tuple[int, int]]:
+    """Every item in the machine's lab cache, by name, with its inode and mtime: a rebuild
+    (a new directory renamed into place) changes both."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in CACHE_ROOT.iterdir()}
+
+
 @dataclass
 class Started:
     lab: Lab
-    seconds: float
+    cache_before: dict[str, tuple[int, int]]
+    cache_after: dict[str, tuple[int, int]]
 
 
 @pytest.fixture(scope="module")
-def second() -> Iterator[Started]:
-    began = time.monotonic()
-    started = Started(start_lab(with_aws=False), 0.0)
-    started.seconds = time.monotonic() - began
+def second(lab: Lab) -> Iterator[Started]:
+    """A second lab beside the session's, whose start warmed the cache."""
+    before = cache_entries()
+    started = Started(start_lab(with_aws=False), before, cache_entries())
     yield started
     started.lab.stop()
 
@@ -193,8 +200,9 @@ def test_two_labs_run_side_by_side(lab: Lab, second_lab: Lab) -> None:
     assert [run_as_admin(lab, "true"), run_as_admin(second_lab, "true")] == [0, 0]
 
 
-def test_a_warm_lab_starts_within_ten_seconds(second: Started) -> None:
-    assert second.seconds < 10
+def test_a_warm_lab_is_built_from_the_cache_without_rebuilding_it(second: Started) -> None:
+    assert second.cache_before, "the session's lab left no cache"
+    assert second.cache_after == second.cache_before
 
 
 @dataclass

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +45,6 @@ class Trace:
     processes: list[ProcessRef]
     interfaces: tuple[str, ...]
     namespaces: tuple[str, ...]
-    seconds: float = 0.0
 
 
 def trace_of(state: LabState) -> Trace:
@@ -68,9 +66,7 @@ def stopped() -> Trace:
     """A third lab, started and stopped; what it had is kept to look for leftovers."""
     third = start_lab(with_aws=True)
     trace = trace_of(third.state)
-    began = time.monotonic()
     third.stop()
-    trace.seconds = time.monotonic() - began
     return trace
 
 
@@ -123,10 +119,6 @@ def test_teardown_leaves_nothing(stopped: Trace, kind: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_stale_lab_of_a_killed_owner_is_removed(stale: Trace, kind: str) -> None:
     assert leftovers(stale)[kind] == []
-
-
-def test_teardown_takes_under_two_seconds(stopped: Trace) -> None:
-    assert stopped.seconds < 2
 
 
 def test_stopping_twice_is_harmless() -> None:
