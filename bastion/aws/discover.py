@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bastion.aws.gateway import AwsGateway
+from bastion.config import rules
 from bastion.config.settings import Settings
 from bastion.endpoint import Endpoint
 from bastion.errors import AwsError, ConfigError
@@ -40,11 +41,23 @@ def discover_warehouse(settings: Settings, gateway: AwsGateway | None) -> Wareho
         )
     port = warehouse.port or (found.endpoint.port if found else 0) or warehouse.effective_port
     return WarehouseLocation(
-        endpoint=Endpoint(host, port),
+        endpoint=_checked(Endpoint(host, port)),
         vpc_id=settings.bastion.vpc_id or (found.vpc_id if found else None),
         security_group_id=warehouse.security_group_id
         or (found.security_group_id if found else None),
     )
+
+
+def _checked(endpoint: Endpoint) -> Endpoint:
+    """An endpoint AWS reported goes into PermitOpen and authorized_keys: the same rules as
+    warehouse.host and warehouse.port, or the run stops before anything changes."""
+    try:
+        return Endpoint(rules.hostname(endpoint.host), rules.port(endpoint.port))
+    except ValueError as exc:
+        raise AwsError(
+            f"AWS reported a warehouse endpoint that is not a plain host and port: {exc}",
+            hint="set warehouse.host and warehouse.port to the name and port dbt Cloud uses",
+        ) from None
 
 
 def resolve_warehouse(settings: Settings, session: boto3.Session | None) -> Endpoint:

@@ -12,6 +12,7 @@ from bastion.cli.common import (
     JsonOption,
     PruneOption,
     load_settings,
+    recorded,
     run,
     show_plan,
 )
@@ -36,6 +37,7 @@ def command(
     The changes are listed in the order `up` makes them: AWS, the host, the host-key tag,
     then (during an ssh_port change) phase two, which `up` runs once the tunnel verified on
     the new port. A newer image behind an ssm: AMI parameter is a notice, not a change.
+    A host that cannot be read: the AWS changes are listed, and the exit code is 1.
 
     Example:  bastion plan --detailed-exitcode || [ $? -eq 2 ]
     """
@@ -44,9 +46,11 @@ def command(
         from bastion.pipeline import plan
 
         settings = load_settings(config)
-        outcome = plan.plan(settings, host=host, prune=prune)
-        document.update(outcome.fields())
-        show_plan(console, outcome.plan, applied=False)
+        with recorded(document) as outcome:
+            try:
+                plan.plan(settings, outcome, host=host, prune=prune)
+            finally:
+                show_plan(console, outcome.plan, applied=False)
         return 2 if detailed_exitcode and outcome.plan.changed else 0
 
     run("plan", json_mode, body)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import ipaddress
 import re
 
+# Matched whole (fullmatch): `$` alone also matches before a final newline.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
-_POSIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
+_POSIX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Accounts a tunnel user must never be: they exist on common images or belong to services.
 SYSTEM_ACCOUNTS = frozenset(
@@ -80,8 +82,19 @@ SYSTEM_ACCOUNTS = frozenset(
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def no_control_characters(value: str) -> str:
+    """Every string: a control character (a line break, a NUL) can end a line of
+    sshd_config or a shell script early, wherever the value goes."""
+    if _CONTROL.search(value):
+        raise ValueError(
+            "must not contain a control character or a line break (a trailing newline from "
+            "an environment variable or a CI secret?)"
+        )
+    return value
+
+
 def name(value: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(
             "must be 1-40 characters of a-z, 0-9 and '-', not starting or ending with '-'"
         )
@@ -90,11 +103,12 @@ def name(value: str) -> str:
 
 def hostname(value: str) -> str:
     """A DNS name or an IP address; nothing that could break a config line or a shell."""
+    no_control_characters(value)
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
-    if not _HOSTNAME.match(value):
+    if not _HOSTNAME.fullmatch(value):
         raise ValueError(
             "must be a plain host name (letters, digits, '-' and '.') or an IP address"
         )
@@ -102,7 +116,7 @@ def hostname(value: str) -> str:
 
 
 def posix_user(value: str) -> str:
-    if not _POSIX_USER.match(value):
+    if not _POSIX_USER.fullmatch(value):
         raise ValueError(
             "must be a POSIX user name: lower-case letter or '_' first, then a-z, 0-9, '_' "
             "or '-', at most 32 characters"

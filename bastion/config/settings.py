@@ -40,6 +40,14 @@ Cidr = Annotated[str, BeforeValidator(lambda v: str(rules.cidr(v)) if isinstance
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                rules.no_control_characters(text)
+        return value
+
 
 class AwsSettings(_Section):
     region: str = "us-east-1"

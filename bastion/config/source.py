@@ -123,6 +123,8 @@ def describe(exc: ValidationError, from_env: set[tuple[str | int, ...]]) -> str:
 def _echo(value: Any, loc: tuple[str | int, ...], from_env: set[tuple[str | int, ...]]) -> str:
     if any(loc[: len(env)] == env for env in from_env) or isinstance(value, (dict, list)):
         return ""
-    if (loc and loc[-1] == "public_keys") or "public_keys" in loc:
+    if "public_keys" in loc:  # a private key pasted there must not be shown
         return ""
+    if any(isinstance(part, str) and part.endswith("_env") for part in loc):
+        return ""  # refused as a variable's NAME: it may be the secret itself
     return f" (got {value!r})" if value is not None else ""

@@ -87,8 +87,10 @@ def config_findings(settings: Settings) -> list[Finding]:
     w = settings.warehouse
     if w.auth == "password" and not os.environ.get(w.password_env, ""):
         found.append(Finding(
-            "warn", "config", f"${w.password_env} is not set: verify can reach the database but not log in",
-            f"export {w.password_env}=… to test the login too", link="config.credentials",
+            "warn", "config", "the variable warehouse.password_env names is not set: verify can "
+            "reach the database but not log in",
+            "export that variable (its name is in bastion.toml) to test the login too",
+            link="config.credentials",
         ))  # fmt: skip
     return found
 

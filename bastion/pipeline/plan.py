@@ -10,6 +10,7 @@ from __future__ import annotations
 from bastion.aws.plan import host_key_steps, to_plan
 from bastion.aws.stage import AwsPlan, read_plan
 from bastion.config.settings import Settings
+from bastion.errors import HostError, SshError
 from bastion.host.facts import HostFacts
 from bastion.host.stage import plan_host, plan_port_phase_two, read_facts
 from bastion.pipeline.locate import Target, admin, before_aws, uses_aws
@@ -31,20 +32,31 @@ def read_aws(target: Target, *, replace: bool = False) -> AwsPlan | None:
     return planned
 
 
-def plan(settings: Settings, *, host: str | None = None, prune: bool = False) -> Outcome:
-    """What `up` would change, on AWS and on the host; changes nothing."""
-    outcome = Outcome()
+def plan(
+    settings: Settings, outcome: Outcome, *, host: str | None = None, prune: bool = False
+) -> None:
+    """What `up` would change, on AWS and on the host; changes nothing. A host that cannot
+    be read leaves the AWS changes listed and the plan incomplete (SshError, exit 1)."""
     target = before_aws(settings, host=host)
     aws = read_aws(target)
     if aws is not None:
         outcome.plan.extend(aws.plan)
+    outcome.bastion = target.bastion_json(None)
     if not target.running:
         outcome.plan.notices.append(NOT_RUNNING)
-        outcome.bastion = target.bastion_json(None)
-        return outcome
-    with admin(target) as conn:
-        host_plan, facts = plan_host(settings, conn, target.warehouse, prune=prune)
-        fingerprint = conn.host_key_fingerprint
+        outcome.host = {"read": False, "reason": "no running instance yet"}
+        return
+    try:
+        with admin(target) as conn:
+            host_plan, facts = plan_host(settings, conn, target.warehouse, prune=prune)
+            fingerprint = conn.host_key_fingerprint
+    except (SshError, HostError) as exc:
+        outcome.host = {"read": False, "reason": exc.message}
+        raise SshError(
+            f"the plan is incomplete: the host was not read ({exc.message})",
+            hint=exc.hint or "the AWS changes above are listed; `bastion up` repairs them",
+        ) from None
+    outcome.host = {"read": True}
     outcome.plan.extend(host_plan)
     outcome.plan.extend(to_plan(host_key_steps(target.facts, fingerprint) if target.facts else []))
     move = pending_move(settings, target.recorded_port, facts)
@@ -53,7 +65,6 @@ def plan(settings: Settings, *, host: str | None = None, prune: bool = False) ->
     if move is not None and move.aws and aws is not None:
         outcome.plan.extend(to_plan(aws.port_phase_two()))
     outcome.bastion = target.bastion_json(fingerprint)
-    return outcome
 
 
 def read_host(target: Target, *, accept_new: bool = False) -> HostFacts:

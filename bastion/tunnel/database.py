@@ -179,7 +179,7 @@ def handshake(sock: socket.socket, settings: Settings) -> Login:
             False, "the far end does not speak the PostgreSQL protocol: check warehouse.port"
         )
     body = _read_exactly(sock, length - 4)
-    not_tested = f"login not tested (no password in ${settings.warehouse.password_env})"
+    not_tested = "login not tested (the variable warehouse.password_env names is not set)"
     if kind == b"R" and len(body) >= 4:
         code = struct.unpack("!i", body[:4])[0]
         method = _AUTH_NAMES.get(code, f"authentication method {code}")

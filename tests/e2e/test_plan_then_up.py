@@ -89,3 +89,32 @@ def test_after_drift_on_every_stage_plan_lists_exactly_what_up_changes(
 
     code, after = bastion(world, capsys, "plan", "--detailed-exitcode")
     assert (code, after["changes"]) == (0, [])
+
+
+def test_a_host_out_of_reach_leaves_the_aws_drift_listed_and_the_plan_incomplete(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A group drift that also cuts the operator off: plan still shows what up would repair."""
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    (group,) = ec2.describe_security_groups(
+        Filters=[{"Name": "tag:bastion:name", "Values": [NAME]}]
+    )["SecurityGroups"]
+    admin = f"{world.lab.operator_address}/32"
+    for permission in group["IpPermissions"]:
+        if any(r["CidrIp"] == admin for r in permission.get("IpRanges", [])):
+            revoke = {k: permission[k] for k in ("IpProtocol", "FromPort", "ToPort")}
+            ec2.revoke_security_group_ingress(
+                GroupId=group["GroupId"],
+                IpPermissions=[{**revoke, "IpRanges": [{"CidrIp": admin}]}],
+            )
+    nowhere = world.lab.bastion_address.rsplit(".", 1)[0] + ".200"  # in the lab's range, no link
+    text = world.config.read_text()
+    world.config.write_text(text.replace(f'"{world.lab.bastion_address}"', f'"{nowhere}"'))
+
+    code, planned = bastion(world, capsys, "plan", "--detailed-exitcode")
+
+    assert code == 1
+    assert planned["error"]["kind"] == "ssh"
+    assert planned["host"]["read"] is False and nowhere in planned["host"]["reason"]
+    restored = [c for c in planned["changes"] if c["resource"] == "security_group_rule"]
+    assert [c["action"] for c in restored] == ["create"] and admin in restored[0]["detail"]
