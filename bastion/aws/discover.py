@@ -62,18 +62,13 @@ def _checked(endpoint: Endpoint) -> Endpoint:
 
 def resolve_warehouse(settings: Settings, session: boto3.Session | None) -> Endpoint:
     """The database endpoint; config host/port win, alloydb and `existing` need no AWS."""
-    warehouse = settings.warehouse
-    if warehouse.host and (warehouse.port or not _discoverable(settings)):
-        return Endpoint(warehouse.host, warehouse.effective_port)
-    if session is None or not _discoverable(settings):
+    configured = settings.warehouse.configured_endpoint()
+    if configured is not None:
+        return configured
+    if session is None or not settings.warehouse.discoverable:
         return discover_warehouse(settings, None).endpoint
 
     return discover_warehouse(settings, AwsGateway(session)).endpoint
-
-
-def _discoverable(settings: Settings) -> bool:
-    w = settings.warehouse
-    return bool(w.redshift_cluster or w.workgroup or w.rds_instance or w.rds_cluster)
 
 
 def _from_aws(settings: Settings, gateway: AwsGateway) -> WarehouseLocation | None:

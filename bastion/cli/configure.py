@@ -41,11 +41,11 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.pipeline import up
+        from bastion.pipeline import configure
 
         settings = load_settings(config)
         with recorded(document) as outcome:
-            target = up.configure(
+            target = configure.configure(
                 settings, Reporter(console), outcome, host=host,
                 accept_new=accept_new_host_key, prune=prune,
             )  # fmt: skip
@@ -74,11 +74,11 @@ def apply_to_host(
     drop: tuple[str, ...] = (),
 ) -> None:
     """`configure` after a key edit: the host gets the config's keys (and loses `drop`)."""
-    from bastion.pipeline import up
+    from bastion.pipeline import configure
 
     settings = load_settings(config)
     with recorded(document) as outcome:
-        target = up.configure(
+        target = configure.configure(
             settings, Reporter(console), outcome, host=host, accept_new=accept_new,
             prune=prune, drop=drop,
         )  # fmt: skip

@@ -27,6 +27,7 @@ from pydantic import (
 from bastion.config import rules
 from bastion.config.keys import parse_public_key, read_keys_file
 from bastion.config.source import anchor, describe, interpolate, resolve_paths
+from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError, InputError
 from bastion.vendors.dbt_cloud import allow_list
 
@@ -147,6 +148,19 @@ class WarehouseSettings(_Section):
         if self.port:
             return self.port
         return 5439 if self.kind.startswith("redshift") else 5432
+
+    @property
+    def discoverable(self) -> bool:
+        """An AWS identifier names the warehouse: its endpoint, VPC and group can be read."""
+        return bool(
+            self.redshift_cluster or self.workgroup or self.rds_instance or self.rds_cluster
+        )
+
+    def configured_endpoint(self) -> Endpoint | None:
+        """host:port when the config alone says where the warehouse is (no AWS to ask)."""
+        if self.host and (self.port or not self.discoverable):
+            return Endpoint(self.host, self.effective_port)
+        return None
 
 
 class BastionSettings(_Section):

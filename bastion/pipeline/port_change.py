@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bastion.aws.stage import read_plan, run_plan
 from bastion.config.settings import Settings
 from bastion.host.connection import HostConnection, KnownHosts, host_pattern, open_admin
 from bastion.host.facts import HostFacts
@@ -87,6 +86,8 @@ def close_old_port(
             )
         outcome.record(host_plan, observer)
     if move.aws and target.facts is not None:
+        from bastion.aws.stage import read_plan, run_plan  # AWS's half: see pipeline.locate
+
         with observer.status("reading AWS"):
             planned = read_plan(settings, target.session, old_port="close")
         made, facts = run_plan(settings, target.session, planned, observer)
