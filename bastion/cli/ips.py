@@ -9,7 +9,6 @@ import typer
 from bastion.cli.common import ConfigOption, JsonOption, run
 from bastion.console import Console
 from bastion.errors import InputError
-from bastion.vendors.dbt_cloud import allow_list
 
 
 def command(
@@ -28,6 +27,8 @@ def command(
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
+        from bastion.vendors.dbt_cloud import allow_list  # tomllib and its data: not for --help
+
         table = allow_list()
         chosen = []
         for name in region or list(table.regions):
