@@ -40,7 +40,7 @@ class Desired:
     def egress(self, group: str) -> tuple[SecurityGroupRule, ...]:
         """Egress: the warehouse on its port, and 80/443 for package updates."""
         port = self.warehouse_port
-        target = self.warehouse_group_id or _host_network(self.warehouse_host)
+        target = self.warehouse_group_id or host_network(self.warehouse_host)
         rules = [SecurityGroupRule("tcp", port, port, target, "warehouse")]
         rules += [
             SecurityGroupRule("tcp", p, p, "0.0.0.0/0", "package updates") for p in UPDATE_PORTS
@@ -73,7 +73,8 @@ def ingress_rules(
     )
 
 
-def _host_network(host: str) -> str:
+def host_network(host: str) -> str:
+    """The warehouse as an egress destination: its /32 (/128), or 0.0.0.0/0 for a name."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

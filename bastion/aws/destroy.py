@@ -1,7 +1,9 @@
 """`destroy`: remove everything this name created, and nothing else.
 
-Found by tags alone (no warehouse discovery, so it works after the warehouse is gone).
-The order matters on real AWS: our rule on the warehouse group first, then the host
+Found by tags, in the warehouse's VPC (bastion.vpc_id, else discovered; a warehouse that is
+gone leaves the tags alone to go by, as long as they name one VPC). A name is owned per
+region: resources of this name in another VPC belong to another config, and are refused,
+never touched. The order matters on real AWS: our rule on the warehouse group first, then the host
 (waited for, since a group in use cannot be deleted), the address, the group, the key.
 """
 
@@ -11,22 +13,46 @@ from typing import TYPE_CHECKING
 
 from bastion.aws import tags as t
 from bastion.aws.apply import Runner
+from bastion.aws.discover import discover_warehouse
 from bastion.aws.facts import LIVE_STATES
 from bastion.aws.gateway import AwsGateway
 from bastion.aws.permissions import flatten
 from bastion.aws.plan import Step, new_step
 from bastion.changes import Plan
 from bastion.config.settings import Settings
+from bastion.errors import BastionError, ConfigError
 from bastion.progress import Progress
 
 if TYPE_CHECKING:
     import boto3
 
 
-def plan_destroy(gateway: AwsGateway, name: str) -> list[Step]:
+def plan_destroy(gateway: AwsGateway, name: str, vpc_id: str | None = None) -> list[Step]:
     """The steps that remove this name's resources; empty when nothing is left."""
     steps: list[Step] = []
-    groups = sorted(g["GroupId"] for g in gateway.describe_security_groups(t.ours(name)))
+    found = gateway.describe_security_groups(t.ours(name))
+    live = [
+        i for i in gateway.describe_instances(t.ours(name)) if i["State"]["Name"] in LIVE_STATES
+    ]
+    vpcs = {g.get("VpcId") for g in found} | {i.get("VpcId") for i in live}
+    holders = [(g["GroupId"], g.get("VpcId")) for g in found]
+    holders += [(i["InstanceId"], i.get("VpcId")) for i in live]
+    if vpc_id is None and len(vpcs - {None}) > 1:
+        listed = ", ".join(f"{rid} in {vpc}" for rid, vpc in holders)
+        raise ConfigError(
+            f"name {name!r} is held in several VPCs ({listed}) and the warehouse's is unknown; "
+            "nothing was changed",
+            hint="set bastion.vpc_id to the VPC of the bastion to destroy",
+        )
+    foreign = [(rid, vpc) for rid, vpc in holders if vpc_id and vpc and vpc != vpc_id]
+    if foreign:
+        listed = ", ".join(f"{rid} in {vpc}" for rid, vpc in foreign)
+        raise ConfigError(
+            f"name {name!r} is also held in this region by another bastion: {listed} (this "
+            f"config's warehouse is in {vpc_id}); nothing was changed",
+            hint="destroy it from the config that made it; a name is owned per region",
+        )
+    groups = sorted(g["GroupId"] for g in found)
     for group in groups:
         referencing = gateway.describe_security_groups(
             [{"Name": "ip-permission.group-id", "Values": [group]}]
@@ -46,9 +72,7 @@ def plan_destroy(gateway: AwsGateway, name: str) -> list[Step]:
                             rule=rule,
                         )
                     )
-    instances = [
-        i for i in gateway.describe_instances(t.ours(name)) if i["State"]["Name"] in LIVE_STATES
-    ]
+    instances = live
     if instances and groups:
         # Bump the generation first: if the run stops here, the next host gets a new token.
         generation = max([_int(t.tag_map(i).get(t.GENERATION_TAG)) for i in instances] + [0]) + 1
@@ -107,7 +131,7 @@ def destroy_aws(settings: Settings, session: boto3.Session, progress: Progress) 
     name = settings.name
     gateway = AwsGateway(session)
     with progress.status("finding resources tagged bastion:name=" + name):
-        steps = plan_destroy(gateway, name)
+        steps = plan_destroy(gateway, name, _warehouse_vpc(settings, gateway))
     runner = Runner(gateway, progress)
     runner.run(steps)
     return Plan(changes=runner.made, notices=runner.notices)
@@ -118,3 +142,13 @@ def _int(value: str | None) -> int:
         return int(value or 0)
     except ValueError:
         return 0
+
+
+def _warehouse_vpc(settings: Settings, gateway: AwsGateway) -> str | None:
+    """bastion.vpc_id, else the warehouse's VPC; None when the warehouse is gone."""
+    if settings.bastion.vpc_id:
+        return settings.bastion.vpc_id
+    try:
+        return discover_warehouse(settings, gateway).vpc_id
+    except BastionError:
+        return None

@@ -14,7 +14,7 @@ from bastion.aws.discover import WarehouseLocation
 from bastion.aws.gateway import AwsGateway
 from bastion.aws.permissions import SecurityGroupRule, flatten
 from bastion.endpoint import Endpoint
-from bastion.errors import AwsError
+from bastion.errors import AwsError, ConfigError
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 
@@ -53,6 +53,7 @@ class AwsFacts:
     eip_instance_id: str | None = None
     extra_allocation_ids: list[str] = field(default_factory=list)
     latest_ami: str | None = None
+    vpc_ipv6: bool = False  # the VPC has an IPv6 block (read only when the group is new)
 
     def to_dict(self) -> dict[str, Any]:
         """The summary `status --json` shows."""
@@ -86,6 +87,9 @@ def read_facts(
     )
     _read_group(gateway, name, facts)
     _read_instances(gateway, name, facts)
+    if facts.security_group_id is None and facts.vpc_id:
+        # a new group gets AWS's default egress, ::/0 too in a dual-stack VPC: plan it away
+        facts.vpc_ipv6 = gateway.vpc_has_ipv6(facts.vpc_id)
     _read_addresses(gateway, name, facts)
     _read_key_pair(gateway, name, facts)
     if facts.warehouse_group_id and facts.security_group_id:
@@ -103,11 +107,26 @@ def read_facts(
     return facts
 
 
+def _refuse_foreign(name: str, facts: AwsFacts, held: list[tuple[str, str | None]]) -> None:
+    """A name is owned per region: resources of `name` in another VPC belong to another
+    config (staging beside prod), never to be adopted, changed or destroyed from this one."""
+    foreign = [(rid, vpc) for rid, vpc in held if facts.vpc_id and vpc and vpc != facts.vpc_id]
+    if foreign:
+        listed = ", ".join(f"{rid} in {vpc}" for rid, vpc in foreign)
+        raise ConfigError(
+            f"name {name!r} is already held in this region by another bastion: {listed} "
+            f"(this config's warehouse is in {facts.vpc_id}); nothing was changed",
+            hint="give this bastion another name (a name is owned per region), or run "
+            "bastion from the config that made those resources",
+        )
+
+
 def _read_group(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
     groups = gateway.describe_security_groups(t.ours(name))
+    _refuse_foreign(name, facts, [(g["GroupId"], g.get("VpcId")) for g in groups])
     if not groups:
         return
-    groups.sort(key=lambda g: (g.get("VpcId") != facts.vpc_id, g["GroupId"]))
+    groups.sort(key=lambda g: g["GroupId"])
     group = groups[0]
     facts.security_group_id = group["GroupId"]
     facts.vpc_id = facts.vpc_id or group.get("VpcId")
@@ -119,6 +138,8 @@ def _read_group(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
 
 def _read_instances(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
     instances = gateway.describe_instances(t.ours(name))
+    live_anywhere = [i for i in instances if i["State"]["Name"] in LIVE_STATES]
+    _refuse_foreign(name, facts, [(i["InstanceId"], i.get("VpcId")) for i in live_anywhere])
     facts.used_generations = {
         g for i in instances if (g := _int(t.tag_map(i).get(t.GENERATION_TAG))) is not None
     }

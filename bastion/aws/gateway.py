@@ -124,6 +124,12 @@ class AwsGateway:
 
     # --- EC2 --------------------------------------------------------------------------
 
+    def vpc_has_ipv6(self, vpc_id: str) -> bool:
+        """Dual-stack: a new group there also gets AWS's default `::/0` egress rule."""
+        vpcs = self.call("ec2", "describe_vpcs", what=f"VPC {vpc_id}", VpcIds=[vpc_id])["Vpcs"]
+        blocks = vpcs[0].get("Ipv6CidrBlockAssociationSet", []) if vpcs else []
+        return any(b.get("Ipv6CidrBlockState", {}).get("State") == "associated" for b in blocks)
+
     def describe_subnets(self, filters: Filters) -> list[dict[str, Any]]:
         return self.paginate("ec2", "describe_subnets", "Subnets", Filters=filters)
 

@@ -78,8 +78,11 @@ def plan_steps(
                 },
             )
         )
-        # A new group comes with AWS's default "all traffic" egress rule.
+        # A new group comes with AWS's default "all traffic" egress (and ::/0 in a dual-stack
+        # VPC): planned away in the run that creates it.
         actual_egress = [SecurityGroupRule(ALL_TRAFFIC, -1, -1, "0.0.0.0/0")]
+        if facts.vpc_ipv6:
+            actual_egress.append(SecurityGroupRule(ALL_TRAFFIC, -1, -1, "::/0"))
     else:
         actual_egress = facts.egress
     ingress = desired.ingress

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from bastion.aws.apply import Runner
+from bastion.aws.desired import host_network
 from bastion.aws.discover import (
     WarehouseLocation,
     choose_public_subnet,
@@ -318,6 +319,12 @@ def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts
             "no warehouse security group known: set warehouse.security_group_id so the "
             "warehouse admits the bastion"
         )
+        if host_network(location.endpoint.host) == "0.0.0.0/0":
+            notices.append(
+                f"egress to the warehouse on tcp/{location.endpoint.port} is open to 0.0.0.0/0: "
+                f"{location.endpoint.host} is a name, not an address, and no warehouse group is "
+                "known to narrow it to; set warehouse.security_group_id"
+            )
     desired = Desired(
         name=settings.name,
         vpc_id=location.vpc_id,

@@ -82,14 +82,21 @@ SYSTEM_ACCOUNTS = frozenset(
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+CONTROL_CHARACTERS = (
+    "must not contain a control character or a line break (a trailing newline from an "
+    "environment variable or a CI secret?)"
+)
+
+
+def has_control_characters(value: str) -> bool:
+    return bool(_CONTROL.search(value))
+
+
 def no_control_characters(value: str) -> str:
     """Every string: a control character (a line break, a NUL) can end a line of
     sshd_config or a shell script early, wherever the value goes."""
-    if _CONTROL.search(value):
-        raise ValueError(
-            "must not contain a control character or a line break (a trailing newline from "
-            "an environment variable or a CI secret?)"
-        )
+    if has_control_characters(value):
+        raise ValueError(CONTROL_CHARACTERS)
     return value
 
 

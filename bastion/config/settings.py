@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,10 +44,15 @@ class _Section(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_control_characters(cls, value: Any) -> Any:
-        for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str):
-                rules.no_control_characters(text)
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name == "public_keys":
+            return value  # parsed by their own rule and written back from their parts
+        if isinstance(value, list):
+            for index, text in enumerate(value):
+                if isinstance(text, str) and rules.has_control_characters(text):
+                    raise ValueError(f"[{index}] {rules.CONTROL_CHARACTERS}")
+        elif isinstance(value, str):
+            rules.no_control_characters(value)
         return value
 
 

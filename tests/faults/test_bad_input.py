@@ -126,6 +126,18 @@ CASES: dict[str, Case] = {
     "host-from-env-not-echoed": Case(
         ("warehouse.host",), {("warehouse", "host"): '"${BAD_HOST}"'}, env={"BAD_HOST": f"db;{SECRET}"}
     ),
+    # --- a trailing newline (a CI secret's), a NUL: names are matched whole ---
+    "tunnel-user-root-newline": Case(("tunnel.user",), {("tunnel", "user"): '"root\\n"'}),
+    "tunnel-user-newline-from-env": Case(
+        ("tunnel.user",), {("tunnel", "user"): '"${TUNNEL_USER}"'}, env={"TUNNEL_USER": "root\n"}
+    ),
+    "admin-user-newline": Case(("bastion.admin_user",), {("bastion", "admin_user"): '"ec2-user\\n"'}),
+    "host-newline-from-env": Case(
+        ("warehouse.host",), {("warehouse", "host"): '"${DB_HOST}"'}, env={"DB_HOST": "10.231.9.9\n"}
+    ),
+    "name-newline": Case(("name",), {("", "name"): '"acc\\n"'}),
+    "host-nul": Case(("warehouse.host",), {("warehouse", "host"): '"db.internal\\u0000x"'}),
+    "password-env-nul": Case(("warehouse.password_env",), {("warehouse", "password_env"): '"DBT\\u0000X"'}),
     # --- unknown regions, kinds, keys ---
     "unknown-region": Case(("dbt_cloud.regions",), {("dbt_cloud", "regions"): '["mars"]'}),
     "unknown-kind": Case(("warehouse.kind",), {("warehouse", "kind"): '"mysql"'}),
