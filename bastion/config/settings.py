@@ -132,8 +132,11 @@ class WarehouseSettings(_Section):
     @field_validator("password_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
-        if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-            raise ValueError("must be the NAME of an environment variable, not a password")
+        if value and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
+            raise ValueError(
+                "must be the NAME of an environment variable (upper case, such as "
+                "DBT_ENV_SECRET_PASSWORD), not a password; the value is not shown"
+            )
         return value
 
     @model_validator(mode="after")
