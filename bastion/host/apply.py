@@ -1,14 +1,18 @@
 """Make the planned changes: one batched root script under a host lock, then prove admin login.
 
-Files are written atomically (temp file + rename). A new sshd_config is checked with
-`sshd -t -f` and `sshd -T -f` before it replaces the live one; before sshd reloads, a
-detached timer on the host is armed that restores the previous files and reloads again.
-Only a fresh admin login (a new connection, new authentication) disarms it, so even a
-connection that dies mid-run cannot lock the admin out.
+The script checks everything first and writes nothing until then: the host is still what
+the facts said, nothing in the tunnel user's home is a symbolic link, and `sshd -t -f` /
+`sshd -T -f` accept the candidate sshd_config. Then it makes the changes, each noting in an
+undo journal how to put back what it replaced (bastion.host.shell); the first step that
+fails stops the script and the journal restores the host. Before sshd reloads, a detached
+timer on the host is armed that restores the previous sshd files and reloads again
+(bastion.host.rollback); only a fresh admin login (a new connection, new authentication)
+disarms it, so even a connection that dies mid-run cannot lock the admin out.
 """
 
 from __future__ import annotations
 
+import base64
 import shlex
 from typing import NoReturn
 
@@ -17,53 +21,33 @@ from bastion.errors import HostError, SshError
 from bastion.host.connection import HostConnection, HostUnreachable, connect
 from bastion.host.facts import ROLLBACK_TOKEN, STATE_DIR, HostFacts
 from bastion.host.plan import HostPlan
+from bastion.host.rollback import (
+    PREVIOUS,
+    ROLLBACK_SCRIPT,
+    TIMER_PID,
+    arm_function,
+    disarm_script,
+    new_token,
+    pending_function,
+    rollback_script,
+)
+from bastion.host.shell import FUNCTIONS, tunnel_home_checks
+
+__all__ = [
+    "APPLIED", "CANDIDATE", "PREVIOUS", "ROLLBACK_SCRIPT", "ROLLBACK_SECONDS", "STATE_DIR",
+    "TIMER_PID", "HostChanged", "apply_script", "confirm_admin_login", "new_token", "run_apply",
+]  # fmt: skip
 
 ROLLBACK_SECONDS = 45
 RELOAD_GRACE_SECONDS = 10
 CANDIDATE = "/etc/ssh/sshd_config.bastion-new"
-PREVIOUS = "/etc/ssh/sshd_config.bastion-prev"
-ROLLBACK_SCRIPT = f"{STATE_DIR}/rollback.sh"
-TIMER_PID = f"{STATE_DIR}/rollback.pid"
 APPLIED = "bastion-applied"
+NOTE = "bastion-note: "
 STALE = "the host changed since the facts were read"
 
 
 class HostChanged(HostError):
     """Another run changed the host between our facts and our lock: plan again."""
-
-
-_FUNCTIONS = f"""\
-set -u
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export LC_ALL=C
-SSHD=$(command -v sshd || echo /usr/sbin/sshd)
-STATE={STATE_DIR}
-fail() {{ echo "bastion-failed: $*" >&2; exit 1; }}
-put() {{
-  rm -f "$1".bastion-tmp.*  # left by a run cut mid-write (the lock is ours, no run is writing)
-  tmp="$1.bastion-tmp.$$"
-  printf %s "$5" | base64 -d > "$tmp" || fail "cannot write $1"
-  chmod "$2" "$tmp" && chown "$3:$4" "$tmp" && mv -f "$tmp" "$1" || {{ rm -f "$tmp"; fail "cannot install $1"; }}
-}}
-newkey() {{
-  rm -f "$3.bastion-new" "$3.bastion-new.pub"
-  ssh-keygen -q -t "$1" -b "$2" -N '' -C '' -f "$3.bastion-new" </dev/null >/dev/null \\
-    || {{ restore_files; fail "ssh-keygen could not make a $1 host key"; }}
-  mv -f "$3.bastion-new.pub" "$3.pub" && mv -f "$3.bastion-new" "$3" \\
-    || {{ restore_files; fail "cannot install the new $1 host key"; }}
-}}
-filter_moduli() {{
-  cp -p /etc/ssh/moduli "$STATE/moduli.prev" 2>/dev/null
-  awk -v min="$1" '$1 !~ /^[0-9]+$/ || NF != 7 || $5 >= min' /etc/ssh/moduli > /etc/ssh/moduli.bastion-tmp \\
-    && chmod 644 /etc/ssh/moduli.bastion-tmp && mv -f /etc/ssh/moduli.bastion-tmp /etc/ssh/moduli \\
-    || fail "cannot filter /etc/ssh/moduli"
-}}
-restore_files() {{
-  [ -f {PREVIOUS} ] && cp -p {PREVIOUS} /etc/ssh/sshd_config
-  for f in "$STATE"/prev/ssh_host_*; do [ -e "$f" ] && cp -p "$f" /etc/ssh/; done
-  return 0
-}}
-"""
 
 
 def _candidate_function(facts: HostFacts, plan: HostPlan, settings: Settings, addr: str) -> str:
@@ -72,23 +56,25 @@ def _candidate_function(facts: HostFacts, plan: HostPlan, settings: Settings, ad
     checks = []
     for keyword, value in plan.desired.effective.items():
         checks += [
-            f'grep -qixF {shlex.quote(line)} "$STATE/global.t"' for line in _lines(keyword, value)
+            f'grep -qixF {shlex.quote(line)} "$RUN/global.t"' for line in _lines(keyword, value)
         ]
     for keyword, value in plan.desired.effective_tunnel.items():
         checks += [
-            f'grep -qixF {shlex.quote(line)} "$STATE/tunnel.t"' for line in _lines(keyword, value)
+            f'grep -qixF {shlex.quote(line)} "$RUN/tunnel.t"' for line in _lines(keyword, value)
         ]
     match = shlex.quote(f"user={settings.tunnel.user},host={addr},addr={addr}")
     check_lines = " &&\n    ".join(checks) or "true"
+    # $HOSTKEYS: host keys this run makes (not in place yet) are passed with -h
     return f"""\
 candidate() {{
+  journal "rm -f {CANDIDATE}"
   printf %s "$1" | base64 -d > {CANDIDATE} && chmod 600 {CANDIDATE} || fail "cannot write {CANDIDATE}"
-  out=$("$SSHD" -t -f {CANDIDATE} 2>&1) || {{ rm -f {CANDIDATE}; restore_files; \\
-    fail "sshd -t refused the rendered sshd_config, nothing was installed: $out"; }}
-  "$SSHD" -T -f {CANDIDATE} > "$STATE/global.t" 2>&1 &&
-  "$SSHD" -T -f {CANDIDATE} -C {match} > "$STATE/tunnel.t" 2>&1 &&
-    {check_lines} || {{ rm -f {CANDIDATE}; restore_files; \\
-    fail "sshd -T does not report the rendered values for the candidate; nothing was installed"; }}
+  out=$("$SSHD" -t -f {CANDIDATE} $HOSTKEYS 2>&1) || \\
+    fail "sshd -t refused the rendered sshd_config, nothing was installed: $out"
+  "$SSHD" -T -f {CANDIDATE} $HOSTKEYS > "$RUN/global.t" 2>&1 &&
+  "$SSHD" -T -f {CANDIDATE} $HOSTKEYS -C {match} > "$RUN/tunnel.t" 2>&1 &&
+    {check_lines} || \\
+    fail "sshd -T does not report the rendered values for the candidate; nothing was installed"
 }}
 """
 
@@ -100,16 +86,21 @@ def _lines(keyword: str, value: str) -> list[str]:
     return [f"{keyword} {value}"]
 
 
-def _rollback_script(service: str, verb: str) -> str:
-    return f"""#!/bin/sh
-# Written by dbt-bastion: restores the previous sshd files unless a fresh admin login disarmed it.
-[ -e {ROLLBACK_TOKEN} ] || exit 0
-[ -f {PREVIOUS} ] && cp -p {PREVIOUS} /etc/ssh/sshd_config
-for f in {STATE_DIR}/prev/ssh_host_*; do [ -e "$f" ] && cp -p "$f" /etc/ssh/; done
-systemctl {verb} {service}
-rm -f {ROLLBACK_TOKEN}
-echo "$(date -u +%FT%TZ) rolled back: $(cat {STATE_DIR}/rollback.reason 2>/dev/null)" >> {STATE_DIR}/rollback.log
-"""
+def _facts_still_hold(settings: Settings, facts: HostFacts) -> str:
+    """The host must still be what the facts said: another run may have changed it meanwhile."""
+    user = settings.tunnel.user  # validated: a plain POSIX user name
+    user_known = "y" if facts.user(user) else ""
+    return (
+        f'[ "$(sha256sum /etc/ssh/sshd_config | cut -d" " -f1)" = {shlex.quote(facts.sshd_config_sha256)} ]'
+        f" || fail '{STALE} (sshd_config); run again'\n"
+        f"home=$(getent passwd {user} | cut -d: -f6)\n"
+        f'[ "${{home:+y}}" = "{user_known}" ] || fail "{STALE} (user {user}); run again"\n'
+        + tunnel_home_checks(user)
+        + 'ak=""; [ -n "$home" ] && [ -f "$home/.ssh/authorized_keys" ]'
+        ' && ak=$(sha256sum < "$home/.ssh/authorized_keys" | cut -d" " -f1)\n'
+        f'[ "$ak" = {shlex.quote(facts.authorized_keys_sha256)} ]'
+        f" || fail '{STALE} (authorized_keys of {user}); run again'\n"
+    )
 
 
 def apply_script(
@@ -119,76 +110,79 @@ def apply_script(
     addr: str,
     *,
     rollback_seconds: int = ROLLBACK_SECONDS,
+    token: str = "",
 ) -> str:
-    """The one root script that makes every planned change, in order."""
-    import base64
-
+    """The one root script: lock, checks, then every planned change in order (undone if one
+    fails), the rollback timer, sshd_config and the reload. `token` names this run's
+    rollback (its disarm must match it)."""
+    token = token or new_token()
     verb = "restart" if plan.restart else "reload"
-    parts = [_FUNCTIONS, _candidate_function(facts, plan, settings, addr)]
-    parts.append(
-        f"mkdir -p {STATE_DIR} && chmod 755 {STATE_DIR} || fail 'cannot create {STATE_DIR}'\n"
-        f"exec 9>{STATE_DIR}/lock\n"
-        "flock -w 60 9 || fail 'another bastion run holds the lock on this host'\n"
-        # a run before us is in its admin login check: its login or its timer clears the token
-        f"i=0; while [ -e {ROLLBACK_TOKEN} ] && [ $i -lt {5 * (int(rollback_seconds) + RELOAD_GRACE_SECONDS)} ];"
-        " do sleep 0.2; i=$((i+1)); done\n"
-        f"[ -e {ROLLBACK_TOKEN} ] && fail 'a previous run is still waiting for its admin login "
-        "check (or its rollback)'\n"
-    )
-    # The host must still be what the facts said: another run may have changed it meanwhile.
-    user = settings.tunnel.user  # validated: a plain POSIX user name
-    user_known = "y" if facts.user(user) else ""
-    parts.append(
-        f'[ "$(sha256sum /etc/ssh/sshd_config | cut -d" " -f1)" = {shlex.quote(facts.sshd_config_sha256)} ]'
-        f" || fail '{STALE} (sshd_config); run again'\n"
-        f"home=$(getent passwd {user} | cut -d: -f6)\n"
-        f'[ "${{home:+y}}" = "{user_known}" ] || fail "{STALE} (user {user}); run again"\n'
-        'ak=""; [ -n "$home" ] && [ -f "$home/.ssh/authorized_keys" ]'
-        ' && ak=$(sha256sum < "$home/.ssh/authorized_keys" | cut -d" " -f1)\n'
-        f'[ "$ak" = {shlex.quote(facts.authorized_keys_sha256)} ]'
-        f" || fail '{STALE} (authorized_keys of {user}); run again'\n"
-    )
+    parts = [
+        FUNCTIONS,
+        f"VERB={verb} SERVICE={facts.service}\n",
+        _candidate_function(facts, plan, settings, addr),
+        arm_function(rollback_seconds),
+        pending_function(int(rollback_seconds) + RELOAD_GRACE_SECONDS),
+        f"mkdir -p {STATE_DIR} && chmod 755 {STATE_DIR} || fail 'cannot create {STATE_DIR}'\n",
+        f"exec 9>{STATE_DIR}/lock\n",
+        "flock -w 60 9 || fail 'another bastion run holds the lock on this host'\n",
+        'rm -rf "$RUN" && mkdir -m 700 "$RUN" "$RUN/files" || fail "cannot create $RUN"\n'
+        'LOCKED=y; exec >"$RUN/log" 2>&1\n'
+        "trap 'fail \"the script stopped unexpectedly\"' EXIT\n"
+        "trap 'fail \"the script was stopped by a signal\"' HUP INT TERM\n",
+        # a run before us may be in its admin login check, or may have left a rollback pending
+        "settle_pending\n",
+        _facts_still_hold(settings, facts),
+    ]
+    # Checks: nothing is written yet but files this script alone uses (its run folder, the
+    # candidate, new host keys beside the old ones); each is in the undo journal.
+    parts.extend(f"{line}\n" for line in plan.checks)
+    parts.append("CHANGING=y\n")
     if plan.needs_reload:
-        rollback = base64.b64encode(_rollback_script(facts.service, verb).encode()).decode()
+        rollback = base64.b64encode(rollback_script(facts.service, verb).encode()).decode()
         parts.append(
-            f'rm -rf "$STATE/prev" && mkdir -p "$STATE/prev" && cp -p /etc/ssh/sshd_config {PREVIOUS}'
-            " || fail 'cannot keep a copy of sshd_config'\n"
+            f"keep {PREVIOUS}; cp -p /etc/ssh/sshd_config {PREVIOUS}.t && mv -f {PREVIOUS}.t"
+            f" {PREVIOUS} && cmp -s /etc/ssh/sshd_config {PREVIOUS}"
+            " || fail 'cannot keep a copy of sshd_config (is the disk full?)'\n"
+            f'if [ -d "$STATE/prev" ]; then mv "$STATE/prev" "$RUN/prev" || fail "cannot move'
+            f' $STATE/prev"; journal "mv $RUN/prev $STATE/prev"; fi\n'
+            'journal "rm -rf $STATE/prev"; mkdir "$STATE/prev" || fail "cannot create $STATE/prev"\n'
+            f"put {ROLLBACK_SCRIPT} 700 root root {rollback}\n"
+            "GUARDED=y\n"
         )
-        for key in plan.host_keys:
-            parts.append(
-                f'for f in {key} {key}.pub; do [ -e "$f" ] && cp -p "$f" "$STATE/prev/"; done\n'
-            )
-        parts.append(f"put {ROLLBACK_SCRIPT} 700 root root {rollback}\n")
-    parts.extend(f"{line}\n" for line in plan.lines)
+    parts.extend(f"{line} || fail {shlex.quote(_step(line))}\n" for line in plan.lines)
     if plan.needs_reload:
+        reason = f"{verb} after: {'; '.join(c.resource for c in plan.plan.changes)}"
         parts.append(
-            f'echo "{verb} after: {"; ".join(c.resource for c in plan.plan.changes)}"'
-            f" > $STATE/rollback.reason\n"
-            f"date -u +%FT%TZ > {ROLLBACK_TOKEN}\n"
-            # fd 9 (the lock) is closed for the timer: it must not hold the lock while it waits
-            f"setsid sh -c 'echo $$ > {TIMER_PID}; i=0; while [ $i -lt {int(rollback_seconds)} ]"
-            f" && [ -e {ROLLBACK_TOKEN} ]; do sleep 1; i=$((i+1)); done; exec sh {ROLLBACK_SCRIPT}'"
-            " 9>&- </dev/null >/dev/null 2>&1 &\n"
+            f'keep "$STATE/rollback.reason"; echo {shlex.quote(reason)} > "$STATE/rollback.reason"'
+            " || fail 'cannot write the rollback reason'\n"
+            f"arm {shlex.quote(token)}\n"
         )
         if plan.sshd_config:
             parts.append(
+                "keep /etc/ssh/sshd_config\n"
                 f"mv -f {CANDIDATE} /etc/ssh/sshd_config || fail 'cannot install sshd_config'\n"
             )
         parts.append(
+            "RELOADED=y\n"
             f"out=$(systemctl {verb} {facts.service} 2>&1) || "
-            f'{{ sh {ROLLBACK_SCRIPT}; fail "{verb} of {facts.service} failed, restored: $out"; }}\n'
+            f'fail "{verb} of {facts.service} failed: $out"\n'
         )
+    parts.append(
+        'trap - EXIT HUP INT TERM; : > "$RUN/undo"\n'
+        'exec 1>&3 2>&4; cat "$RUN/notes" 2>/dev/null; rm -rf "$RUN"\n'
+    )
     parts.append(f"echo {APPLIED}\n")
     return "".join(parts)
 
 
-DISARM = (
-    f"rm -f {ROLLBACK_TOKEN} && pid=$(cat {TIMER_PID} 2>/dev/null); "
-    f'[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; rm -f {TIMER_PID}; echo disarmed'
-)
+def _step(line: str) -> str:
+    words = line.split()
+    return f"the step '{' '.join(words[:2])}' failed"
 
 
-def run_apply(conn: HostConnection, script: str) -> None:
+def run_apply(conn: HostConnection, script: str) -> list[str]:
+    """Run the apply script; returns the host's notes (e.g. a stale rollback it resolved)."""
     result = conn.sudo_script(script, timeout=900)
     if result.exited != 0 or APPLIED not in result.stdout:
         lines = [ln for ln in (result.stderr or "").splitlines() if "bastion-failed:" in ln]
@@ -197,15 +191,18 @@ def run_apply(conn: HostConnection, script: str) -> None:
         )  # fmt: skip
         error = HostChanged if reason.startswith(STALE) else HostError
         raise error(f"changing the host failed: {reason}")
+    return [ln[len(NOTE) :] for ln in result.stdout.splitlines() if ln.startswith(NOTE)]
 
 
 def confirm_admin_login(
     settings: Settings,
     conn: HostConnection,
     *,
+    token: str,
     rollback_seconds: int = ROLLBACK_SECONDS,
 ) -> None:
-    """A fresh admin login disarms the timer; if it fails, restore now (or the timer will)."""
+    """A fresh admin login disarms the timer; if it fails, restore now (or the timer will).
+    A timer that fired first has restored the previous files: that is a failed run."""
     try:
         fresh = _fresh_login(settings, conn)
     except SshError as exc:
@@ -213,14 +210,25 @@ def confirm_admin_login(
             settings,
             conn,
             rollback_seconds,
+            token,
             f"a fresh admin login failed after the reload ({exc.message})",
         )
     try:
-        result = fresh.sudo_script(DISARM)
+        result = fresh.sudo_script(disarm_script(), token)
     finally:
         fresh.close()
-    if "disarmed" not in result.stdout:
-        _roll_back_now(settings, conn, rollback_seconds, "the fresh admin login could not run sudo")
+    if "disarmed" in result.stdout:
+        return
+    if "rolled-back:" in result.stdout:
+        logged = result.stdout.split("rolled-back:", 1)[1].strip()
+        raise HostError(
+            "the fresh admin login came after the host's rollback timer had fired: the host "
+            f"was rolled back to its previous sshd_config ({logged or 'see ' + ROLLBACK_TOKEN})",
+            hint="run `bastion configure` again (a slow or cut connection delayed the check)",
+        )
+    _roll_back_now(
+        settings, conn, rollback_seconds, token, "the fresh admin login could not run sudo"
+    )
 
 
 def _fresh_login(settings: Settings, conn: HostConnection) -> HostConnection:
@@ -252,12 +260,10 @@ def _login_on(settings: Settings, conn: HostConnection, port: int) -> HostConnec
 
 
 def _roll_back_now(
-    settings: Settings, conn: HostConnection, rollback_seconds: int, reason: str
+    settings: Settings, conn: HostConnection, rollback_seconds: int, token: str, reason: str
 ) -> NoReturn:
     try:
-        result = conn.sudo_script(
-            f"sh {ROLLBACK_SCRIPT}; [ ! -e {ROLLBACK_TOKEN} ] && echo restored"
-        )
+        result = conn.sudo_script(f"sh {ROLLBACK_SCRIPT} {shlex.quote(token)}")
         restored = "restored" in result.stdout
     except (SshError, HostError):
         restored = False

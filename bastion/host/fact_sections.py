@@ -134,10 +134,13 @@ class Accounts(Fact):
 
 
 class TunnelFiles(Fact):
+    """`stat` reports a symbolic link as one; nothing is looked at through a linked folder."""
+
     name = "files"
     command = (
-        '[ -n "$HOME_DIR" ] && stat -c "%U|%G|%a|%F|%n" "$HOME_DIR" "$HOME_DIR/.ssh"'
-        f' "$HOME_DIR/.ssh/authorized_keys" "$HOME_DIR/.ssh/{VERIFY_KEYS_NAME}"'
+        '[ -n "$HOME_DIR" ] && { stat -c "%U|%G|%a|%F|%n" "$HOME_DIR" "$HOME_DIR/.ssh";'
+        ' [ ! -L "$HOME_DIR" ] && [ ! -L "$HOME_DIR/.ssh" ] && stat -c "%U|%G|%a|%F|%n"'
+        f' "$HOME_DIR/.ssh/authorized_keys" "$HOME_DIR/.ssh/{VERIFY_KEYS_NAME}"; }}'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
@@ -149,9 +152,12 @@ class TunnelFiles(Fact):
 
 
 class AuthorizedKeysContent(Fact):
+    """Read as root, so never through a link (the account may have pointed it anywhere)."""
+
     name = "authorized_keys"
     command = (
-        '[ -n "$HOME_DIR" ] && [ -f "$HOME_DIR/.ssh/authorized_keys" ] && '
+        '[ -n "$HOME_DIR" ] && [ ! -L "$HOME_DIR" ] && [ ! -L "$HOME_DIR/.ssh" ] && '
+        '[ ! -L "$HOME_DIR/.ssh/authorized_keys" ] && [ -f "$HOME_DIR/.ssh/authorized_keys" ] && '
         '{ echo present; base64 -w0 < "$HOME_DIR/.ssh/authorized_keys"; echo; }'
     )
 

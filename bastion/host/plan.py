@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.changes import Action, Change, Plan
-from bastion.config.keys import parse_authorized_keys
 from bastion.config.settings import Settings
 from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError
@@ -27,6 +26,7 @@ from bastion.host.desired import (
     key_line,
 )
 from bastion.host.facts import HostFacts
+from bastion.host.tunnel_home import kept_line, numbered_keys, refuse_links
 
 USER_COMMENT = "dbt Cloud SSH tunnel (dbt-bastion)"
 MANAGED_BY = "dbt-bastion"
@@ -38,6 +38,7 @@ class HostPlan:
 
     plan: Plan = field(default_factory=Plan)
     lines: list[str] = field(default_factory=list)  # the apply script's, one per change
+    checks: list[str] = field(default_factory=list)  # run first: they write nothing in place
     desired: DesiredHost | None = None
     sshd_config: bool = False  # the rendered file replaces the live one (guarded by the timer)
     host_keys: list[str] = field(default_factory=list)  # host key files replaced (guarded too)
@@ -46,6 +47,10 @@ class HostPlan:
     def add(self, resource: str, action: Action, detail: str, *lines: str) -> Change:
         self.lines.extend(lines)
         return self.plan.add("host", resource, action, detail)
+
+    def check(self, *lines: str) -> None:
+        """Lines the script runs before any change (the candidate's `sshd -t`, ...)."""
+        self.checks.extend(lines)
 
     @property
     def needs_reload(self) -> bool:
@@ -70,6 +75,7 @@ def build_plan(
     """Compare and return every change; `drop` names fingerprints to remove even if kept;
     `listen_ports` overrides `ssh_port` while a port change is in its first phase."""
     _refuse_system_account(settings, facts)
+    refuse_links(settings, facts)
     desired = desired_host(settings, facts, warehouse, listen_ports)
     host = HostPlan(desired=desired)
     _accounts(settings, facts, host)
@@ -100,12 +106,12 @@ def _accounts(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
     name = settings.tunnel.user
     user, q = facts.user(name), shlex.quote(name)
     if name not in facts.groups:
-        host.add("tunnel_group", "create", f"group {name}", f"groupadd {q}")
+        host.add("tunnel_group", "create", f"group {name}", f"mkgroup {q}")
     if user is None:
         host.add(
             "tunnel_user", "create",
             f"user {name} (home /home/{name}, shell {facts.nologin}: no login)",
-            f"useradd -m -g {q} -s {shlex.quote(facts.nologin)} -c {shlex.quote(USER_COMMENT)} {q}",
+            f"mkuser {q} {shlex.quote(facts.nologin)} {shlex.quote(USER_COMMENT)}",
         )  # fmt: skip
     else:
         fixes, details = [], []
@@ -117,13 +123,13 @@ def _accounts(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
             details.append(f"primary group -> {name}")
         if fixes:
             host.add("tunnel_user", "update", f"user {name}: {', '.join(details)}",
-                     f"usermod {' '.join(fixes)} {q}")  # fmt: skip
+                     f"moduser {q} {' '.join(fixes)}")  # fmt: skip
     home = facts.home_of(name) or f"/home/{name}"
     ssh_dir, qd = f"{home}/.ssh", shlex.quote(f"{home}/.ssh")
     stat = facts.files.get(ssh_dir)
-    make = f"install -d -m 700 -o {q} -g {q} {qd} && chown {q}:{q} {qd} && chmod 700 {qd}"
+    make = f"ensure_dir {qd} 700 {q}"
     if user is not None and home not in facts.files:
-        make = f"install -d -m 750 -o {q} -g {q} {shlex.quote(home)} && {make}"
+        make = f"ensure_dir {shlex.quote(home)} 750 {q} && {make}"
     if stat is None:
         host.add("ssh_dir", "create", f"{ssh_dir} (mode 700, owner {name})", make)
     elif (
@@ -158,8 +164,8 @@ def _authorized_keys(
     managed = marker.get("managed_by") == MANAGED_BY
     previously_kept = set(marker.get("kept", []))
     wanted = {key.fingerprint for key in desired.keys}
-    entries = parse_authorized_keys(facts.authorized_keys or "")
-    foreign = [e for e in entries if e.key is None or e.key.fingerprint not in wanted]
+    entries, invalid = numbered_keys(facts.authorized_keys or "")
+    foreign = [e for e in entries if e.key is not None and e.key.fingerprint not in wanted]
     present = {e.key.fingerprint for e in entries if e.key is not None}
 
     keep_all = not desired.keys and bool(entries) and not prune
@@ -171,7 +177,7 @@ def _authorized_keys(
             kept.append(entry)
         else:
             removed.append(entry)
-    listed = ", ".join(_describe(e.key) if e.key else e.raw[:40] for e in kept)
+    listed = ", ".join(_describe(e.key) for e in kept)
     if keep_all:
         host.plan.notices.append(
             f"host: no tunnel key is configured; the {len(entries)} key(s) on the host stay: "
@@ -182,7 +188,13 @@ def _authorized_keys(
             f"host: keeping {len(kept)} key(s) bastion did not put in {path}: {listed}; "
             "add them to the config or pass --prune to remove them"
         )
-    lines = [key_line(key, warehouse) for key in desired.keys] + [e.raw.strip() for e in kept]
+    if invalid:
+        numbers = ", ".join(f"line {n}" for n in invalid)
+        host.plan.notices.append(
+            f"host: {path}: {numbers} not a public key bastion accepts (unreadable, weak or "
+            "of an unknown type): dropped, never copied"
+        )
+    lines = [key_line(key, warehouse) for key in desired.keys] + [kept_line(e) for e in kept]
     content = "\n".join([KEYS_HEADER, *lines]) + "\n"
     new_marker = {
         "managed_by": MANAGED_BY,
@@ -198,10 +210,11 @@ def _authorized_keys(
         return
     details = [f"+ {_describe(k)}" for k in desired.keys if k.fingerprint not in present]
     details += [
-        f"- {_describe(e.key) if e.key else 'unparsable line'}"
-        + (" (added by hand)" if managed else "")
+        f"- {_describe(e.key)}" + (" (added by hand)" if managed else "")
         for e in removed
+        if e.key is not None
     ]
+    details += [f"- line {n}: not a public key" for n in invalid]
     if wrong_mode and stat is not None:
         details.append(f"mode {stat.mode:o} owner {stat.owner} -> 600 {name}")
     if not details and facts.authorized_keys is None:
@@ -220,29 +233,24 @@ def _authorized_keys(
 
 
 def _host_keys(facts: HostFacts, desired: DesiredHost, host: HostPlan) -> None:
-    """Missing ed25519, or an RSA host key of the wrong size, is generated the careful way."""
+    """Missing ed25519, or an RSA host key of the wrong size, is generated the careful way:
+    made beside the old one among the checks (the candidate is checked with it), renamed
+    into place with the changes."""
     crypto = desired.crypto
-    if facts.host_key("ED25519") is None:
-        host.host_keys.append(ED25519_HOST_KEY)
-        host.add(
-            "host_keys", "create", "ed25519 host key", f"newkey ed25519 256 {ED25519_HOST_KEY}"
-        )
-    rsa = facts.host_key("RSA")
     bits = crypto.rsa_host_key_bits
+    wanted: list[tuple[str, str, int, str, Action, str]] = []
+    if facts.host_key("ED25519") is None:
+        wanted.append(("ed25519", "ed25519", 256, ED25519_HOST_KEY, "create", "ed25519 host key"))
+    rsa = facts.host_key("RSA")
     if rsa is None:
-        host.host_keys.append(RSA_HOST_KEY)
-        host.add(
-            "host_keys",
-            "create",
-            f"RSA host key ({bits} bits)",
-            f"newkey rsa {bits} {RSA_HOST_KEY}",
-        )
+        wanted.append(("rsa", "rsa", bits, RSA_HOST_KEY, "create", f"RSA host key ({bits} bits)"))
     elif rsa.bits < bits or (crypto.rsa_exact and rsa.bits != bits):
-        host.host_keys.append(RSA_HOST_KEY)
-        host.add(
-            "host_keys", "update", f"RSA host key {rsa.bits} -> {bits} bits ({crypto.name} crypto)",
-            f"newkey rsa {bits} {RSA_HOST_KEY}",
-        )  # fmt: skip
+        detail = f"RSA host key {rsa.bits} -> {bits} bits ({crypto.name} crypto)"
+        wanted.append(("rsa", "rsa", bits, RSA_HOST_KEY, "update", detail))
+    for _, key_type, size, path, action, detail in wanted:
+        host.host_keys.append(path)
+        host.check(f"makekey {key_type} {size} {path}")
+        host.add("host_keys", action, detail, f"installkey {path}")
 
 
 def _moduli(facts: HostFacts, desired: DesiredHost, host: HostPlan) -> None:
@@ -263,21 +271,16 @@ _APT_PERIODIC = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unatte
 def _auto_updates(facts: HostFacts, host: HostPlan) -> None:
     updates = facts.auto_updates
     if updates.manager == "apt" and not (updates.installed and updates.enabled):
-        lines = [] if updates.installed else [
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q unattended-upgrades >/dev/null"
-            " || fail 'installing unattended-upgrades failed'"
-        ]  # fmt: skip
+        lines = [] if updates.installed else ["apt_install unattended-upgrades"]
         lines.append(
             put_file("/etc/apt/apt.conf.d/20auto-upgrades", _APT_PERIODIC, "644", "root", "root")
         )
         action: Action = "update" if updates.installed else "create"
         host.add("auto_updates", action, "unattended-upgrades: daily security updates", *lines)
     elif updates.manager == "dnf" and not (updates.installed and updates.enabled):
-        lines = [] if updates.installed else [
-            "dnf install -y -q dnf-automatic >/dev/null || fail 'installing dnf-automatic failed'"
-        ]  # fmt: skip
+        lines = [] if updates.installed else ["dnf_install dnf-automatic"]
         lines += [
-            "sed -i -E 's/^[[:space:]]*apply_updates[[:space:]]*=.*/apply_updates = yes/;"
+            "keep /etc/dnf/automatic.conf && sed -i -E 's/^[[:space:]]*apply_updates[[:space:]]*=.*/apply_updates = yes/;"
             "s/^[[:space:]]*upgrade_type[[:space:]]*=.*/upgrade_type = security/'"
             " /etc/dnf/automatic.conf",
             "systemctl enable --now dnf-automatic.timer >/dev/null 2>&1"
@@ -296,14 +299,18 @@ def _instance_connect(facts: HostFacts, host: HostPlan) -> None:
     if not facts.instance_connect:
         return
     manager = "apt-get remove -y -q" if facts.auto_updates.manager == "apt" else "dnf remove -y -q"
+    dropins = (
+        "/lib/systemd/system/ssh.service.d/ec2-instance-connect.conf",
+        "/usr/lib/systemd/system/sshd.service.d/ec2-instance-connect.conf",
+        "/etc/systemd/system/sshd.service.d/ec2-instance-connect.conf",
+    )
     host.restart = True
     host.add(
         "instance_connect", "delete",
         "EC2 Instance Connect (its AuthorizedKeysCommand can add keys for any user)",
+        *(f"[ ! -e {path} ] || keep {path}" for path in dropins),
         f"{manager} ec2-instance-connect >/dev/null 2>&1 || true",
-        "rm -f /lib/systemd/system/ssh.service.d/ec2-instance-connect.conf "
-        "/usr/lib/systemd/system/sshd.service.d/ec2-instance-connect.conf "
-        "/etc/systemd/system/sshd.service.d/ec2-instance-connect.conf",
+        f"rm -f {' '.join(dropins)}",
         "systemctl daemon-reload >/dev/null 2>&1 || true",
     )  # fmt: skip
 
@@ -347,12 +354,9 @@ def _sshd_config(
     else:
         detail = f"replace with the hardened file ({len(drift)} effective settings change)"
     host.sshd_config = True
-    host.add(
-        "sshd_config",
-        "update",
-        f"/etc/ssh/sshd_config {detail}",
-        f"candidate {base64.b64encode(desired.sshd_config.encode()).decode()}",
-    )
+    # checked before anything is written; installed (under the timer) by the apply script
+    host.check(f"candidate {base64.b64encode(desired.sshd_config.encode()).decode()}")
+    host.add("sshd_config", "update", f"/etc/ssh/sshd_config {detail}")
 
 
 def _ours(facts: HostFacts) -> bool:

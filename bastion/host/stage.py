@@ -143,7 +143,8 @@ def _apply_once(
     if not host.plan.changes:
         return host.plan, facts
     # A previous run still in its admin login check (facts.pending_rollback): the script
-    # waits under the lock until that run's fresh login or its timer ends it.
+    # waits under the lock until that run's fresh login or its timer ends it; a rollback
+    # whose timer is gone (a reboot, a dead process) is resolved there at once.
     if (
         host.sshd_config
         and facts.client_address
@@ -155,14 +156,17 @@ def _apply_once(
             hint=f"add {facts.client_address}/32 (or your network) to bastion.admin_cidrs",
         )
     seconds = rollback_seconds or apply.ROLLBACK_SECONDS
+    token = apply.new_token()
     script = apply.apply_script(
-        settings, facts, host, match_address(tunnel_sources(settings)), rollback_seconds=seconds
-    )
+        settings, facts, host, match_address(tunnel_sources(settings)),
+        rollback_seconds=seconds, token=token,
+    )  # fmt: skip
     with progress.status(f"applying {len(host.plan.changes)} change(s) on {conn.address}"):
-        apply.run_apply(conn, script)
+        notes = apply.run_apply(conn, script)
+    host.plan.notices.extend(f"host: {note}" for note in notes)
     if host.needs_reload:
         with progress.status("checking that the admin can still log in"):
-            apply.confirm_admin_login(settings, conn, rollback_seconds=seconds)
+            apply.confirm_admin_login(settings, conn, token=token, rollback_seconds=seconds)
     return host.plan, facts
 
 

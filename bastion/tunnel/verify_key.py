@@ -149,11 +149,36 @@ class AdminVerifyKeyHost:
 
 
 # Verifies may run at once (two CI jobs): each adds its own line and removes only its own.
+# The folder is the tunnel user's: nothing in it is followed through a symbolic link, the
+# temporary file is made by mktemp (never an existing name), and only verify's own lines
+# are carried over from the file found there.
+_VERIFY_LINE = (
+    '^restrict,port-forwarding,permitopen="[^"]*",expiry-time="[0-9]+Z?"'
+    " [a-z0-9-]+ [A-Za-z0-9+/]+=* bastion-verify-[A-Za-z0-9._:-]+$"
+)
+_LINK = "bastion-link: "
 _VERIFY_FILE = (
     f"mkdir -p {STATE_DIR} && exec 8>{STATE_DIR}/verify.lock && flock -w 30 8 || exit 1\n"
-    f'f="$home/.ssh/{VERIFY_KEYS_NAME}"; tmp="$f.tmp.$$"\n'
+    f'f="$home/.ssh/{VERIFY_KEYS_NAME}"\n'
+    'for p in "$home" "$home/.ssh" "$f"; do\n'
+    f'  [ ! -L "$p" ] || {{ echo "{_LINK}$p" >&2; exit 1; }}\n'
+    "done\n"
+    'ours() { [ -f "$f" ] && grep -E -- "$VERIFY_LINE" "$f"; }\n'
     'keep() { chmod 600 "$tmp" && chown "$1:$1" "$tmp" && mv -f "$tmp" "$f"; }\n'
+    f"VERIFY_LINE={shlex.quote(_VERIFY_LINE)}\n"
 )
+
+
+def _refused_link(stderr: str, settings: Settings) -> HostError | None:
+    links = [line for line in stderr.splitlines() if line.startswith(_LINK)]
+    if not links:
+        return None
+    path = links[-1][len(_LINK) :]
+    return HostError(
+        f"{path} is a symbolic link: verify does not read or write through links in the home "
+        f"of {settings.tunnel.user}, where they could point anywhere",
+        hint=f"remove the link on the host (sudo rm {path}) and run again",
+    )
 
 
 def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> None:
@@ -167,13 +192,18 @@ def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> N
         raise HostError("the verify key must be one non-empty authorized_keys line")
     script = (
         'set -u\nhome=$(getent passwd "$1" | cut -d: -f6)\n'
-        '[ -n "$home" ] && [ -d "$home/.ssh" ] || { echo "no-user" >&2; exit 1; }\n'
+        '[ -n "$home" ] || { echo "no-user" >&2; exit 1; }\n'
         + _VERIFY_FILE
-        + '{ [ -f "$f" ] && grep -vxF -- "$2" "$f"; printf "%s\\n" "$2"; } > "$tmp" && keep "$1"'
-        " && echo written\n"
+        + '[ -d "$home/.ssh" ] || { echo "no-user" >&2; exit 1; }\n'
+        'tmp=$(mktemp "$f.tmp.XXXXXX") || exit 1\n'
+        '{ ours | grep -vxF -- "$2"; printf "%s\\n" "$2"; } > "$tmp" && keep "$1"'
+        ' && echo written || { rm -f "$tmp"; exit 1; }\n'
     )
     result = conn.sudo_script(script, settings.tunnel.user, line.strip())
     if "written" not in result.stdout:
+        refused = _refused_link(result.stderr or "", settings)
+        if refused is not None:
+            raise refused
         raise HostError(
             f"cannot write the verify key for {settings.tunnel.user}: "
             f"{(result.stderr or '').strip()[:200]}",
@@ -187,10 +217,15 @@ def remove_verify_key(conn: HostConnection, settings: Settings, line: str = "") 
     script = (
         'home=$(getent passwd "$1" | cut -d: -f6)\n[ -n "$home" ] || { echo removed; exit 0; }\n'
         + _VERIFY_FILE
-        + 'if [ -n "$2" ] && [ -f "$f" ]; then grep -vxF -- "$2" "$f" > "$tmp";'
+        + '[ -d "$home/.ssh" ] || { echo removed; exit 0; }\n'
+        'if [ -n "$2" ] && [ -f "$f" ]; then tmp=$(mktemp "$f.tmp.XXXXXX") || exit 1;'
+        ' ours | grep -vxF -- "$2" > "$tmp";'
         ' if [ -s "$tmp" ]; then keep "$1"; else rm -f "$tmp" "$f"; fi;'
         ' else rm -f "$f"; fi && echo removed\n'
     )
     result = conn.sudo_script(script, settings.tunnel.user, line.strip())
     if "removed" not in result.stdout:
+        refused = _refused_link(result.stderr or "", settings)
+        if refused is not None:
+            raise refused
         raise HostError(f"cannot remove the verify key of {settings.tunnel.user}")

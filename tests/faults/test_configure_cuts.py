@@ -232,14 +232,22 @@ def test_a_host_changed_between_facts_and_lock_is_planned_again(
 def test_a_run_waits_for_the_previous_runs_admin_login_check(
     config: Path, pristine_host_after: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A rollback token (a run between its reload and its fresh login) is waited for."""
+    """A rollback token (a run between its reload and its fresh login) is waited for while
+    its timer lives (it holds the timer lock), as that run's login or its timer ends it."""
     lab = pristine_host_after
     lab.restart_host()
     (config.parent / ".bastion" / "known_hosts").unlink(missing_ok=True)
-    lab.host_exec(
-        f"mkdir -p {apply_module.STATE_DIR} && date > {ROLLBACK_TOKEN} && "
-        f"(sleep 1.5; rm -f {ROLLBACK_TOKEN}) </dev/null >/dev/null 2>&1 &"
+    timer_lock = f"{apply_module.STATE_DIR}/timer.lock"
+    token = (
+        "printf 'id earlier\\nboot %s\\nuptime %s\\n' \"$(cat /proc/sys/kernel/random/boot_id)\" "
+        f"\"$(cut -d' ' -f1 /proc/uptime)\" > {ROLLBACK_TOKEN}"
     )
+    holding = lab.host_exec(
+        f"mkdir -p {apply_module.STATE_DIR} && {token} && "
+        f"(flock {timer_lock} sh -c 'sleep 1.5; rm -f {ROLLBACK_TOKEN}') </dev/null >/dev/null 2>&1 & "
+        f"while flock -n {timer_lock} true; do sleep 0.01; done"
+    )
+    assert holding.returncode == 0, holding.stderr
     started = time.monotonic()
     code, document = run_cli(capsys, "configure", "-c", str(config))
     assert code == 0, document["error"]

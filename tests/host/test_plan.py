@@ -238,3 +238,58 @@ def test_apply_script_is_valid_shell(make_config: MakeConfig, tunnel_key: str, n
     for shell in ("dash", "bash"):
         result = subprocess.run([shell, "-n", "-c", script], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
+
+
+def test_lines_that_are_not_keys_are_named_by_number_never_shown_or_kept(
+    make_config: MakeConfig, tunnel_key: str
+) -> None:
+    settings = make_config(public_keys=[tunnel_key])
+    facts = parse_facts(recorded("ubuntu2204"))
+    old_key = (facts.authorized_keys or "").strip()
+    facts.authorized_keys = f"root:$y$j9T$secret-hash:20000:0:99999:7:::\n{old_key}\n# note\nx y\n"
+    host = build_plan(settings, facts, WAREHOUSE)
+    said = " ".join([*host.plan.notices, *(c.detail for c in host.plan.changes)])
+    assert "secret-hash" not in said and "x y" not in said
+    assert "line 1, line 4" in said and "dbt-cloud-old" in said
+    written = next(line for line in host.lines if "/.ssh/authorized_keys " in line)
+    import base64
+
+    content = base64.b64decode(written.split()[-1]).decode()
+    assert "secret-hash" not in content and "x y" not in content
+    assert old_key in content  # the valid key is kept, as it was
+
+
+@pytest.mark.parametrize(
+    "link", ["", "/.ssh", "/.ssh/authorized_keys", "/.ssh/authorized_keys.verify"]
+)
+def test_a_symbolic_link_in_the_tunnel_home_is_refused_before_any_change(
+    make_config: MakeConfig, link: str
+) -> None:
+    from bastion.errors import HostError
+    from bastion.host.facts import FileStat
+
+    settings = make_config()
+    facts = parse_facts(recorded("ubuntu2204"))
+    path = f"{facts.home_of('dbtcloud')}{link}"
+    facts.files[path] = FileStat("dbtcloud", "dbtcloud", 0o777, "symbolic link")
+    with pytest.raises(HostError) as refused:
+        build_plan(settings, facts, WAREHOUSE)
+    assert f"{path} is a symbolic link" in refused.value.message
+
+
+def test_the_candidate_is_checked_before_anything_is_written(
+    make_config: MakeConfig, tunnel_key: str
+) -> None:
+    """sshd -t on the candidate (and new host keys, made beside the old ones) come before
+    the first change: a user, a key, the moduli, a package."""
+    settings = make_config(public_keys=[tunnel_key], ssh_crypto="hardened")
+    facts = parse_facts(recorded("al2023"))
+    host = build_plan(settings, facts, WAREHOUSE)
+    script = apply_script(settings, facts, host, "52.45.144.63")
+    body = script[script.index("\nsettle_pending\n") :]
+    first_change = min(
+        body.index(f"\n{word} ")
+        for word in ("mkgroup", "mkuser", "put", "filter_moduli", "dnf_install", "installkey")
+    )
+    assert body.index("\ncandidate ") < first_change
+    assert body.index("\nmakekey rsa ") < body.index("\ncandidate ")
