@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 
 CONNECT_TIMEOUT = 10
+KEEPALIVE_SECONDS = 15  # below the 30-60 s idle timeouts of common NATs and firewalls
 _REACH_HINT = "check the address, the port and that the security group admits you"
 ACCEPT_NEW_HINT = (
     "if the host was replaced on purpose, re-run with --accept-new-host-key; otherwise "
@@ -295,10 +296,12 @@ def _login(
 
 
 def _open(connection: Connection, sock: socket.socket) -> None:
-    """Log in over a socket of ours (Nagle off, see bastion.net)."""
+    """Log in over a socket of ours (Nagle off, see bastion.net), with SSH keepalives: a
+    long quiet wait (cloud-init, up to 900 s) must not be dropped by a NAT or firewall."""
     connection.connect_kwargs["sock"] = sock
     try:
         connection.open()
+        connection.transport.set_keepalive(KEEPALIVE_SECONDS)
     except BaseException:
         connection.close()
         raise

@@ -15,7 +15,7 @@ from typing import Any
 import paramiko
 import pytest
 
-from bastion.host.connection import HostKeyPins, connect, open_admin
+from bastion.host.connection import KEEPALIVE_SECONDS, HostKeyPins, connect, open_admin
 from tests.host.conftest import LabHost
 
 pytestmark = pytest.mark.lab
@@ -188,6 +188,9 @@ def test_the_admin_still_logs_in_and_has_sudo(configured_host: LabHost) -> None:
         # the login ran over bastion's own socket, Nagle's algorithm off (bastion.net)
         sock = conn.connection.transport.sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        # and it sends SSH keepalives while a step waits quietly (cloud-init: up to 900 s)
+        packetizer = conn.connection.transport.packetizer
+        assert packetizer._Packetizer__keepalive_interval == KEEPALIVE_SECONDS > 0
 
 
 def _ssh_audit(*args: str) -> subprocess.CompletedProcess[str]:
