@@ -2,7 +2,7 @@
 
 Everything else talks to AWS through `AwsGateway`, so retries, paginators, waiters and
 the translation of AWS errors into messages an operator can act on live in one place, and
-docs/iam-policy.json can be checked against the calls made here.
+the IAM policy (`bastion iam-policy`) can be checked against the calls made here.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class AwsGateway:
                 if code in _ACCESS_DENIED:
                     raise AwsError(
                         f"AWS refused the {waiter} wait: missing IAM permission",
-                        hint="allow the Describe* actions listed in docs/iam-policy.json",
+                        hint="allow the Describe* actions `bastion iam-policy` prints",
                     ) from None
             raise AwsError(
                 f"gave up waiting for {waiter.replace('_', ' ')} after {max_wait:.0f}s",
@@ -337,6 +337,12 @@ class AwsGateway:
         response = self.call("elbv2", "describe_listener_attributes", ListenerArn=listener_arn)
         return {a["Key"]: a.get("Value") for a in response.get("Attributes", [])}
 
+    # --- STS --------------------------------------------------------------------------
+
+    def account_id(self) -> str:
+        """The account these credentials belong to (GetCallerIdentity needs no permission)."""
+        return str(self.call("sts", "get_caller_identity", what="the caller's account")["Account"])
+
     # --- SSM, Redshift, RDS -----------------------------------------------------------
 
     def ssm_parameter(self, name: str) -> str:
@@ -439,7 +445,7 @@ def translate(exc: ClientError, service: str, operation: str, what: str) -> AwsE
     if code in _ACCESS_DENIED:
         return AwsError(
             f"AWS denied {action}: the credentials lack the IAM permission {action}",
-            hint=f"grant {action} (docs/iam-policy.json lists every permission bastion needs)",
+            hint=f"grant {action} (`bastion iam-policy` prints every permission bastion needs)",
         )
     if code.endswith(".Duplicate"):
         return AlreadyExists(f"{action} failed: {code}: {message}")

@@ -13,6 +13,7 @@ from bastion.cli import configure as configure_cmd
 from bastion.cli import connection as connection_cmd
 from bastion.cli import destroy as destroy_cmd
 from bastion.cli import doctor as doctor_cmd
+from bastion.cli import iam_policy as iam_policy_cmd
 from bastion.cli import init as init_cmd
 from bastion.cli import ips as ips_cmd
 from bastion.cli import plan as plan_cmd
@@ -77,6 +78,7 @@ app.command("status")(status_cmd.command)
 app.command("doctor")(doctor_cmd.command)
 app.command("connection")(connection_cmd.command)
 app.command("ips")(ips_cmd.command)
+app.command("iam-policy")(iam_policy_cmd.command)
 app.command("destroy")(destroy_cmd.command)
 
 

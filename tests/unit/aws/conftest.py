@@ -2,11 +2,13 @@
 
 Every boto3 call in these tests goes to 127.0.0.1 (AWS_ENDPOINT_URL), never to AWS. The
 recorder sees each operation through botocore's `before-call` event, so tests can assert
-that a re-run made no mutating call and that docs/iam-policy.json covers every call.
+that a re-run made no mutating call; its observers see each call's parameters as boto3 is
+about to send them, so the IAM policy test can check every call against the policy.
 """
 
 from __future__ import annotations
 
+import copy
 import socket
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,15 +32,26 @@ MUTATING_PREFIXES = (
 )  # fmt: skip
 
 
+Observer = Callable[[str, dict[str, Any]], None]
+
+
 @dataclass
 class Recorder:
-    """Operation names ("ec2:RunInstances") of every call made through attached sessions."""
+    """Operation names ("ec2:RunInstances") of every call made through attached sessions;
+    each observer gets (operation, parameters) of every call before it is sent."""
 
     calls: list[str] = field(default_factory=list)
+    observers: list[Observer] = field(default_factory=list)
 
     def attach(self, session: boto3.Session) -> boto3.Session:
+        session.events.register("before-parameter-build.*.*", self._observe)
         session.events.register("before-call.*.*", self._record)
         return session
+
+    def _observe(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        operation = f"{model.service_model.signing_name}:{model.name}"
+        for observer in self.observers:
+            observer(operation, copy.deepcopy(params))
 
     def _record(self, model: Any, **_: Any) -> None:
         self.calls.append(f"{model.service_model.signing_name}:{model.name}")
