@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -111,3 +112,37 @@ def test_a_vpc_without_a_public_subnet_says_what_to_do(gateway: AwsGateway) -> N
         choose_public_subnet(gateway, vpc)
     assert "no public subnet" in error.value.message
     assert "bastion.subnet_id" in error.value.hint
+
+
+class _ReportsEndpoint:
+    """A gateway whose Redshift cluster reports `address` as its endpoint."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def redshift_cluster(self, identifier: str) -> dict[str, object]:
+        return {"Endpoint": {"Address": self.address, "Port": 5439}, "VpcId": "vpc-0a1b2c3d",
+                "VpcSecurityGroups": [{"VpcSecurityGroupId": "sg-0a1b2c3d", "Status": "active"}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["prod.abc.us-east-1.redshift.amazonaws.com\n", "db\nPermitOpen any", "db;id", "db\x00"],
+)
+def test_an_endpoint_aws_reports_meets_the_rules_of_warehouse_host(
+    tmp_path: Path, address: str
+) -> None:
+    """It reaches PermitOpen and authorized_keys as warehouse.host would: checked the same."""
+    from bastion.config.settings import load
+
+    config = tmp_path / "bastion.toml"
+    config.write_text(
+        'name = "analytics"\n[warehouse]\nredshift_cluster = "prod"\n'
+        '[bastion]\nadmin_cidrs = ["198.51.100.7/32"]\n'
+    )
+    settings = load(config)
+    with pytest.raises(AwsError, match="warehouse.host"):
+        discover_warehouse(settings, _ReportsEndpoint(address))  # type: ignore[arg-type]
+    plain = "prod.abc.us-east-1.redshift.amazonaws.com"
+    found = discover_warehouse(settings, _ReportsEndpoint(plain))  # type: ignore[arg-type]
+    assert found.endpoint == Endpoint(plain, 5439)
