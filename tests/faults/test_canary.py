@@ -38,7 +38,11 @@ COMMANDS = [
     ("connection",),
     ("connection", "--format", "profiles"),
     ("connection", "--format", "json"),
+    ("provision",),
+    ("iam-policy",),
+    ("ips",),
 ]
+READ_CONFIG = [command for command in COMMANDS if command != ("ips",)]  # ips lists built-in data
 
 
 @dataclass
@@ -118,7 +122,7 @@ def test_a_wrong_password_fails_the_login_and_is_never_shown(
     assert_nowhere(world, printed)
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", READ_CONFIG, ids=" ".join)
 def test_a_password_where_the_variable_name_belongs_is_refused_unshown(
     world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path, command: tuple[str, ...]
 ) -> None:
