@@ -34,9 +34,19 @@ def demo(c: Context) -> None:
     c.run(f"{PY} demo/run.py", pty=False)
 
 
+@task
+def iam_policy(c: Context) -> None:
+    """Regenerate docs/iam-policy.json from docs/iam-policy.example.toml (a test keeps them equal)."""
+    c.run(
+        f"{PY} -m bastion iam-policy -c docs/iam-policy.example.toml --account 123456789012"
+        " > docs/iam-policy.json",
+        pty=False,
+    )
+
+
 from bench.tasks import bench  # noqa: E402  (the benchmark lives beside its peer playbook)
 
-ns = Collection(lint, test, demo, bench)
+ns = Collection(lint, test, demo, iam_policy, bench)
 try:
     from tests.lab.tasks import ns as lab_ns
 except ImportError:  # the lab package is part of the checkout; this guards partial installs

@@ -478,6 +478,5 @@ def test_docs_policy_is_what_the_command_prints_for_the_documented_example(
     printed = capsys.readouterr()
     assert exit_info.value.code in (0, None), printed.err
     assert printed.out == (DOCS / "iam-policy.json").read_text(), (
-        "regenerate: bastion iam-policy -c docs/iam-policy.example.toml "
-        f"--account {PLACEHOLDER_ACCOUNT} > docs/iam-policy.json"
+        "regenerate it with `invoke iam-policy`"
     )
