@@ -34,15 +34,25 @@ def launch_then_die(self: Any, params: dict[str, Any]) -> dict[str, Any]:
     return instance  # pragma: no cover
 
 
-real = apply.apply_script
-apply.apply_script = traced
-if os.environ.get("KILL_AFTER_LAUNCH") == "1":
-    from bastion.aws.gateway import AwsGateway
+def install() -> None:
+    """Trace this process's apply script (and die after the launch if asked). Only the CLI
+    run as `python -m tests.faults.traced_cli` does this: a test that imports TRACE must not
+    find every later apply script of its session traced."""
+    global real, real_launch
+    real = apply.apply_script
+    apply.apply_script = traced
+    if os.environ.get("KILL_AFTER_LAUNCH") == "1":
+        from bastion.aws.gateway import AwsGateway
 
-    real_launch = AwsGateway.run_instance
-    AwsGateway.run_instance = launch_then_die  # type: ignore[method-assign]
+        real_launch = AwsGateway.run_instance
+        AwsGateway.run_instance = launch_then_die  # type: ignore[method-assign]
+
+
+real: Any = None
+real_launch: Any = None
 
 if __name__ == "__main__":
     from bastion.cli.app import main
 
+    install()
     main(sys.argv[1:])
