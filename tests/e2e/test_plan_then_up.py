@@ -13,8 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.e2e.cli import run_json
-from tests.e2e.world import World, lab_world
+from tests.e2e.world import World, bastion, lab_world
 from tests.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
@@ -27,12 +26,6 @@ NEW_PORT = 2222
 def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with lab_world(lab, tmp_path_factory, NAME) as found:
         yield found
-
-
-def bastion(
-    world: World, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, dict[str, Any]]:
-    return run_json(world.config, capsys, *args)
 
 
 def instance() -> dict[str, Any]:

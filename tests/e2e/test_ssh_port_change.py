@@ -17,8 +17,7 @@ import boto3
 import paramiko
 import pytest
 
-from tests.e2e.cli import run_json
-from tests.e2e.world import World, lab_world
+from tests.e2e.world import World, bastion, lab_world
 from tests.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
@@ -32,12 +31,6 @@ BLOCKED = 2200
 def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with lab_world(lab, tmp_path_factory, NAME) as found:
         yield found
-
-
-def bastion(
-    world: World, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, dict[str, Any]]:
-    return run_json(world.config, capsys, *args)
 
 
 def group() -> dict[str, Any]:

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bastion.tunnel.verify_key import EphemeralKey
+from tests.e2e.cli import run_json
 from tests.lab import Lab, bastion_toml, lab_env
 
 
@@ -49,3 +51,10 @@ def lab_world(lab: Lab, tmp_path_factory: pytest.TempPathFactory, name: str) -> 
     finally:
         patch.undo()
         lab.restart_host()
+
+
+def bastion(
+    world: World, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, dict[str, Any]]:
+    """`bastion ARGS --json` on the world's config: the exit code and the JSON document."""
+    return run_json(world.config, capsys, *args)
