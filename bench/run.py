@@ -74,7 +74,7 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
 
     def log_window(self) -> SshLogWindow:
-        return SshLogWindow(self.lab.host_file)
+        return SshLogWindow(self.lab.sshd_log)
 
     def missing(self, command: str, *names: str) -> bool:
         """Rows of "n/a (command missing)" when this checkout has no `bastion <command>`."""

@@ -1,4 +1,4 @@
-"""Counting SSH connections and remote commands from the lab host's sshd log.
+"""Counting SSH connections and remote commands from the lab host's sshd log (journald).
 
 The hardened sshd_config sets `LogLevel VERBOSE`, so sshd writes one `Connection from`
 line per TCP connection that reaches it and one `Starting session:` line per session
@@ -18,7 +18,6 @@ SESSION = re.compile(
     r"^Starting session: (?P<kind>[\w-]+) .*?for (?P<user>\S+) from ", re.MULTILINE
 )
 AUTHENTICATED = re.compile(r"^Accepted publickey for (?P<user>\S+) from ", re.MULTILINE)
-LOG_PATH = "/var/log/sshd.log"
 
 
 @dataclass(frozen=True)
@@ -41,19 +40,19 @@ class SshActivity:
 class SshLogWindow:
     """The part of sshd's log written while a `with` block ran."""
 
-    def __init__(self, read_log: Callable[[str], str], settle: float = 0.05) -> None:
+    def __init__(self, read_log: Callable[[], str], settle: float = 0.2) -> None:
         self._read_log = read_log
-        self._settle = settle  # sshd writes its lines from forked children: let them land
+        self._settle = settle  # sshd's children log through journald: let their lines land
         self._start = 0
         self.text = ""
 
     def __enter__(self) -> SshLogWindow:
-        self._start = len(self._read_log(LOG_PATH))
+        self._start = len(self._read_log())
         return self
 
     def __exit__(self, *exc: object) -> None:
         time.sleep(self._settle)
-        self.text = self._read_log(LOG_PATH)[self._start :]
+        self.text = self._read_log()[self._start :]
 
     @property
     def activity(self) -> SshActivity:

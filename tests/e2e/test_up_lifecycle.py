@@ -86,7 +86,7 @@ def bastion(
 def host_state(lab: Lab) -> str:
     """mtimes of the managed files and sshd's reload count: what a no-op must not move."""
     stat = lab.host_exec(f"stat -c '%n %Y %y' {' '.join(WATCHED)}").stdout
-    reloads = lab.host_file("/var/log/sshd.log").count("Received SIGHUP")
+    reloads = lab.sshd_log().count("Received SIGHUP")
     return f"{stat}reloads={reloads}"
 
 

@@ -5,7 +5,7 @@ sshd_config that `sshd -t` refuses, and the next run converges.
 points are: after the facts were read; inside the script before the rename of the new
 sshd_config; after that rename, before the reload; after the reload, before the fresh admin
 login that disarms the host's rollback timer. Each cut kills the tool's sshd session on the
-host (`sshd: ec2-user …`), timed by a hook at that point. Two ways to be cut:
+host (`sshd-session: admin …`), timed by a hook at that point. Two ways to be cut:
 
 - "connection": only the SSH connection dies; the root script, already running on the host
   (no TTY, so no SIGHUP), carries on to its end.
@@ -32,13 +32,15 @@ from bastion.host.facts import ROLLBACK_TOKEN
 from tests.faults.conftest import run_cli, sshd_accepts_config
 from tests.host.conftest import make_key, write_lab_config
 from tests.lab import Lab
+from tests.lab.lab import ADMIN_USER
 
 pytestmark = pytest.mark.lab
 
 ROLLBACK_SECONDS = 2  # the host's timer in the cut run; short here to keep the tests fast
 TOOL_ROLLBACK_SECONDS = apply_module.ROLLBACK_SECONDS  # what every other run arms
 # `^`: the script's own command line holds this text too, and must not match it
-KILL_SESSIONS = "pkill -KILL -f '^sshd: ec2-user'"
+# OpenSSH 9.9 and later name a session's processes `sshd-session: USER ...`, before `sshd: USER`
+KILL_SESSIONS = f"pkill -KILL -f '^sshd(-session)?: {ADMIN_USER}'"
 AUTHORIZED_KEYS = "/home/dbtcloud/.ssh/authorized_keys"
 KEYS_RENAME = 'chmod "$2" "$tmp" && chown "$3:$4" "$tmp" && mv -f "$tmp" "$1"'
 RENAME = f"mv -f {apply_module.CANDIDATE} /etc/ssh/sshd_config"
@@ -118,7 +120,7 @@ def _assert_no_half_file(lab: Lab) -> None:
 
 
 def logins(lab: Lab) -> int:
-    return lab.host_file("/var/log/sshd.log").count("Accepted publickey for ec2-user")
+    return lab.sshd_log().count(f"Accepted publickey for {lab.admin_user} ")
 
 
 def _wait_for_timer(lab: Lab) -> None:

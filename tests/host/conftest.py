@@ -138,8 +138,8 @@ class LabHost:
 
     def log_counts(self) -> tuple[int, int]:
         """(admin logins accepted, sshd reloads) so far, from sshd's own log."""
-        log = self.lab.host_file("/var/log/sshd.log")
-        accepted = sum("Accepted publickey for ec2-user" in line for line in log.splitlines())
+        log = self.lab.sshd_log()
+        accepted = log.count(f"Accepted publickey for {self.lab.admin_user} ")
         return accepted, log.count("Received SIGHUP")
 
 

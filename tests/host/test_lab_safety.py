@@ -62,7 +62,7 @@ def test_admin_lockout_is_rolled_back_at_once(
 ) -> None:
     """`DenyUsers` passes sshd -t but shuts the admin out: the fresh login fails."""
     before = lab_host.sh("sha256sum /etc/ssh/sshd_config")
-    _sabotage(monkeypatch, "\nMatch all\n    DenyUsers ec2-user\n")
+    _sabotage(monkeypatch, "\nMatch all\n    DenyUsers admin\n")
     settings = lab_host.settings()
     with (
         open_admin(settings, lab_host.lab.bastion_address) as conn,
@@ -81,7 +81,7 @@ def test_timer_restores_by_itself_when_the_tool_vanishes(
 ) -> None:
     """Apply, then drop the connection without the fresh login: the host undoes it alone."""
     before = lab_host.sh("sha256sum /etc/ssh/sshd_config")
-    _sabotage(monkeypatch, "\nMatch all\n    DenyUsers ec2-user\n")
+    _sabotage(monkeypatch, "\nMatch all\n    DenyUsers admin\n")
     settings = lab_host.settings()
     with open_admin(settings, lab_host.lab.bastion_address) as conn:
         facts = read_facts(settings, conn)

@@ -123,9 +123,9 @@ def test_allow_users_names_admin_and_tunnel_sources(host: Any, configured_host: 
     out = host.check_output("sshd -T")
     allowed = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("allowusers ")]
     operator = configured_host.lab.operator_address
-    assert f"ec2-user@{operator}" in allowed and f"dbtcloud@{operator}" in allowed
+    assert f"{configured_host.lab.admin_user}@{operator}" in allowed and f"dbtcloud@{operator}" in allowed
     assert "dbtcloud@52.45.144.63" in allowed
-    assert not any(a.startswith("ec2-user@52.") for a in allowed)
+    assert not any(a.startswith(f"{configured_host.lab.admin_user}@52.") for a in allowed)
 
 
 def _free_port() -> int:

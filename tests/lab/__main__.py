@@ -17,10 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="bl")
     parser.add_argument("--run-id", default="", help="down: only this lab")
     parser.add_argument("--no-aws", action="store_true", help="up: without moto")
+    parser.add_argument("--os", default="", help="up: debian-13 (default), debian-12, debian-11")
     args = parser.parse_args(argv)
     if args.command == "up":
         try:
-            print(describe(start_lab(args.prefix, not args.no_aws, detached=True)))
+            print(describe(start_lab(args.prefix, not args.no_aws, detached=True, os_name=args.os)))
         except LabError as error:
             print(f"lab up: {error}", file=sys.stderr)
             return 1

@@ -1,16 +1,15 @@
-"""What is built once per machine and copied into every lab: the host's package layer and
-an initialised database cluster.
+"""What is built once per machine and used by every lab: the hosts' root filesystems (one
+per Debian release) and an initialised database cluster.
 
-Building takes seconds to minutes (apt); copying takes a fraction of a second. Each item
+Building takes minutes (debootstrap) or a second (initdb); using it takes a fraction of a
+second (an overlay over the root filesystem, a copy of the cluster). Each item
 lives in CACHE_ROOT under a name that hashes its inputs, is built under a lock (two labs may
 start at once) and appears by an atomic rename, so a half-built item is never used.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import shlex
 import shutil
 import subprocess
@@ -22,23 +21,31 @@ from tests.lab.state import CACHE_ROOT, file_lock
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
-# What a Debian cloud image holds that this machine may lack, plus what the tool installs
-# (it cannot download on the lab host: the host has no route out). No cloud-init: the lab
-# host is ready when sshd listens, and `cloud-init status --wait` must not be found.
+# The releases a lab host can run, by the names `bastion.ami` gives them.
+RELEASES: dict[str, str] = {"debian-13": "trixie", "debian-12": "bookworm", "debian-11": "bullseye"}
+DEFAULT_OS = "debian-13"
+MIRROR = "http://deb.debian.org/debian"
+# What a Debian cloud image holds, plus what the tool installs (the lab host has no route
+# out, so it cannot download): systemd as PID 1 with logind and dbus as on EC2, sshd and its
+# sftp server, sudo, unattended-upgrades. No cloud-init: the lab host is ready when sshd
+# listens, and `cloud-init status --wait` must not be found.
 HOST_PACKAGES: tuple[str, ...] = (
     "ca-certificates",
     "curl",
+    "dbus",
     "iproute2",
     "less",
+    "libpam-systemd",
     "openssh-server",
     "openssh-sftp-server",
     "procps",
     "python3",
     "sudo",
+    "systemd",
     "unattended-upgrades",
 )
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
-LAYER_FORMAT = "1"  # bump when layer_build.sh changes what a layer holds
+ROOTFS_FORMAT = "1"  # bump when rootfs_build.sh changes what a root filesystem holds
 
 
 class LabBuildError(RuntimeError):
@@ -67,43 +74,32 @@ def cached_directory(kind: str, inputs: bytes, build: Callable[[Path], None]) ->
     return final
 
 
-def package_layer(packages: tuple[str, ...] = HOST_PACKAGES) -> Path:
-    """The overlay upper dir that turns this machine's `/` into the bastion host's disk.
+def os_root(os_name: str = DEFAULT_OS, packages: tuple[str, ...] = HOST_PACKAGES) -> Path:
+    """The read-only root filesystem of a lab host running `os_name` (e.g. "debian-13").
 
-    Keyed by the package list and this machine's dpkg status: when the machine's own
-    packages change, a layer built on the old `/` would shadow them, so it is rebuilt.
+    Built once per machine by debootstrap from Debian's registry (1-3 minutes, ~350 MB) and
+    used as the lower layer of every host's overlay. Keyed by release, packages and format:
+    a newer point release on the mirror does not rebuild it (remove the folder to refresh).
     """
-    status = Path("/var/lib/dpkg/status").read_bytes()
-    inputs = "\n".join((LAYER_FORMAT, *packages)).encode() + b"\0" + status
-    return cached_directory("layer", inputs, lambda target: _build_layer(target, packages))
+    if os_name not in RELEASES:
+        raise LabBuildError(f"no lab host for {os_name!r}; choose one of {', '.join(RELEASES)}")
+    suite = RELEASES[os_name]
+    inputs = "\n".join((ROOTFS_FORMAT, suite, MIRROR, *packages)).encode()
+    return cached_directory(f"rootfs-{os_name}", inputs, lambda t: _build_root(t, suite, packages))
 
 
-def _build_layer(target: Path, packages: tuple[str, ...]) -> None:
-    work = target.parent
-    log = work / "build.log"
-    private_mounts = ["unshare", "--mount", "--propagation", "private", "--"]
-    script = [str(SCRIPTS / "layer_build.sh"), str(work), *packages]
-    with log.open("w") as out:
-        result = subprocess.run(
-            [*private_mounts, "/bin/sh", *script], stdout=out, stderr=subprocess.STDOUT
+def _build_root(target: Path, suite: str, packages: tuple[str, ...]) -> None:
+    if shutil.which("debootstrap") is None:
+        raise LabBuildError(
+            "the lab needs debootstrap to build its hosts (apt-get install debootstrap)"
         )
+    log = target.parent / "build.log"
+    script = [str(SCRIPTS / "rootfs_build.sh"), str(target), suite, MIRROR, ",".join(packages)]
+    with log.open("w") as out:
+        result = subprocess.run(["/bin/sh", *script], stdout=out, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise LabBuildError(f"building the host package layer failed:\n{tail}")
-    _forget_origins(work / "layer")
-    (work / "layer").rename(target)
-
-
-def _forget_origins(layer: Path) -> None:
-    """Drop the build overlay's bookkeeping xattrs (origin handles, impure marks, uuid).
-
-    Whiteouts (0/0 character devices) and opaque marks are the layer's meaning and stay;
-    origin handles describe the throw-away mount and are not needed by a new one.
-    """
-    for path in (layer, *layer.rglob("*")):
-        for name in ("trusted.overlay.origin", "trusted.overlay.impure", "trusted.overlay.uuid"):
-            with contextlib.suppress(OSError):
-                os.removexattr(path, name, follow_symlinks=False)
+        raise LabBuildError(f"building the {suite} root filesystem failed:\n{tail}")
 
 
 def database_template() -> Path:

@@ -1,9 +1,11 @@
-"""The bastion host: its own filesystem, processes and hostname, in the bastion namespace.
+"""The bastion host: a real Debian release booting its own systemd, in the bastion namespace.
 
-`unshare --mount --pid --fork --uts --kill-child` runs scripts/host_boot.sh, which builds the
-host's root (an overlay of the machine's `/` on a tmpfs) and starts sshd inside a chroot.
-Nothing done on the host reaches the machine, and a SIGKILL to unshare ends it all: the
-host's processes die with its pid namespace and its mounts with its mount namespace.
+`unshare --mount --pid --fork --uts --cgroup --kill-child` runs scripts/host_boot.sh, which
+builds the host's root (an overlay of the release's cached root filesystem, upper on a
+tmpfs), does cloud-init's first-boot work and execs the release's systemd as the host's
+pid 1. Nothing done on the host reaches the machine, and a SIGKILL to unshare and pid 1
+ends it all: the host's processes die with its pid namespace, its mounts with its mount
+namespace.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from tests.lab.state import ProcessRef, children_of
 
 HOSTNAME = "bastion"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-BOOT_TIMEOUT = 20.0
-# The power switch: new mount, pid and uts namespaces; SIGKILL to it ends the whole host.
-UNSHARE = ("unshare", "--mount", "--pid", "--fork", "--uts", "--propagation", "private",
-           "--kill-child", "--")  # fmt: skip
+BOOT_TIMEOUT = 30.0
+# The power switch: new mount, pid, uts and cgroup namespaces; SIGKILL to it and to the
+# host's pid 1 ends the whole host.
+UNSHARE = ("unshare", "--mount", "--pid", "--fork", "--uts", "--cgroup", "--propagation",
+           "private", "--kill-child", "--")  # fmt: skip
 
 
 class LabHostError(RuntimeError):
@@ -57,10 +60,10 @@ class RunningHost:
     popen: subprocess.Popen[bytes] | None = None
 
 
-def generate_admin_key(lab_dir: Path) -> Path:
+def generate_admin_key(lab_dir: Path, admin_user: str) -> Path:
     """An ed25519 key pair for the admin; the private half never leaves the lab folder."""
     key = lab_dir / "admin_ed25519"
-    comment = "ec2-user@bastion-lab"
+    comment = f"{admin_user}@bastion-lab"
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)],
         check=True,
@@ -71,13 +74,13 @@ def generate_admin_key(lab_dir: Path) -> Path:
 
 
 def launch_host(
-    *, netns: str, lab_dir: Path, layer: Path, admin_user: str, detached: bool
+    *, netns: str, lab_dir: Path, rootfs: Path, admin_user: str, detached: bool
 ) -> subprocess.Popen[bytes]:
-    """Power the host on; wait_for_host() tells when sshd listens.
+    """Power the host on; wait_for_host() tells when it has booted and sshd listens.
 
     A detached host (`invoke lab.up`) gets its own session, so it outlives the command.
     """
-    boot = [str(SCRIPTS / "host_boot.sh"), str(lab_dir), str(layer), HOSTNAME, admin_user]
+    boot = [str(SCRIPTS / "host_boot.sh"), str(lab_dir), str(rootfs), HOSTNAME, admin_user]
     with (lab_dir / "host-boot.log").open("ab") as log:
         return subprocess.Popen(
             ["ip", "netns", "exec", netns, *UNSHARE, "/bin/sh", *boot],
@@ -89,18 +92,45 @@ def launch_host(
 
 
 def wait_for_host(popen: subprocess.Popen[bytes], lab_dir: Path) -> RunningHost:
-    """Wait until the host's sshd listens on port 22; on failure, power it off and raise."""
+    """Wait until the host has booted (systemd's start-up done) and something listens on 22.
+
+    On failure, power it off and raise with what the host's systemd says went wrong.
+    """
     unshare = ProcessRef.of(popen.pid)
     deadline = time.monotonic() + BOOT_TIMEOUT
+    init = None
     while unshare is not None and popen.poll() is None and time.monotonic() < deadline:
         init = _find_init(popen.pid)
-        if init is not None and _listening(init, 22):
+        if init is not None and _listening(init, 22) and _booted(init):
             return RunningHost(unshare=unshare, init=init, popen=popen)
-        time.sleep(0.02)
-    popen.kill()
+        time.sleep(0.05)
+    detail = _boot_trouble(init) if init is not None and popen.poll() is None else ""
+    stop_host(unshare, init)
     popen.wait()
     tail = "\n".join((lab_dir / "host-boot.log").read_text(errors="replace").splitlines()[-20:])
-    raise LabHostError(f"the lab host did not start sshd within {BOOT_TIMEOUT:.0f} s:\n{tail}")
+    raise LabHostError(
+        f"the lab host did not boot with sshd listening within {BOOT_TIMEOUT:.0f} s:\n{tail}{detail}"
+    )
+
+
+def _booted(init: ProcessRef) -> bool:
+    """Whether the host's systemd has finished starting up ("running" or "degraded")."""
+    try:
+        state = host_exec(init, "systemctl is-system-running", timeout=10).stdout.strip()
+    except subprocess.TimeoutExpired:
+        return False
+    return state in ("running", "degraded")
+
+
+def _boot_trouble(init: ProcessRef) -> str:
+    """What the host's systemd reports: failed and still-starting units."""
+    try:
+        jobs = host_exec(
+            init, "systemctl list-jobs --no-pager; systemctl --failed --no-pager", timeout=10
+        )
+    except subprocess.TimeoutExpired:
+        return ""
+    return f"\n{jobs.stdout}"
 
 
 def _listening(init: ProcessRef, port: int) -> bool:
@@ -148,7 +178,7 @@ def read_host_keys(init: ProcessRef) -> list[HostKey]:
 
 
 def read_host_file(init: ProcessRef, path: str) -> str:
-    """A file of the host, e.g. /var/log/sshd.log, read from outside."""
+    """A file of the host, e.g. /etc/ssh/sshd_config, read from outside."""
     return Path(f"/proc/{init.pid}/root/{path.lstrip('/')}").read_text(errors="replace")
 
 

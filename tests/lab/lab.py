@@ -22,7 +22,7 @@ import psycopg
 
 from tests.lab import aws, network
 from tests.lab.aws import AwsAccount, MotoServer
-from tests.lab.cache import POSTGRES_BIN, package_layer
+from tests.lab.cache import DEFAULT_OS, POSTGRES_BIN, RELEASES, os_root
 from tests.lab.host import (
     RunningHost,
     generate_admin_key,
@@ -38,7 +38,8 @@ from tests.lab.state import PREFIX_PATTERN, LabState, ProcessRef, all_states, la
 from tests.lab.teardown import cleanup_stale, teardown
 from tests.lab.warehouse import DB_NAME, DB_USER, Warehouse
 
-ADMIN_USER = "ec2-user"
+ADMIN_USER = "admin"  # as on Debian's cloud images
+LAB_OS_ENV = "BASTION_LAB_OS"  # the release a lab host runs unless told
 
 
 class LabError(RuntimeError):
@@ -58,7 +59,8 @@ class Lab:
     warehouse_host: str
     _state: LabState = field(repr=False)
     _warehouse: Warehouse = field(repr=False)
-    _layer: Path = field(repr=False)
+    _rootfs: Path = field(repr=False)
+    os: str = DEFAULT_OS  # the release the host runs: debian-13, debian-12 or debian-11
     db_password: str = field(default="", repr=False)
     host_key_fingerprints: list[str] = field(default_factory=list)
     known_hosts_lines: list[str] = field(default_factory=list)
@@ -110,6 +112,11 @@ class Lab:
             raise LabError("the lab host is not running")
         return read_host_file(self._host.init, path)
 
+    def sshd_log(self) -> str:
+        """What sshd logged since the host booted (journald), one message a line."""
+        command = "journalctl --no-pager -q -o cat -t sshd -t sshd-session -t sshd-auth"
+        return self.host_exec(command).stdout
+
     def restart_host(self) -> None:
         """A pristine host: its disk as built, new host keys; the admin key stays."""
         if self._host is not None:
@@ -151,7 +158,7 @@ class Lab:
         popen = launch_host(
             netns=topo.bastion_ns,
             lab_dir=self.dir,
-            layer=self._layer,
+            rootfs=self._rootfs,
             admin_user=self.admin_user,
             detached=self._state.detached,
         )
@@ -188,20 +195,33 @@ def _missing_prerequisite() -> str | None:
     for tool in ("unshare", "nsenter", "ssh-keygen", "su"):
         if shutil.which(tool) is None:
             return f"the lab needs `{tool}` on PATH (util-linux, openssh-client)"
+    if shutil.which("debootstrap") is None:
+        return "the lab needs debootstrap to build its hosts (apt-get install debootstrap)"
     if not (POSTGRES_BIN / "initdb").exists():
         return f"the lab needs PostgreSQL 15 in {POSTGRES_BIN} (apt-get install postgresql)"
     return None
 
 
-def start_lab(prefix: str = "bl", with_aws: bool = True, *, detached: bool = False) -> Lab:
-    """Start a lab; on any failure, remove what was made and raise.
+def default_os() -> str:
+    """The release lab hosts run unless told: $BASTION_LAB_OS, else Debian 13."""
+    return os.environ.get(LAB_OS_ENV) or DEFAULT_OS
+
+
+def start_lab(
+    prefix: str = "bl", with_aws: bool = True, *, detached: bool = False, os_name: str = ""
+) -> Lab:
+    """Start a lab whose host runs `os_name` (default: default_os()); on any failure, remove
+    what was made and raise.
 
     `detached` labs outlive this process (`invoke lab.up`): their host and moto run in
     sessions of their own, and they count as alive while their host runs.
     """
+    os_name = os_name or default_os()
     reason = unavailable_reason() or _missing_prerequisite()
     if reason is not None:
         raise LabError(reason)
+    if os_name not in RELEASES:
+        raise LabError(f"no lab host for {os_name!r}; choose one of {', '.join(RELEASES)}")
     if not PREFIX_PATTERN.fullmatch(prefix):
         raise LabError(f"lab prefix must match {PREFIX_PATTERN.pattern}: {prefix!r}")
     with labs_lock():
@@ -209,7 +229,7 @@ def start_lab(prefix: str = "bl", with_aws: bool = True, *, detached: bool = Fal
         cleanup_stale(prefix)
         state = _allocate(prefix, detached)
     try:
-        return _bring_up(state, with_aws)
+        return _bring_up(state, with_aws, os_name)
     except BaseException:
         teardown(state)
         raise
@@ -232,7 +252,7 @@ def _allocate(prefix: str, detached: bool) -> LabState:
     return state
 
 
-def _bring_up(state: LabState, with_aws: bool) -> Lab:
+def _bring_up(state: LabState, with_aws: bool, os_name: str) -> Lab:
     """Network, warehouse and host in turn; moto starts and is seeded meanwhile."""
     topo = Topology(state.name, state.slot)
     moto = None
@@ -243,7 +263,7 @@ def _bring_up(state: LabState, with_aws: bool) -> Lab:
     with ThreadPoolExecutor(max_workers=1) as pool:
         seeded = pool.submit(_seed, moto) if moto is not None else None
         try:
-            layer = package_layer()  # built once per machine (apt), then cached
+            rootfs = os_root(os_name)  # built once per machine (debootstrap), then cached
             network.create_network(topo)
             lab = Lab(
                 run_id=state.run_id,
@@ -251,10 +271,11 @@ def _bring_up(state: LabState, with_aws: bool) -> Lab:
                 dir=state.dir,
                 bastion_address=topo.bastion_address,
                 operator_address=topo.operator_address,
-                admin_key=generate_admin_key(state.dir),
+                admin_key=generate_admin_key(state.dir, ADMIN_USER),
                 warehouse_host=topo.warehouse_address,
                 _state=state,
-                _layer=layer,
+                _rootfs=rootfs,
+                os=os_name,
                 _warehouse=Warehouse(
                     netns=topo.warehouse_ns,
                     folder=state.dir / "warehouse",
@@ -282,9 +303,9 @@ def _seed(moto: MotoServer) -> AwsAccount:
 
 
 @contextlib.contextmanager
-def running_lab(prefix: str = "bl", with_aws: bool = True) -> Iterator[Lab]:
+def running_lab(prefix: str = "bl", with_aws: bool = True, os_name: str = "") -> Iterator[Lab]:
     """`with running_lab() as lab:` starts a lab and always stops it."""
-    lab = start_lab(prefix, with_aws)
+    lab = start_lab(prefix, with_aws, os_name=os_name)
     try:
         yield lab
     finally:

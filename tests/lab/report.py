@@ -34,7 +34,7 @@ def describe(lab: Lab) -> str:
     """Shell-readable text: facts as comments, then `export` lines (eval-able as a whole)."""
     lines = [
         f"# bastion lab {lab.name} is up (stop it with: invoke lab.down --run-id {lab.run_id})",
-        f"#   bastion host   {lab.admin_user}@{lab.bastion_address}:{lab.ssh_port}"
+        f"#   bastion host   {lab.admin_user}@{lab.bastion_address}:{lab.ssh_port} ({lab.os})"
         f"  (you are {lab.operator_address})",
         f"#   admin key      {lab.admin_key}",
         *(f"#   host key       {fingerprint}" for fingerprint in lab.host_key_fingerprints),

@@ -15,15 +15,19 @@ from invoke.tasks import task
     help={
         "prefix": "name prefix of the lab's namespaces and folders",
         "aws": "also start moto, seeded like a real account (default: yes)",
+        "os": "the release the host boots: debian-13 (default), debian-12 or debian-11",
     }
 )
-def up(c: Context, prefix: str = "bl", aws: bool = True) -> None:
-    """Start a lab that stays up; print its addresses and the env that points bastion at it."""
+def up(c: Context, prefix: str = "bl", aws: bool = True, os: str = "") -> None:
+    """Start a lab that stays up; print its addresses and the env that points bastion at it.
+
+    The first start of each release builds its root filesystem (debootstrap, 1-3 minutes).
+    """
     from tests.lab.lab import LabError, start_lab
     from tests.lab.report import describe
 
     try:
-        lab = start_lab(prefix, with_aws=aws, detached=True)
+        lab = start_lab(prefix, with_aws=aws, detached=True, os_name=os)
     except LabError as error:
         raise Exit(f"lab.up: {error}", code=1) from None
     print(describe(lab))

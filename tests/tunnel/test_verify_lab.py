@@ -176,7 +176,7 @@ LISTENING = "Server listening on"  # what sshd logs once a listening socket is b
 
 
 def sshd_log(lab: Any) -> str:
-    return str(lab.host_file("/var/log/sshd.log"))
+    return str(lab.sshd_log())
 
 
 def ssh_port_refuses(lab: Any) -> bool:
@@ -194,7 +194,7 @@ def reconfigure_sshd(lab: Any, sed: str) -> None:
     """Edit the rendered sshd_config on the host and reload sshd, as a hand edit would."""
     listening = sshd_log(lab).count(LISTENING)
     done = lab.host_exec(
-        f"sed -i '{sed}' /etc/ssh/sshd_config && sshd -t && kill -HUP $(cat /run/sshd.pid)"
+        f"sed -i '{sed}' /etc/ssh/sshd_config && systemctl reload ssh"
     )
     assert done.returncode == 0, done.stderr
     wait_until(
@@ -204,14 +204,14 @@ def reconfigure_sshd(lab: Any, sed: str) -> None:
 
 
 def stop_sshd(lab: Any) -> None:
-    done = lab.host_exec("kill $(cat /run/sshd.pid)")
+    done = lab.host_exec("systemctl stop ssh")
     assert done.returncode == 0, done.stderr
     wait_until(lambda: ssh_port_refuses(lab), "the SSH port refusing connections")
 
 
 def start_sshd(lab: Any) -> None:
     listening = sshd_log(lab).count(LISTENING)
-    done = lab.host_exec("/usr/sbin/sshd -E /var/log/sshd.log")
+    done = lab.host_exec("systemctl start ssh")
     assert done.returncode == 0, done.stderr
     wait_until(lambda: sshd_log(lab).count(LISTENING) > listening, "sshd listening")
 
