@@ -19,7 +19,7 @@ import testinfra
 from bastion.vendors.dbt_cloud import cidrs_for
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-ADMIN_USER = "ec2-user"  # bastion's default admin_user, which the scenario keeps
+ADMIN_USER = "admin"  # bastion's default admin_user (the debian-13 image), which the scenario keeps
 
 
 def _lab() -> dict[str, str]:
