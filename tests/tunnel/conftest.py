@@ -62,22 +62,9 @@ PASSWORD_ENV = "BASTION_TEST_DB_PASSWORD"
 
 
 @pytest.fixture(scope="session")
-def tunnel_lab(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The session lab (tests/conftest.py's `lab`), or one of our own until that exists."""
-    from tests.lab.lab import running_lab, unavailable_reason
-
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    try:
-        shared = request.getfixturevalue("lab")
-    except pytest.FixtureLookupError:
-        shared = None
-    if shared is not None:
-        yield shared
-        return
-    with running_lab("tv") as lab:
-        yield lab
+def tunnel_lab(lab: Any) -> Any:
+    """The session lab (tests/conftest.py's `lab`)."""
+    return lab
 
 
 def write_lab_config(lab: Any, folder: Path, **warehouse: Any) -> Path:
