@@ -92,7 +92,10 @@ def test_timer_restores_by_itself_when_the_tool_vanishes(
     while lab_host.sh("sha256sum /etc/ssh/sshd_config") != before:
         assert time.monotonic() < deadline, "the timer did not restore sshd_config"
         time.sleep(0.2)
-    assert "rolled back" in lab_host.sh(f"cat {apply_module.STATE_DIR}/rollback.log")
+    log = f"{apply_module.STATE_DIR}/rollback.log"
+    while "rolled back" not in lab_host.lab.host_exec(f"cat {log}").stdout:  # after the reload
+        assert time.monotonic() < deadline, "the timer did not log its rollback"
+        time.sleep(0.2)
     deadline = time.monotonic() + 10
     while True:  # sshd re-executes after the timer's reload: its port is closed for a moment
         try:
