@@ -241,7 +241,8 @@ class AwsGateway:
         if not images.get("Images"):
             raise AwsError(
                 f"AMI {image_id} not found in {self.region}",
-                hint="set bastion.ami to an AMI id of this region or an ssm:/ parameter",
+                hint="set bastion.ami to a named image (debian-13), an AMI id of this region "
+                "or an ssm:/ parameter",
             )
         return dict(images["Images"][0])
 

@@ -65,7 +65,7 @@ class PolicyScope:
     iam_auth: bool = False
     database: str = ""
     user: str = ""
-    ami: str = ""
+    ami: str = ""  # an AMI id or ssm:/path (a named image is its parameter)
     vpc_id: str | None = None
     subnet_id: str | None = None
     warehouse_group_id: str | None = None
@@ -127,7 +127,7 @@ def scope_from(settings: Settings, account: str) -> PolicyScope:
         iam_auth=warehouse.auth == "iam",
         database=warehouse.database,
         user=warehouse.user,
-        ami=bastion.ami,
+        ami=bastion.ami_reference,
         vpc_id=bastion.vpc_id or None,
         subnet_id=bastion.subnet_id or None,
         warehouse_group_id=warehouse.security_group_id or None,

@@ -280,7 +280,7 @@ def admin_public_key(settings: Settings) -> str:
 
 
 def resolve_ami(gateway: AwsGateway, ami: str) -> tuple[str, bool]:
-    """(AMI id, came from ssm:) for `bastion.ami`."""
+    """(AMI id, came from ssm:) for `bastion.ami_reference` (a named image is ssm:)."""
     if ami.startswith("ssm:"):
         return gateway.ssm_parameter(ami.removeprefix("ssm:")), True
     return ami, False
@@ -294,7 +294,7 @@ def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts
             hint="set bastion.vpc_id (and warehouse.security_group_id) in bastion.toml",
         )
     subnet_id = choose_public_subnet(gateway, location.vpc_id, settings.bastion.subnet_id)
-    ami, from_ssm = resolve_ami(gateway, settings.bastion.ami)
+    ami, from_ssm = resolve_ami(gateway, settings.bastion.ami_reference)
     public_key = admin_public_key(settings)
     try:
         fingerprint = parse_public_key(public_key).fingerprint

@@ -9,12 +9,16 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from bastion.config.images import NAMED_IMAGES
+
 # Matched whole (fullmatch): `$` alone also matches before a final newline.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
 _POSIX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
+_SSM_PATH = re.compile(r"ssm:/[A-Za-z0-9/_.-]+")
 
 # Accounts a tunnel user must never be: they exist on common images or belong to services.
 SYSTEM_ACCOUNTS = frozenset(
@@ -127,6 +131,16 @@ def posix_user(value: str) -> str:
         raise ValueError(
             "must be a POSIX user name: lower-case letter or '_' first, then a-z, 0-9, '_' "
             "or '-', at most 32 characters"
+        )
+    return value
+
+
+def ami(value: str) -> str:
+    """A named image, an AMI id or the SSM parameter holding one."""
+    if value not in NAMED_IMAGES and not (_AMI_ID.fullmatch(value) or _SSM_PATH.fullmatch(value)):
+        raise ValueError(
+            f"must be a named image ({', '.join(NAMED_IMAGES)}), an AMI id (ami- and hex "
+            "digits) or ssm:/path/to/parameter"
         )
     return value
 

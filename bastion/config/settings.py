@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from bastion.config import rules
+from bastion.config import images, rules
 from bastion.config.keys import parse_public_key, read_keys_file
 from bastion.config.source import anchor, describe, interpolate, resolve_paths
 from bastion.endpoint import Endpoint
@@ -177,14 +177,24 @@ class BastionSettings(_Section):
     vpc_id: str = ""
     subnet_id: str = ""
     instance_type: str = "t3.micro"
-    ami: str = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    ami: str = images.DEFAULT
     ssh_port: Integer = 22
-    admin_user: str = "ec2-user"
+    admin_user: str = ""  # the named image's own when not given
     admin_key: Path = Path("~/.ssh/id_ed25519")
     admin_cidrs: list[Cidr]
     address: str = ""
     known_hosts: Path = Path(".bastion/known_hosts")
     ssh_crypto: Literal["compatible", "hardened"] = "compatible"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _admin_user_of_the_image(cls, data: Any) -> Any:
+        """An empty admin_user is the login user of the named image (admin on Debian)."""
+        if not isinstance(data, dict) or data.get("admin_user", "") != "":
+            return data
+        ami = data.get("ami", images.DEFAULT)
+        image = images.NAMED_IMAGES.get(ami) if isinstance(ami, str) else None
+        return data if image is None else {**data, "admin_user": image.admin_user}
 
     @field_validator("vpc_id", "subnet_id")
     @classmethod
@@ -204,9 +214,7 @@ class BastionSettings(_Section):
     @field_validator("ami")
     @classmethod
     def _ami(cls, value: str) -> str:
-        if not re.fullmatch(r"ami-[0-9a-f]{8,17}|ssm:/[A-Za-z0-9/_.-]+", value):
-            raise ValueError("must be an AMI id (ami-…) or ssm:/path/to/parameter")
-        return value
+        return rules.ami(value)
 
     @field_validator("ssh_port")
     @classmethod
@@ -216,6 +224,8 @@ class BastionSettings(_Section):
     @field_validator("admin_user")
     @classmethod
     def _admin_user(cls, value: str) -> str:
+        if not value:
+            return value  # an AMI id or ssm: path without one: refused below, naming both
         rules.posix_user(value)
         if value == "root":
             raise ValueError("must not be root: log in as a sudo user (ec2-user, ubuntu, admin)")
@@ -232,6 +242,22 @@ class BastionSettings(_Section):
     @classmethod
     def _address(cls, value: str) -> str:
         return rules.hostname(value) if value else value
+
+    @model_validator(mode="after")
+    def _admin_user_given(self) -> BastionSettings:
+        if not self.admin_user:
+            raise ValueError(
+                "bastion.admin_user is required when bastion.ami is an AMI id or an ssm: path: "
+                "the sudo user the image creates (admin on Debian, ec2-user on Amazon Linux, "
+                "ubuntu on Ubuntu)"
+            )
+        return self
+
+    @property
+    def ami_reference(self) -> str:
+        """`ami` as AWS takes it: an AMI id, or `ssm:/path` (a named image's parameter for
+        the architecture of `instance_type`)."""
+        return images.ami_reference(self.ami, self.instance_type)
 
 
 class DbtCloudSettings(_Section):

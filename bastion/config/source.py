@@ -105,11 +105,7 @@ def describe(exc: ValidationError, from_env: set[tuple[str | int, ...]]) -> str:
             )
         else:
             message = error["msg"][:1].lower() + error["msg"][1:]
-        if (
-            message.startswith("warehouse.")
-            or message.startswith("tunnel.")
-            or message.startswith("set ")
-        ):
+        if message.startswith(("warehouse.", "bastion.", "tunnel.", "set ")):
             lines.append(message)
             continue
         if message.startswith("["):

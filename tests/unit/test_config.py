@@ -63,6 +63,11 @@ def with_value(section: str, key: str, value: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_bastion_value(text: str, key: str, value: str) -> str:
+    """`text` with `key = value` added at the top of [bastion]."""
+    return text.replace("[bastion]\n", f"[bastion]\n{key} = {value}\n", 1)
+
+
 def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
     settings = load(write(tmp_path, VALID), environ={})
     assert settings.tunnel.user == "dbtcloud"
@@ -147,6 +152,9 @@ REFUSED = [
     ("bastion", "provider", '"gcp"', "bastion.provider"),
     ("bastion", "ssh_crypto", '"weak"', "bastion.ssh_crypto"),
     ("bastion", "ami", '"ubuntu-latest"', "bastion.ami"),
+    ("bastion", "ami", '"Debian-13"', "bastion.ami must be a named image (debian-13, debian-12, "),
+    ("bastion", "ami", '"ami-XYZ"', "al2023, ubuntu-24.04, ubuntu-22.04), an AMI id"),
+    ("bastion", "ami", '"aws/service/debian/release/13/latest/amd64"', "bastion.ami"),
     ("dbt_cloud", "regions", '["mars"]', "dbt_cloud.regions"),
     ("dbt_cloud", "extra_cidrs", '["0.0.0.0/0"]', "dbt_cloud.extra_cidrs[0]"),
     ("tunnel", "user", '"root"', "tunnel.user"),
@@ -189,6 +197,50 @@ def test_tunnel_user_must_differ_from_admin(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="tunnel.user must differ"):
         load(write(tmp_path, text), environ={})
+
+
+def test_the_default_image_is_debian_13_with_its_admin_user(tmp_path: Path) -> None:
+    settings = load(write(tmp_path, VALID), environ={})
+    assert (settings.bastion.ami, settings.bastion.admin_user) == ("debian-13", "admin")
+
+
+@pytest.mark.parametrize(
+    ("ami", "admin_user"),
+    [
+        ("debian-13", "admin"),
+        ("debian-12", "admin"),
+        ("al2023", "ec2-user"),
+        ("ubuntu-24.04", "ubuntu"),
+        ("ubuntu-22.04", "ubuntu"),
+    ],
+)
+def test_a_named_image_gives_admin_user_its_default(
+    tmp_path: Path, ami: str, admin_user: str
+) -> None:
+    settings = load(write(tmp_path, with_value("bastion", "ami", f'"{ami}"')), environ={})
+    assert settings.bastion.admin_user == admin_user
+
+
+def test_an_empty_admin_user_is_the_named_images(tmp_path: Path) -> None:
+    text = with_value("bastion", "ami", '"ubuntu-24.04"')
+    settings = load(write(tmp_path, with_bastion_value(text, "admin_user", '""')), environ={})
+    assert settings.bastion.admin_user == "ubuntu"
+
+
+def test_a_given_admin_user_wins_over_the_images(tmp_path: Path) -> None:
+    text = with_bastion_value(with_value("bastion", "ami", '"al2023"'), "admin_user", '"ops"')
+    assert load(write(tmp_path, text), environ={}).bastion.admin_user == "ops"
+
+
+@pytest.mark.parametrize("ami", ["ami-0123456789abcdef0", "ssm:/golden/bastion-ami"])
+def test_an_ami_id_or_ssm_path_needs_admin_user(tmp_path: Path, ami: str) -> None:
+    text = with_value("bastion", "ami", f'"{ami}"')
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, text), environ={})
+    assert str(caught.value).startswith("bastion.admin_user is required when bastion.ami is")
+    assert caught.value.exit_code == 4
+    settings = load(write(tmp_path, with_bastion_value(text, "admin_user", '"ops"')), environ={})
+    assert (settings.bastion.ami, settings.bastion.admin_user) == (ami, "ops")
 
 
 def test_private_networks_may_be_broad(tmp_path: Path) -> None:

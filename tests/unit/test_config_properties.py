@@ -36,7 +36,7 @@ FIELDS = [
     ("bastion", "vpc_id", "vpc-0123456789abcdef0"),
     ("bastion", "subnet_id", "subnet-0123456789abcdef0"),
     ("bastion", "instance_type", "t3.micro"),
-    ("bastion", "ami", "ami-0123456789abcdef0"),
+    ("bastion", "ami", "debian-12"),
     ("bastion", "admin_user", "ec2-user"),
     ("bastion", "address", "203.0.113.10"),
     ("bastion", "admin_cidrs", ["198.51.100.7/32"]),
