@@ -17,11 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from tests.lab.state import ProcessRef
 
 REGION = "us-east-1"
-AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+# Debian's public parameters (Debian's own release numbers; `bastion.ami = "debian-13"`
+# reads the first): the seeded account holds one registered image behind each.
+DEBIAN_PARAMETERS = {
+    f"/aws/service/debian/release/{release}/latest/{arch}": f"debian-{release}-{arch}"
+    for release in ("13", "12")
+    for arch in ("amd64", "arm64")
+}
+DEFAULT_IMAGE_PARAMETER = "/aws/service/debian/release/13/latest/amd64"
+MOTO_SERVER = Path(__file__).with_name("moto_public.py")
 CLUSTER_ID = "prod"
 CLUSTER_PORT = 5439
 
@@ -56,7 +65,7 @@ def free_port() -> int:
 
 @dataclass
 class MotoServer:
-    """moto_server in a process of its own.
+    """moto_server in a process of its own (moto_public.py: it accepts /aws/service/ names).
 
     Not a thread of this process: moto keeps its accounts in module globals, so servers in
     one process share (and reset) each other's resources. This one's account is its own.
@@ -76,10 +85,12 @@ class MotoServer:
         """
         port = free_port()
         guard = [] if detached else ["setpriv", "--pdeathsig", "KILL", "--"]
+        # moto.server, able to hold AWS's public parameters (see moto_public.py)
+        server = [sys.executable, "-P", str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)]
         out = log.open("ab") if log is not None else None
         try:
             popen = subprocess.Popen(
-                [*guard, sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                [*guard, *server],
                 stdin=subprocess.DEVNULL,
                 stdout=out or subprocess.DEVNULL,
                 stderr=out or subprocess.DEVNULL,
@@ -147,7 +158,8 @@ class AwsAccount:
     cluster_id: str
     cluster_endpoint: str
     cluster_port: int
-    ami_id: str
+    ami_id: str  # the image the default `bastion.ami` ("debian-13") resolves to, on amd64
+    images: dict[str, str]  # Debian's public parameter -> the registered image it names
 
 
 def seed_account(endpoint: str) -> AwsAccount:
@@ -220,9 +232,7 @@ def seed_account(endpoint: str) -> AwsAccount:
         VpcSecurityGroupIds=[group],
         PubliclyAccessible=False,
     )["Cluster"]
-    ami_id = ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
-    if not ec2.describe_images(ImageIds=[ami_id])["Images"]:
-        raise LabAwsError(f"moto's {AMI_PARAMETER} names {ami_id}, which it does not know")
+    images = publish_debian_images(ec2, ssm)
     return AwsAccount(
         vpc_id=vpc_id,
         public_subnet_id=public,
@@ -234,8 +244,32 @@ def seed_account(endpoint: str) -> AwsAccount:
         cluster_id=CLUSTER_ID,
         cluster_endpoint=cluster["Endpoint"]["Address"],
         cluster_port=CLUSTER_PORT,
-        ami_id=ami_id,
+        ami_id=images[DEFAULT_IMAGE_PARAMETER],
+        images=images,
     )
+
+
+def publish_debian_images(ec2: Any, ssm: Any) -> dict[str, str]:
+    """Register an image for each of DEBIAN_PARAMETERS and publish the parameter naming it,
+    as Debian does in every region; returns parameter -> image id.
+
+    moto must accept PutParameter under /aws/service/ (moto_public.py): MotoServer starts it
+    so, a test serving moto in its own process calls accept_public_parameters() first.
+    """
+    images = {}
+    for parameter, name in DEBIAN_PARAMETERS.items():
+        image = ec2.register_image(Name=f"{name}-lab", Description=f"the lab's {name}")
+        try:
+            ssm.put_parameter(
+                Name=parameter, Value=image["ImageId"], Type="String", DataType="aws:ec2:image"
+            )
+        except ClientError as exc:
+            raise LabAwsError(
+                f"moto refused to publish {parameter} ({exc}): start it as MotoServer does, "
+                "or call tests.lab.moto_public.accept_public_parameters() in its process"
+            ) from None
+        images[parameter] = image["ImageId"]
+    return images
 
 
 def _name(resource_type: str, name: str) -> list[Any]:

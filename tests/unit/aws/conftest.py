@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import bastion.aws.session
 from bastion.config.settings import Settings, load
+from tests.lab.aws import publish_debian_images
+from tests.lab.moto_public import accept_public_parameters
 
 REGION = "us-east-1"
 MOTO_AMIS = ("ami-03cf127a", "ami-12c6146b")  # two of the images moto ships with
@@ -70,6 +72,7 @@ def moto_url() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    accept_public_parameters()  # Debian's /aws/service/ parameters, as in the lab's moto
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -122,6 +125,7 @@ class World:
     ami: str
     newer_ami: str
     ami_parameter: str = "/bastion-test/ami"
+    debian_images: dict[str, str] = field(default_factory=dict)  # public parameter -> image
 
     @property
     def expected_subnet(self) -> str:
@@ -175,7 +179,8 @@ def world(aws_env: str) -> World:
         VpcSecurityGroupIds=[group_id],
     )
     ami, newer = (i["ImageId"] for i in ec2.describe_images(ImageIds=list(MOTO_AMIS))["Images"])
-    world = World(ec2, vpc, subnets, private_id, group_id, ami, newer)
+    debian = publish_debian_images(ec2, _client("ssm"))
+    world = World(ec2, vpc, subnets, private_id, group_id, ami, newer, debian_images=debian)
     _client("ssm").put_parameter(Name=world.ami_parameter, Value=ami, Type="String")
     return world
 
@@ -217,6 +222,7 @@ def write_config(tmp_path: Path, world: World, admin_key: Path, ssh_listener: in
             "name": '"analytics"',
             "warehouse_extra": "",
             "ami": f'"ssm:{world.ami_parameter}"',
+            "admin_user": '"admin"',
             "instance_type": '"t3.micro"',
             "ssh_port": str(ssh_listener),
             "admin_cidrs": '["198.51.100.7/32"]',
@@ -239,6 +245,7 @@ redshift_cluster = "prod"
 [bastion]
 admin_key = "{admin_key.name}"
 ami = {values["ami"]}
+admin_user = {values["admin_user"]}
 instance_type = {values["instance_type"]}
 ssh_port = {values["ssh_port"]}
 admin_cidrs = {values["admin_cidrs"]}

@@ -412,7 +412,8 @@ def _policy_for(tmp_path: Path, warehouse: str) -> dict[str, Any]:
     config = tmp_path / "bastion.toml"
     config.write_text(
         f'name = "analytics"\n[warehouse]\n{warehouse}\n'
-        '[bastion]\nami = "ssm:/aws/service/x"\nadmin_cidrs = ["198.51.100.7/32"]\n'
+        '[bastion]\nami = "ssm:/aws/service/x"\nadmin_user = "admin"\n'
+        'admin_cidrs = ["198.51.100.7/32"]\n'
     )
     return least_privilege_policy(scope_from(load(config), PLACEHOLDER_ACCOUNT))
 

@@ -133,18 +133,22 @@ def test_database_credentials_only_for_iam_auth_and_only_that_login(
 @pytest.mark.parametrize(
     ("ami", "parameter", "image"),
     [
+        ("debian-13", ["arn:aws:ssm:us-east-1::parameter/aws/service/*"],
+         "arn:aws:ec2:us-east-1::image/*"),
         ("ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
          ["arn:aws:ssm:us-east-1::parameter/aws/service/*"], "arn:aws:ec2:us-east-1::image/*"),
         ("ssm:/golden/bastion-ami", [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/golden/bastion-ami"],
          "arn:aws:ec2:us-east-1::image/*"),
         ("ami-0123456789abcdef0", [], "arn:aws:ec2:us-east-1::image/ami-0123456789abcdef0"),
     ],
-    ids=["AWS's public parameter", "your own parameter", "an AMI id"],
+    ids=["a named image", "AWS's public parameter", "your own parameter", "an AMI id"],
 )  # fmt: skip
 def test_the_ami_is_read_from_its_parameter_only(
     tmp_path: Path, ami: str, parameter: list[str], image: str
 ) -> None:
-    policy = _policy(tmp_path, f'security_group_id = "{GROUP}"', f'ami = "{ami}"')
+    policy = _policy(
+        tmp_path, f'security_group_id = "{GROUP}"', f'ami = "{ami}"\nadmin_user = "ops"'
+    )
     assert _resources(policy, "ssm:GetParameter") == parameter
     assert image in _resources(policy, "ec2:RunInstances")
 
