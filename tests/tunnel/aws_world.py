@@ -75,6 +75,7 @@ def write_config(path: Path, *, vpc: str, subnet: str, group: str, admin_key: Pa
             vpc_id = "{vpc}"
             subnet_id = "{subnet}"
             ami = "ami-12c6146b"
+            admin_user = "admin"
             admin_key = "{admin_key}"
             admin_cidrs = ["198.51.100.7/32"]
             [dbt_cloud]
