@@ -36,7 +36,8 @@ def command(
 
     The changes are listed in the order `up` makes them: AWS, the host, the host-key tag,
     then (during an ssh_port change) phase two, which `up` runs once the tunnel verified on
-    the new port. A newer image behind an ssm: AMI parameter is a notice, not a change.
+    the new port. A newer image behind a named image (debian-13) or an ssm: parameter is a
+    notice, not a change.
     A host that cannot be read: the AWS changes are listed, and the exit code is 1.
 
     Example:  bastion plan --detailed-exitcode || [ $? -eq 2 ]
