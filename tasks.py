@@ -28,10 +28,10 @@ def test(c: Context, k: str = "", lab: bool = True) -> None:
     c.run(f"{PY} -m pytest {marker} {select}", pty=False)
 
 
-@task
-def demo(c: Context) -> None:
+@task(help={"os": "the release the lab host boots: debian-13 (default), debian-12, debian-11"})
+def demo(c: Context, os: str = "") -> None:
     """The whole job end to end on a local lab: up, up again (no changes), doctor, teardown."""
-    c.run(f"{PY} demo/run.py", pty=False)
+    c.run(f"{PY} demo/run.py" + (f" --os {os}" if os else ""), pty=False)
 
 
 @task

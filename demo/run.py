@@ -1,14 +1,15 @@
 """The demo: the whole job end to end on a lab on this machine, in about a minute.
 
 Starts the lab (moto seeded like a real account: a VPC with a public subnet and an
-internet gateway, a Redshift cluster and its security group; a bastion host running
-OpenSSH; a PostgreSQL warehouse reachable only through it), writes a demo bastion.toml,
-runs `bastion up`, runs it again to show that nothing changes, runs `bastion doctor`,
-and tears the lab down, whatever happened.
+internet gateway, a Redshift cluster and its security group; a bastion host booting Debian
+13, or the release `--os` names, under its own systemd; a PostgreSQL warehouse reachable
+only through it), writes a demo bastion.toml, runs `bastion up`, runs it again to show
+that nothing changes, runs `bastion doctor`, and tears the lab down, whatever happened.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -42,7 +43,10 @@ def bastion(*args: str, env: dict[str, str], cwd: Path) -> int:
     return code
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="demo/run.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--os", default="", help="the release the host boots (default debian-13)")
+    args = parser.parse_args(argv)
     if os.geteuid() != 0:
         console.print("[red]the demo's lab needs root (network namespaces)[/]")
         return 1
@@ -52,11 +56,15 @@ def main() -> int:
 
     started = time.perf_counter()
     step("1. start the lab: AWS emulator, bastion host, warehouse")
-    lab = start_lab("demo", with_aws=True)
+    console.print(
+        "  (the first start on a machine builds the host's Debian root filesystem: 1-3 min)"
+    )
+    lab = start_lab("demo", with_aws=True, os_name=args.os)
     codes: list[int] = []
     try:
         console.print(
-            f"  bastion host {lab.bastion_address} (sshd), warehouse {lab.warehouse_host}:"
+            f"  bastion host {lab.bastion_address} ({lab.os}, booted with its own systemd),"
+            f" warehouse {lab.warehouse_host}:"
             f"{lab.warehouse_port} (PostgreSQL, reachable only through the bastion), "
             f"AWS API {lab.moto_endpoint}\n"
         )

@@ -10,7 +10,11 @@ if TYPE_CHECKING:
 
 
 def bastion_toml(lab: Lab, name: str, *, extra_bastion: str = "", extra: str = "") -> str:
-    """The config text; `extra_bastion` lines go in [bastion], `extra` (whole tables) at the end."""
+    """The config text; `extra_bastion` lines go in [bastion], `extra` (whole tables) at the end.
+
+    The image is the lab host's release where it is a named image (debian-11 is not).
+    """
+    ami = f'ami = "{lab.os}"\n' if lab.os in ("debian-13", "debian-12") else ""
     return f"""\
 name = "{name}"
 [warehouse]
@@ -21,7 +25,7 @@ port = {lab.warehouse_port}
 database = "{lab.db_name}"
 user = "{lab.db_user}"
 [bastion]
-admin_user = "{lab.admin_user}"
+{ami}admin_user = "{lab.admin_user}"
 admin_key = "{lab.admin_key}"
 admin_cidrs = ["{lab.operator_address}/32"]
 address = "{lab.bastion_address}"
