@@ -18,9 +18,8 @@ import pytest
 
 from tests.lab import AwsAccount, Lab, MotoServer, running_lab, seed_account, unavailable_reason
 from tests.lab import aws_env as make_aws_env
-from tests.lab.lab import LAB_OS_ENV
+from tests.lab.lab import LAB_OS_ENV, proven_oses
 
-PROVEN_OSES = ("debian-13", "debian-12")  # the releases every host and e2e test runs on
 DEFAULT_OSES = ("debian-13",)
 EACH_RELEASE = ("host", "e2e")  # the test folders run on every proven release
 
@@ -34,7 +33,7 @@ def lab_oses(module: object, path: Path) -> tuple[str, ...]:
     if named is not None:
         return tuple(named)
     folder = path.parent.name
-    return PROVEN_OSES if folder in EACH_RELEASE else DEFAULT_OSES
+    return proven_oses() if folder in EACH_RELEASE else DEFAULT_OSES
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

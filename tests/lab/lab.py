@@ -40,6 +40,7 @@ from tests.lab.warehouse import DB_NAME, DB_USER, Warehouse
 
 ADMIN_USER = "admin"  # as on Debian's cloud images
 LAB_OS_ENV = "BASTION_LAB_OS"  # the release a lab host runs unless told
+PROVEN_OSES = ("debian-13", "debian-12")  # the releases CI proves the tool on
 
 
 class LabError(RuntimeError):
@@ -200,6 +201,12 @@ def _missing_prerequisite() -> str | None:
     if not (POSTGRES_BIN / "initdb").exists():
         return f"the lab needs PostgreSQL 15 in {POSTGRES_BIN} (apt-get install postgresql)"
     return None
+
+
+def proven_oses() -> tuple[str, ...]:
+    """The releases each host and e2e test runs on: Debian 13 and 12, or $BASTION_LAB_OS."""
+    chosen = os.environ.get(LAB_OS_ENV)
+    return (chosen,) if chosen else PROVEN_OSES
 
 
 def default_os() -> str:
