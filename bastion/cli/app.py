@@ -18,6 +18,7 @@ from bastion.cli import init as init_cmd
 from bastion.cli import ips as ips_cmd
 from bastion.cli import plan as plan_cmd
 from bastion.cli import provision as provision_cmd
+from bastion.cli import sessions as sessions_cmd
 from bastion.cli import status as status_cmd
 from bastion.cli import up as up_cmd
 from bastion.cli import verify as verify_cmd
@@ -68,6 +69,7 @@ def _root(
 
 # In the order an operator meets them (SPEC's table).
 app.command("init")(init_cmd.command)
+app.command("sessions")(sessions_cmd.command)
 app.command("plan")(plan_cmd.command)
 app.command("up")(up_cmd.command)
 app.command("provision")(provision_cmd.command)

@@ -25,7 +25,9 @@ def command(
     accept_new_host_key: AcceptNewOption = False,
     offline: Annotated[bool, typer.Option("--offline", help="Do not read the host.")] = False,
 ) -> None:
-    """List the tunnel keys: fingerprint, type, comment, and where each is (config, host, both).
+    """List the tunnel keys: fingerprint, type, comment, where each is (config, host, both), and its last login.
+
+    The last login (time, address and whose it is) comes from sshd's log on the host, as far back as the host keeps it (30 days at least once bastion configured it).
 
     Example:  bastion keys list --json
     """
@@ -38,10 +40,20 @@ def command(
         document["keys"] = rows
         console.table(
             "tunnel keys" + (" (config only)" if offline else ""),
-            ("fingerprint", "type", "comment", "where"),
-            [(r["fingerprint"], r["type"], r["comment"], r["where"]) for r in rows],
-        )
+            ("fingerprint", "type", "comment", "where", "last login"),
+            [(r["fingerprint"], r["type"], r["comment"], r["where"], last_login(r, offline))
+             for r in rows],
+        )  # fmt: skip
         if not rows:
             next_steps(console, settings, host or settings.bastion.address or "<bastion address>")
 
     run("keys list", json_mode, body)
+
+
+def last_login(row: dict[str, Any], offline: bool) -> str:
+    login = row["last_login"]
+    if offline:
+        return "(not read)"
+    if login is None:
+        return "never (in the log)"
+    return f"{login['time']} from {login['from']} ({login['source']})"

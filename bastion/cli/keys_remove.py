@@ -28,11 +28,14 @@ def command(
     host: HostOption = None,
     accept_new_host_key: AcceptNewOption = False,
     prune: Annotated[bool, typer.Option("--prune", help="Allow removing the last key.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Remove a key even if it logged in within 24 hours.")
+    ] = False,
     no_apply: NoApplyOption = False,
 ) -> None:
     """Remove a tunnel key from the config and the host, by fingerprint or comment.
 
-    dbt Cloud makes a new key each time a connection is saved: add the new one, then remove the old.
+    dbt Cloud makes a new key each time a connection is saved: add the new one, then remove the old. A key that logged in within the last 24 hours (sshd's log on the host) is kept, exit 4 with when and from where, unless --force; with --no-apply the host is not read, so nothing is checked.
 
     Example:  bastion keys remove SHA256:2mPqfV1wlVtZ2pQxXy1Oa7uW0v3rKq9Hc2fJgk3Lr9s
     """
@@ -43,7 +46,7 @@ def command(
         settings = load_settings(config)
         key, from_config = remove_from_config(
             settings, needle, host=host, accept_new=accept_new_host_key,
-            read_the_host=not no_apply, prune=prune,
+            read_the_host=not no_apply, prune=prune, force=force,
         )  # fmt: skip
         if from_config:
             console.ok(f"removed {key.describe()} from the config")

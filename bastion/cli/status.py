@@ -51,6 +51,9 @@ def _show_aws(console: Console, aws: dict[str, Any]) -> None:
 def _show_host(console: Console, host: dict[str, Any]) -> None:
     console.heading("host")
     for key, value in host.items():
+        if key == "last_logins":
+            _show_logins(console, value)
+            continue
         if isinstance(value, dict):
             console.say(f"  {key}:")
             for inner, item in value.items():
@@ -61,3 +64,18 @@ def _show_host(console: Console, host: dict[str, Any]) -> None:
                 console.say(f"    {item}")
         else:
             console.say(f"  {key}: {value}")
+
+
+def _show_logins(console: Console, logins: dict[str, Any]) -> None:
+    console.say("  last tunnel logins:")
+    if "error" in logins:
+        console.say(f"    sshd's log was not read: {logins['error']}")
+        return
+    for user, login in logins.items():
+        if login is None:
+            console.say(f"    {user}: never (dbt Cloud has not connected since the key was "
+                        "installed: check the key in dbt Cloud's connection)")  # fmt: skip
+        else:
+            key = f"{login['key']} ({login['key_comment']})" if login["key_comment"] else login["key"]
+            console.say(f"    {user}: {login['time']} from {login['from']} ({login['source']}) "
+                        f"with {key}")  # fmt: skip

@@ -16,9 +16,11 @@ from bastion.doctor.diagnosis import Diagnosis, config_findings, hop_finding, ho
 from bastion.doctor.findings import Finding
 from bastion.endpoint import Endpoint
 from bastion.errors import BastionError
-from bastion.host.connection import connect_admin
+from bastion.host.connection import HostConnection, connect_admin
+from bastion.host.sessions import iso
 from bastion.host.stage import read_facts
 from bastion.pipeline.locate import Target, before_aws, locate, uses_aws
+from bastion.pipeline.sessions import describe_login, last_login_per_user, read_logins
 from bastion.tunnel.hops import tcp_check
 from bastion.tunnel.verify import verify
 from bastion.tunnel.verify_key import AdminVerifyKeyHost
@@ -105,8 +107,35 @@ def _host_part(settings: Settings, address: str, warehouse: Endpoint, add: Add) 
     except BastionError as exc:
         add([Finding("fail", "host", f"cannot read the host: {exc.message}", exc.hint,
                      link="host.admin")])  # fmt: skip
+        conn.close()
         return False
+    add(host_findings(settings, facts, warehouse))
+    try:
+        add(login_findings(settings, conn))
     finally:
         conn.close()
-    add(host_findings(settings, facts, warehouse))
     return True
+
+
+def login_findings(settings: Settings, conn: HostConnection) -> list[Finding]:
+    """When each tunnel user last logged in with a key of its own, from where, with which
+    key; or that it never did (as far back as sshd's log goes)."""
+    try:
+        _, report = read_logins(settings, conn)
+    except BastionError as exc:
+        return [Finding("warn", "logins", f"cannot read sshd's log: {exc.message}", exc.hint,
+                        link="host.last_login")]  # fmt: skip
+    found = []
+    for user, session in last_login_per_user(report, [settings.tunnel.user]).items():
+        if session is not None:
+            what = f"{user} last connected {describe_login(session)}"
+            found.append(Finding("ok", "logins", what, link="host.last_login"))
+            continue
+        back = f" (sshd's log goes back to {iso(report.begins)})" if report.begins else ""
+        found.append(Finding(
+            "warn", "logins",
+            f"{user}: dbt Cloud has not connected since the key was installed{back}",
+            "check the key in dbt Cloud's connection: it must be one `bastion keys list` shows",
+            link="host.last_login",
+        ))  # fmt: skip
+    return found

@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from bastion.config.settings import Settings
-from bastion.errors import SshError
+from bastion.errors import BastionError, SshError
+from bastion.host.connection import HostConnection
+from bastion.host.sessions import iso
 from bastion.host.stage import status_host
 from bastion.pipeline.locate import admin, locate
 from bastion.pipeline.outcome import Outcome
+from bastion.pipeline.sessions import last_login_per_user, read_logins
 
 
 def status(settings: Settings, outcome: Outcome, *, host: str | None = None) -> dict[str, Any]:
@@ -25,8 +28,24 @@ def status(settings: Settings, outcome: Outcome, *, host: str | None = None) -> 
         try:
             with admin(target) as conn:
                 found["host"] = status_host(settings, conn, target.warehouse)
+                found["host"]["last_logins"] = last_logins(settings, conn)
                 fingerprint = conn.host_key_fingerprint
         except SshError as exc:
             found["host"] = {"reachable": False, "error": str(exc)}
     outcome.bastion = target.bastion_json(fingerprint)
     return found
+
+
+def last_logins(settings: Settings, conn: HostConnection) -> dict[str, Any]:
+    """Each tunnel user's last login (None: none in sshd's log), or why the log was not read."""
+    try:
+        _, report = read_logins(settings, conn)
+    except BastionError as exc:
+        return {"error": exc.message}
+    return {
+        user: None if s is None else {
+            "time": iso(s.start), "from": s.address, "source": s.source, "key": s.key,
+            "key_comment": s.key_comment,
+        }
+        for user, s in last_login_per_user(report, [settings.tunnel.user]).items()
+    }  # fmt: skip

@@ -1,0 +1,101 @@
+"""`bastion sessions`: who used the tunnel, from where, with which key, and what sshd refused."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bastion.cli.common import (
+    AcceptNewOption,
+    ConfigOption,
+    HostOption,
+    JsonOption,
+    load_settings,
+    run,
+)
+from bastion.console import Console
+
+if TYPE_CHECKING:
+    from bastion.host.sessions import SessionReport
+
+SinceOption = Annotated[
+    str,
+    typer.Option("--since", metavar="DURATION",
+                 help="How far back: a number and s, m, h, d or w (90m, 24h, 30d)."),
+]  # fmt: skip
+TunnelOption = Annotated[
+    str | None,
+    typer.Option("--tunnel", metavar="USER", help="Only this tunnel user.", show_default=False),
+]
+
+
+def command(
+    since: SinceOption = "24h",
+    tunnel: TunnelOption = None,
+    config: ConfigOption = None,
+    json_mode: JsonOption = False,
+    host: HostOption = None,
+    accept_new_host_key: AcceptNewOption = False,
+) -> None:
+    """Who used the tunnel: its sessions and the attempts sshd refused, from sshd's log on the host.
+
+    Each session: the tunnel user, the client's address and whose it is (a dbt Cloud region, extra_cidrs, admin_cidrs or unknown), the key's fingerprint and comment, start, end (or open), duration and the forwards it opened by target. Refused attempts are grouped by user, address and reason: key not allowed, not allowed from this address, forward to another target, shell or PTY. The log is read in one SSH connection and one command (journald, else /var/log/auth.log or /var/log/secure); bastion keeps it for at least 30 days. Read-only.
+
+    Example:  bastion sessions --since 7d --json | jq '.sessions[] | select(.end == null)'
+    """
+
+    def body(console: Console, document: dict[str, Any]) -> None:
+        from bastion.pipeline.sessions import parse_since, read_sessions
+
+        seconds = parse_since(since)
+        settings = load_settings(config)
+        with console.status("reading sshd's log on the host"):
+            report = read_sessions(settings, since_seconds=seconds, tunnel=tunnel, host=host,
+                                   accept_new=accept_new_host_key)  # fmt: skip
+        document.update(report.to_dict())
+        show(console, report, since)
+
+    run("sessions", json_mode, body)
+
+
+def show(console: Console, report: SessionReport, since: str) -> None:
+    from bastion.host.sessions import iso
+
+    console.table(
+        f"tunnel sessions, last {since} ({len(report.sessions)})",
+        ("start", "end", "duration", "user", "from", "source", "key", "forwards"),
+        [
+            (
+                iso(s.start), iso(s.end) or "open", _duration(s.seconds), s.user, s.address,
+                s.source, s.key_comment or s.key,
+                ", ".join(f"{t} x{n}" for t, n in s.forwards.items()) or "-",
+            )
+            for s in report.sessions
+        ],
+    )  # fmt: skip
+    if report.refused:
+        console.table(
+            f"refused, last {since}",
+            ("last", "user", "from", "source", "reason", "count", "details"),
+            [(iso(r.last), r.user, r.address, r.source, r.reason, r.count, ", ".join(r.details))
+             for r in report.refused],
+        )  # fmt: skip
+    else:
+        console.say(f"nothing refused in the last {since}")
+    if not report.forwards_logged:
+        console.warn(
+            "this sshd does not log the forwards a session opens (it needs LogVerbose, "
+            "OpenSSH 8.5 or later, set by `bastion configure`): forwards show as -"
+        )
+    began = f", going back to {iso(report.begins)}" if report.begins else ""
+    console.say(f"read from {report.source} at {iso(report.now)}{began}")
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -1,0 +1,319 @@
+"""sshd's log -> the tunnel's sessions and the attempts sshd refused.
+
+Sessions interleave in the log: each connection is its own sshd process, and once logged
+in a child process of its own serves it (`User child is on pid N`), so lines are told apart
+by (boot, pid) and joined through that line. What the table and `--json` show is built
+here; where each address comes from (dbt Cloud's lists, extra_cidrs, admin_cidrs) too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bastion.config.keys import parse_authorized_keys
+from bastion.config.settings import Settings
+from bastion.host.facts import VERIFY_KEYS_NAME
+from bastion.host.log_read import SshdLog
+from bastion.host.sshd_log import (
+    ChildStarted,
+    Connected,
+    Ended,
+    Entry,
+    ForwardAsked,
+    ForwardRefused,
+    KeyFound,
+    KeyRefused,
+    LoggedIn,
+    ShellAsked,
+    Transferred,
+    UserRefused,
+    event_of,
+    read_entries,
+)
+from bastion.vendors.dbt_cloud import cidrs_for
+
+VERIFY_KEY_COMMENT = "bastion verify (temporary key)"
+KEY_NOT_ALLOWED = "key not allowed"
+ADDRESS_NOT_ALLOWED = "not allowed from this address"
+FORWARD_REFUSED = "forward to another target"
+SHELL_REFUSED = "shell or PTY"
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 UTC to the second, as `--json` shows every time."""
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Whose an address is: a dbt Cloud region's list, extra_cidrs, admin_cidrs, or unknown."""
+
+    networks: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]
+
+    @classmethod
+    def of(cls, settings: Settings) -> Sources:
+        named = list(cidrs_for(list(settings.dbt_cloud.regions)))
+        named += [(cidr, "extra_cidrs") for cidr in settings.dbt_cloud.extra_cidrs]
+        named += [(cidr, "admin_cidrs") for cidr in settings.bastion.admin_cidrs]
+        return cls(tuple((ipaddress.ip_network(c, strict=False), name) for c, name in named))
+
+    def name(self, address: str) -> str:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return "unknown"
+        return next((name for network, name in self.networks if ip in network), "unknown")
+
+
+@dataclass
+class _Connection:
+    """What one sshd process (and its child, once logged in) logged."""
+
+    address: str
+    port: int
+    user: str = ""  # once logged in
+    key: str = ""
+    key_type: str = ""
+    key_file: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    ended: str = ""
+    found_at: dict[str, str] = field(default_factory=dict)  # fingerprint -> file
+    failed: list[tuple[datetime, str, str]] = field(default_factory=list)  # time, user, key
+    refused_user: tuple[datetime, str, str] | None = None  # time, user, why
+    asked: Counter[str] = field(default_factory=Counter)  # forwards asked, by target
+    denied: list[tuple[datetime, str]] = field(default_factory=list)
+    shell: list[tuple[datetime, str]] = field(default_factory=list)
+    sent: int | None = None
+    received: int | None = None
+
+
+_OPENING = (KeyFound, LoggedIn, KeyRefused, UserRefused)
+
+
+def _connections(entries: Iterable[Entry]) -> list[_Connection]:
+    """Every connection the lines show, in the order they began."""
+    found: list[_Connection] = []
+    processes: dict[tuple[int, int], _Connection] = {}
+    for entry in entries:
+        event = event_of(entry.message)
+        if event is None:
+            continue
+        key = (entry.boot, entry.pid)
+        if isinstance(event, Connected):  # a new process: a pid seen before was reused
+            processes[key] = _Connection(event.address, event.port)
+            found.append(processes[key])
+            continue
+        conn = processes.get(key)
+        if isinstance(event, _OPENING) and (conn is None or conn.start is not None):
+            # its "Connection from" line is older than the part of the log read, or was
+            # left on the host (`logins_only`): a line before the login opens it
+            conn = _Connection(getattr(event, "address", ""), getattr(event, "port", 0))
+            processes[key] = conn
+            found.append(conn)
+        if conn is None:
+            continue
+        _record(conn, entry, event, processes)
+    return found
+
+
+def _record(
+    conn: _Connection, entry: Entry, event: Any, processes: dict[tuple[int, int], _Connection]
+) -> None:
+    when = entry.time
+    if isinstance(event, ChildStarted):
+        processes[(entry.boot, event.pid)] = conn
+    elif isinstance(event, KeyFound):
+        conn.found_at[event.key] = event.path
+    elif isinstance(event, LoggedIn):
+        conn.user, conn.key, conn.key_type, conn.start = event.user, event.key, event.key_type, when
+        conn.address, conn.port = event.address, event.port
+        conn.key_file = conn.found_at.get(event.key, "")
+    elif isinstance(event, KeyRefused):
+        conn.failed.append((when, event.user, event.key))
+    elif isinstance(event, UserRefused):
+        conn.refused_user = (when, event.user, event.why)
+    elif isinstance(event, ForwardAsked):
+        conn.asked[event.target] += 1
+    elif isinstance(event, ForwardRefused):
+        conn.denied.append((when, event.target))
+    elif isinstance(event, ShellAsked):
+        conn.shell.append((when, event.what))
+    elif isinstance(event, Ended):
+        if conn.start is not None and conn.end is None:
+            conn.end, conn.ended = when, event.why
+    elif isinstance(event, Transferred):
+        conn.sent, conn.received = event.sent, event.received
+
+
+@dataclass(frozen=True)
+class Session:
+    """One login of a tunnel user, and what it did."""
+
+    user: str
+    address: str
+    port: int
+    source: str
+    key: str
+    key_type: str
+    key_comment: str
+    start: datetime
+    end: datetime | None
+    ended: str  # disconnected | keepalive timeout | connection closed | ... ("" while open)
+    seconds: float
+    forwards: dict[str, int]
+    verify_key: bool  # bastion's own short-lived key (verify, doctor), not a tool's key
+    sent: int | None = None
+    received: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user, "from": self.address, "source": self.source, "key": self.key,
+            "key_comment": self.key_comment, "start": iso(self.start), "end": iso(self.end),
+            "seconds": round(self.seconds, 1),
+            "forwards": [{"target": t, "count": n} for t, n in self.forwards.items()],
+            "port": self.port, "key_type": self.key_type, "ended": self.ended or None,
+            "bytes": None if self.sent is None else {"sent": self.sent, "received": self.received},
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Refused attempts of one user from one address for one reason."""
+
+    user: str
+    address: str
+    source: str
+    reason: str
+    count: int
+    last: datetime
+    details: tuple[str, ...]  # the keys offered, the targets asked for, what sshd said
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user, "from": self.address, "source": self.source, "reason": self.reason,
+            "count": self.count, "last": iso(self.last), "details": list(self.details),
+        }  # fmt: skip
+
+
+@dataclass
+class SessionReport:
+    """What `sessions` shows: the sessions, the refused attempts, and what the log covers."""
+
+    sessions: list[Session]
+    refused: list[Refused]
+    now: datetime
+    source: str
+    forwards_logged: bool
+    begins: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sessions": [s.to_dict() for s in self.sessions],
+            "refused": [r.to_dict() for r in self.refused],
+            "log": {"source": self.source, "read_at": iso(self.now), "begins": iso(self.begins),
+                    "forwards_logged": self.forwards_logged},
+        }  # fmt: skip
+
+    def last_logins(self, *, users: Iterable[str] | None = None) -> dict[str, Session]:
+        """The last login of each key (verify's own keys left out), by fingerprint."""
+        wanted = None if users is None else set(users)
+        last: dict[str, Session] = {}
+        for session in self.sessions:
+            if session.verify_key or (wanted is not None and session.user not in wanted):
+                continue
+            if session.key not in last or session.start >= last[session.key].start:
+                last[session.key] = session
+        return last
+
+
+def key_comments(log: SshdLog, settings: Settings | None = None) -> dict[str, str]:
+    """Fingerprint -> comment, from the host's authorized_keys, else the config's keys."""
+    comments: dict[str, str] = {}
+    if settings is not None:
+        comments.update({k.fingerprint: k.comment for k in settings.tunnel_keys()})
+    for text in log.authorized_keys.values():
+        for entry in parse_authorized_keys(text or ""):
+            if entry.key is not None and entry.key.comment:
+                comments[entry.key.fingerprint] = entry.key.comment
+    return comments
+
+
+def build_report(
+    log: SshdLog,
+    users: Iterable[str],
+    sources: Sources,
+    comments: dict[str, str],
+    *,
+    since: datetime | None = None,
+) -> SessionReport:
+    """The tunnel users' sessions that began since `since` (all the log holds: None), and
+    the attempts sshd refused them, grouped by user, address and reason."""
+    tunnel_users = set(users)
+    entries = read_entries(log.lines, now=log.now, utc_offset=log.utc_offset)
+    if since is not None:
+        entries = (e for e in entries if e.time >= since)
+    sessions: list[Session] = []
+    refusals: list[tuple[str, str, str, datetime, str]] = []
+    for conn in _connections(entries):
+        if conn.start is not None and conn.user in tunnel_users:
+            sessions.append(_session(conn, log, sources, comments))
+            refusals += [(conn.user, conn.address, FORWARD_REFUSED, t, target)
+                         for t, target in conn.denied]  # fmt: skip
+            if conn.shell:
+                what = ", ".join(dict.fromkeys(w for _, w in conn.shell))
+                refusals.append((conn.user, conn.address, SHELL_REFUSED, conn.shell[-1][0], what))
+        elif conn.start is None and conn.failed:
+            when, user, _ = conn.failed[-1]
+            offered = ", ".join(dict.fromkeys(key for _, _, key in conn.failed))
+            if user in tunnel_users:
+                refusals.append((user, conn.address, KEY_NOT_ALLOWED, when, offered))
+        if conn.refused_user is not None and conn.refused_user[1] in tunnel_users:
+            when, user, why = conn.refused_user
+            refusals.append((user, conn.address, ADDRESS_NOT_ALLOWED, when, why))
+    return SessionReport(
+        sessions=sessions,
+        refused=_grouped(refusals, sources),
+        now=log.now,
+        source=log.source,
+        forwards_logged=log.forwards_logged,
+        begins=log.begins,
+    )
+
+
+def _session(
+    conn: _Connection, log: SshdLog, sources: Sources, comments: dict[str, str]
+) -> Session:
+    assert conn.start is not None
+    verify = conn.key_file.endswith(f"/{VERIFY_KEYS_NAME}")
+    denied = Counter(target for _, target in conn.denied)
+    forwards = {t: n - denied[t] for t, n in conn.asked.items() if n - denied[t] > 0}
+    comment = VERIFY_KEY_COMMENT if verify else comments.get(conn.key, "")
+    return Session(
+        user=conn.user, address=conn.address, port=conn.port, source=sources.name(conn.address),
+        key=conn.key, key_type=conn.key_type, key_comment=comment, start=conn.start,
+        end=conn.end, ended=conn.ended,
+        seconds=max(0.0, ((conn.end or log.now) - conn.start).total_seconds()),
+        forwards=forwards, verify_key=verify, sent=conn.sent, received=conn.received,
+    )  # fmt: skip
+
+
+def _grouped(
+    refusals: list[tuple[str, str, str, datetime, str]], sources: Sources
+) -> list[Refused]:
+    groups: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
+    for user, address, reason, when, detail in refusals:
+        groups.setdefault((user, address, reason), []).append((when, detail))
+    refused = []
+    for (user, address, reason), items in groups.items():
+        refused.append(Refused(
+            user=user, address=address, source=sources.name(address), reason=reason,
+            count=len(items), last=max(t for t, _ in items),
+            details=tuple(dict.fromkeys(d for _, ds in items for d in ds.split(", ") if d)),
+        ))  # fmt: skip
+    return sorted(refused, key=lambda r: r.last)

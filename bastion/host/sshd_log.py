@@ -1,0 +1,269 @@
+"""sshd's log lines as events: who connected, with which key, what they asked for, and when
+they left.
+
+The messages are OpenSSH's own at `LogLevel VERBOSE` (8.4 to 10.0, as recorded from real
+hosts in tests/host/recorded/sessions), plus the two debug lines the rendered sshd_config
+turns on by `LogVerbose` (the forwards a session opens, and a refused PTY), which VERBOSE
+alone does not log. Lines come from journald (`journalctl -o short-iso-precise --utc`), or
+from a syslog file in RFC 3339 or traditional (`Nov 30 08:38:55`) form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+# sshd_config's LogVerbose (OpenSSH >= 8.5): the debug lines of these two functions are
+# logged at any LogLevel: each forward a session asks for, and a refused PTY.
+LOG_VERBOSE = "*:server_request_direct_tcpip():*,*:session_pty_req():*"
+
+# 2026-11-30T08:38:55.268374+0000 bastion sshd-session[489]: message (journald, rsyslog)
+_ISO_LINE = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d) \S+ ([\w.@-]+)\[(\d+)\]: (.*)"
+)
+# Nov 30 08:38:55 bastion sshd[489]: message (syslog's traditional form: local time, no year)
+_SYSLOG_LINE = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) \S+ ([\w.@-]+)\[(\d+)\]: (.*)")
+_MONTHS = {
+    m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+                                 "Oct", "Nov", "Dec"), start=1)
+}  # fmt: skip
+_PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
+# journalctl's line between two boots: "-- Boot 4d8f... --" (systemd >= 250), "-- Reboot --"
+_BOOT_MARKER = re.compile(r"-- (?:Boot [0-9a-f]+|Reboot) --")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of sshd's log. `boot` counts the reboots seen before it: pids restart at
+    each boot, so (boot, pid) names one process."""
+
+    time: datetime
+    boot: int
+    pid: int
+    message: str
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time with its offset (`+0000`, `+00:00` or `Z`), as UTC."""
+    stamp = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(stamp).astimezone(UTC)
+
+
+def read_entries(
+    lines: Iterable[str], *, now: datetime, utc_offset: timedelta = timedelta(0)
+) -> Iterator[Entry]:
+    """sshd's lines in order; other programs' lines and journalctl's notes are skipped.
+
+    A traditional syslog line has no year and no zone: it is the host's local time
+    (`utc_offset`), in the year that puts it at or before `now`.
+    """
+    boot = 0
+    for line in lines:
+        if line.startswith("-- "):
+            boot += bool(_BOOT_MARKER.fullmatch(line.strip()))
+            continue
+        match = _ISO_LINE.fullmatch(line)
+        if match is not None:
+            if match[3] in _PROGRAMS:
+                yield Entry(parse_time(match[1] + match[2]), boot, int(match[4]), match[5])
+            continue
+        match = _SYSLOG_LINE.fullmatch(line)
+        if match is not None and match[4] in _PROGRAMS and match[1] in _MONTHS:
+            local = now + utc_offset
+            hour, minute, second = (int(part) for part in match[3].split(":"))
+            when = datetime(local.year, _MONTHS[match[1]], int(match[2]), hour, minute, second)
+            if when > local.replace(tzinfo=None) + timedelta(days=1):  # December read in January
+                when = when.replace(year=local.year - 1)
+            yield Entry((when - utc_offset).replace(tzinfo=UTC), boot, int(match[5]), match[6])
+
+
+# --- what a message says --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connected:
+    """`Connection from A port P on L port LP`: a new connection, in a process of its own."""
+
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class KeyFound:
+    """`Accepted key ED25519 SHA256:… found at FILE:LINE`: which file allowed the key."""
+
+    key: str
+    path: str
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    """`Accepted publickey for U from A port P ssh2: ED25519 SHA256:…`."""
+
+    user: str
+    address: str
+    port: int
+    key_type: str
+    key: str
+
+
+@dataclass(frozen=True)
+class KeyRefused:
+    """`Failed publickey for U from A port P ssh2: TYPE SHA256:…`: the key is not allowed
+    (a client may try several keys before one is; only a connection that never logs in
+    counts as refused)."""
+
+    user: str
+    address: str
+    key: str
+
+
+@dataclass(frozen=True)
+class UserRefused:
+    """`User U from A not allowed because not listed in AllowUsers` (or DenyUsers, groups)."""
+
+    user: str
+    address: str
+    why: str
+
+
+@dataclass(frozen=True)
+class ChildStarted:
+    """`User child is on pid N`: the process that serves the session once logged in."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class ForwardAsked:
+    """The `LogVerbose` debug line of server_request_direct_tcpip: a forward asked for
+    (granted unless a ForwardRefused for the same target follows)."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class ForwardRefused:
+    """`Received request from A port P to connect to host H port N, but the request was
+    denied.` (PermitOpen), or `refused local port forward: … target H port N`."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class ShellAsked:
+    """`Starting session: forced-command (config) '/usr/sbin/nologin' for U from A port P`:
+    a shell or command, answered by nologin (or the PTY debug line: `pty` is True)."""
+
+    what: str
+    pty: bool = False
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The session's end: `Disconnected from user U A port P`, `Timeout, client not
+    responding from …`, `Connection closed by A port P`, or PAM's `session closed`."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class Transferred:
+    """`Transferred: sent N, received M bytes`, the server's count at the end."""
+
+    sent: int
+    received: int
+
+
+Event = (
+    Connected | KeyFound | LoggedIn | KeyRefused | UserRefused | ChildStarted | ForwardAsked
+    | ForwardRefused | ShellAsked | Ended | Transferred
+)  # fmt: skip
+
+_ADDRESS = r"([0-9A-Fa-f.:]+)"
+_USER = r"([a-z_][a-z0-9_.-]*\$?)"
+_FINGERPRINT = r"(SHA256:[A-Za-z0-9+/]{43})"
+_PATTERNS: tuple[tuple[re.Pattern[str], type], ...] = tuple(
+    (re.compile(pattern), kind)
+    for pattern, kind in (
+        (rf"Connection from {_ADDRESS} port (\d+) on ", Connected),
+        (rf"Accepted key \S+ {_FINGERPRINT} found at (.+?):\d+$", KeyFound),
+        (rf"Accepted publickey for {_USER} from {_ADDRESS} port (\d+) ssh2: (\S+) {_FINGERPRINT}",
+         LoggedIn),
+        (rf"Failed publickey for {_USER} from {_ADDRESS} port \d+ ssh2: \S+ {_FINGERPRINT}",
+         KeyRefused),
+        (rf"User {_USER} from {_ADDRESS} not allowed because (.+)$", UserRefused),
+        (r"User child is on pid (\d+)$", ChildStarted),
+        (r"server_request_direct_tcpip(?:\(\)[^:]*:[^:]*)?: originator \S+ port \d+,"
+         r" target (\S+) port (\d+)$", ForwardAsked),
+        (r"Received request (?:from \S+ port \d+ )?to connect to host (\S+) port (\d+),"
+         r" but the request was denied\.$", ForwardRefused),
+        (r"refused local port forward: originator \S+ port \d+, target (\S+) port (\d+)$",
+         ForwardRefused),
+        (r"Starting session: (.+?) for \S+ from \S+ port \d+ id \d+$", ShellAsked),
+        (r"Allocating a pty not permitted", ShellAsked),
+        (r"(Disconnected) from user \S+ \S+ port \d+$", Ended),
+        (r"(Timeout, client not responding) from ", Ended),
+        (r"(Connection (?:closed|reset)) by \S+ port \d+$", Ended),
+        (r"pam_unix\(sshd:session\): (session closed) for user ", Ended),
+        (r"Transferred: sent (\d+), received (\d+) bytes$", Transferred),
+    )
+)  # fmt: skip
+
+
+def _target(host: str, port: str) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def event_of(message: str) -> Event | None:
+    """What one of sshd's messages says, or None for the many that do not matter here."""
+    for pattern, kind in _PATTERNS:
+        match = pattern.search(message)
+        if match is None:
+            continue
+        groups = match.groups()
+        if kind is Connected:
+            return Connected(groups[0], int(groups[1]))
+        if kind is KeyFound:
+            return KeyFound(groups[0], groups[1])
+        if kind is LoggedIn:
+            return LoggedIn(groups[0], groups[1], int(groups[2]), groups[3], groups[4])
+        if kind is KeyRefused:
+            return KeyRefused(groups[0], groups[1], groups[2])
+        if kind is UserRefused:
+            return UserRefused(groups[0], groups[1], groups[2])
+        if kind is ChildStarted:
+            return ChildStarted(int(groups[0]))
+        if kind is ForwardAsked:
+            return ForwardAsked(_target(groups[0], groups[1]))
+        if kind is ForwardRefused:
+            return ForwardRefused(_target(groups[0], groups[1]))
+        if kind is ShellAsked:
+            return ShellAsked(groups[0]) if groups else ShellAsked("pty", pty=True)
+        if kind is Ended:
+            return Ended(_END_WORDS.get(groups[0], groups[0]))
+        return Transferred(int(groups[0]), int(groups[1]))
+    return None
+
+
+_END_WORDS = {
+    "Disconnected": "disconnected",
+    "Timeout, client not responding": "keepalive timeout",
+    "Connection closed": "connection closed",
+    "Connection reset": "connection reset",
+    "session closed": "closed",
+}
+
+# The messages above, as one extended regular expression for grep on the host: the lines
+# that matter leave the host, the rest (PAM's environment, key probes) stay there.
+HOST_FILTER = "|".join(
+    (
+        "Connection from ", "Accepted (key|publickey) ", "Failed publickey ", " not allowed because ",
+        "User child is on pid ", "server_request_direct_tcpip", "request was denied",
+        "refused local port forward", "Starting session: ", "pty not permitted",
+        "Disconnected from user ", "Timeout, client not responding", "Connection (closed|reset) by ",
+        "session closed for user ", "Transferred: ", "^-- ",
+    )
+)  # fmt: skip

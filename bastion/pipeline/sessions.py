@@ -1,0 +1,98 @@
+"""`sessions`, and the last logins `keys`, `doctor` and `status` show: sshd's log on the
+host, read in one admin connection and one remote command, made into sessions.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from bastion.config.settings import Settings
+from bastion.errors import InputError
+from bastion.host.connection import HostConnection
+from bastion.host.log_read import SshdLog, read_sshd_log
+from bastion.host.sessions import (
+    Session,
+    SessionReport,
+    Sources,
+    build_report,
+    iso,
+    key_comments,
+)
+from bastion.pipeline.locate import admin, locate
+
+RECENT_SECONDS = 24 * 3600  # `keys remove` needs --force for a key used this recently
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str) -> int:
+    """`--since`: a number and a unit (s, m, h, d, w): 90m, 24h, 30d. Returns seconds."""
+    match = re.fullmatch(r"([1-9][0-9]{0,5})([smhdw])", text.strip())
+    if match is None or text != text.strip():
+        raise InputError(
+            f"--since must be a number and a unit (s, m, h, d or w), such as 24h or 30d (got {text!r})",
+            hint="bastion sessions --since 7d",
+        )
+    return int(match[1]) * _UNITS[match[2]]
+
+
+def tunnel_users(settings: Settings, tunnel: str | None) -> list[str]:
+    """The tunnel users to report on: all of them, or the one `--tunnel` names."""
+    users = [settings.tunnel.user]
+    if tunnel is None:
+        return users
+    if tunnel not in users:
+        raise InputError(
+            f"--tunnel names no tunnel user of this config (got {tunnel!r})",
+            hint=f"use one of: {', '.join(users)}",
+        )
+    return [tunnel]
+
+
+def read_sessions(
+    settings: Settings,
+    *,
+    since_seconds: int,
+    tunnel: str | None = None,
+    host: str | None = None,
+    accept_new: bool = False,
+) -> SessionReport:
+    """The tunnel's sessions and refused attempts of the last `since_seconds`."""
+    users = tunnel_users(settings, tunnel)
+    with admin(locate(settings, host=host), accept_new=accept_new) as conn:
+        log = read_sshd_log(conn, users, since_seconds=since_seconds)
+    since = log.now - timedelta(seconds=since_seconds)
+    return _report(settings, log, users, since)
+
+
+def read_logins(
+    settings: Settings, conn: HostConnection, *, since_seconds: int | None = None
+) -> tuple[SshdLog, SessionReport]:
+    """The tunnel users' logins the log holds (the last `since_seconds`, or all of it) and
+    their authorized_keys, over an open admin connection (one remote command)."""
+    users = tunnel_users(settings, None)
+    log = read_sshd_log(conn, users, since_seconds=since_seconds, logins_only=True)
+    since = None if since_seconds is None else log.now - timedelta(seconds=since_seconds)
+    return log, _report(settings, log, users, since)
+
+
+def _report(
+    settings: Settings, log: SshdLog, users: list[str], since: datetime | None
+) -> SessionReport:
+    return build_report(log, users, Sources.of(settings), key_comments(log, settings), since=since)
+
+
+def describe_login(session: Session) -> str:
+    """`2026-11-30T08:37:08Z from 10.0.0.1 (dbt Cloud us) with SHA256:… (comment)`."""
+    key = f"{session.key} ({session.key_comment})" if session.key_comment else session.key
+    return f"{iso(session.start)} from {session.address} ({session.source}) with {key}"
+
+
+def last_login_per_user(report: SessionReport, users: list[str]) -> dict[str, Session | None]:
+    """Each tunnel user's last login with a key of its own (verify's keys left out)."""
+    latest: dict[str, Session | None] = dict.fromkeys(users)
+    for session in report.last_logins(users=users).values():
+        current = latest.get(session.user)
+        if current is None or session.start > current.start:
+            latest[session.user] = session
+    return latest
