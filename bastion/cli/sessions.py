@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -60,15 +61,16 @@ def command(
 
 
 def show(console: Console, report: SessionReport, since: str) -> None:
-    from bastion.host.sessions import iso
-
+    """Two tables on stderr; times in UTC, the end's date only when it is another day."""
+    users = {s.user for s in report.sessions} | {r.user for r in report.refused}
+    by_user = len(users) > 1
     console.table(
-        f"tunnel sessions, last {since} ({len(report.sessions)})",
-        ("start", "end", "duration", "user", "from", "source", "key", "forwards"),
+        f"tunnel sessions, last {since}, UTC ({len(report.sessions)})",
+        ("user",) * by_user + ("start", "end", "lasted", "from", "key", "forwards"),
         [
-            (
-                iso(s.start), iso(s.end) or "open", _duration(s.seconds), s.user, s.address,
-                s.source, s.key_comment or s.key,
+            (s.user,) * by_user + (
+                _when(s.start), "open" if s.end is None else _when(s.end, s.start),
+                _duration(s.seconds), f"{s.address} {s.source}", s.key_comment or s.key,
                 ", ".join(f"{t} x{n}" for t, n in s.forwards.items()) or "-",
             )
             for s in report.sessions
@@ -76,10 +78,10 @@ def show(console: Console, report: SessionReport, since: str) -> None:
     )  # fmt: skip
     if report.refused:
         console.table(
-            f"refused, last {since}",
-            ("last", "user", "from", "source", "reason", "count", "details"),
-            [(iso(r.last), r.user, r.address, r.source, r.reason, r.count, ", ".join(r.details))
-             for r in report.refused],
+            f"refused, last {since}, UTC",
+            ("last", "user", "from", "reason", "count", "details"),
+            [(_when(r.last), r.user, f"{r.address} {r.source}", r.reason, r.count,
+              ", ".join(r.details)) for r in report.refused],
         )  # fmt: skip
     else:
         console.say(f"nothing refused in the last {since}")
@@ -88,8 +90,14 @@ def show(console: Console, report: SessionReport, since: str) -> None:
             "this sshd does not log the forwards a session opens (it needs LogVerbose, "
             "OpenSSH 8.5 or later, set by `bastion configure`): forwards show as -"
         )
-    began = f", going back to {iso(report.begins)}" if report.begins else ""
-    console.say(f"read from {report.source} at {iso(report.now)}{began}")
+    began = f", which goes back to {_when(report.begins)}" if report.begins else ""
+    console.say(f"read from {report.source} at {_when(report.now)} UTC{began}")
+
+
+def _when(moment: datetime, same_day_as: datetime | None = None) -> str:
+    if same_day_as is not None and moment.date() == same_day_as.date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _duration(seconds: float) -> str:
