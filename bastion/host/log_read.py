@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,7 +29,7 @@ export LC_ALL=C
 SINCE=$1 PATTERN=$2
 shift 2
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
-echo "{MARK}now $(date -u +%Y-%m-%dT%H:%M:%SZ) $(date +%z)"
+echo "{MARK}now $(date -u +%Y-%m-%dT%H:%M:%S.%6NZ) $(date +%z)"
 echo "{MARK}logverbose $("$SSHD" -T 2>/dev/null | grep -ci '^logverbose .*server_request_direct_tcpip')"
 for u in "$@"; do
   h=$(getent passwd "$u" | cut -d: -f6)
@@ -109,7 +110,7 @@ def parse_answer(text: str) -> SshdLog:
         word, _, rest = line[len(MARK) :].partition(" ")
         if word == "now":
             stamp, _, offset = rest.partition(" ")
-            log.now = parse_time(stamp)
+            log.now = parse_time(re.sub(r"\.[^.]*\D[^.]*Z$", "Z", stamp))  # a date without %N
             log.utc_offset = _offset(offset)
         elif word == "logverbose":
             log.forwards_logged = rest.strip() not in ("", "0")

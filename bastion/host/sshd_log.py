@@ -207,6 +207,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], type], ...] = tuple(
         (r"(Disconnected) from user \S+ \S+ port \d+$", Ended),
         (r"(Timeout, client not responding) from ", Ended),
         (r"(Connection (?:closed|reset)) by \S+ port \d+$", Ended),
+        (r"(Read error) from remote host \S+ port \d+: ", Ended),
         (r"pam_unix\(sshd:session\): (session closed) for user ", Ended),
         (r"Transferred: sent (\d+), received (\d+) bytes$", Transferred),
     )
@@ -253,6 +254,7 @@ _END_WORDS = {
     "Timeout, client not responding": "keepalive timeout",
     "Connection closed": "connection closed",
     "Connection reset": "connection reset",
+    "Read error": "connection lost",
     "session closed": "closed",
 }
 
@@ -264,6 +266,7 @@ HOST_FILTER = "|".join(
         "User child is on pid ", "server_request_direct_tcpip", "request was denied",
         "refused local port forward", "Starting session: ", "pty not permitted",
         "Disconnected from user ", "Timeout, client not responding", "Connection (closed|reset) by ",
+        "Read error from remote host ",
         "session closed for user ", "Transferred: ", "^-- ",
     )
 )  # fmt: skip

@@ -38,6 +38,7 @@ ssh_crypto = "{ssh_crypto}"
 
 [dbt_cloud]
 regions = ["us"]
+extra_cidrs = [{extra_cidrs}]
 
 [tunnel]
 user = "dbtcloud"
@@ -72,12 +73,14 @@ def write_config(folder: Path, **values: object) -> Path:
         "admin_cidrs": ["198.51.100.7/32"],
         "ssh_crypto": "compatible",
         "public_keys": [],
+        "extra_cidrs": [],
         "interval": 30,
         "count": 10,
     }
     defaults.update(values)
     defaults["admin_cidrs"] = ", ".join(f'"{c}"' for c in defaults["admin_cidrs"])  # type: ignore[union-attr]
     defaults["public_keys"] = ", ".join(f'"{k}"' for k in defaults["public_keys"])  # type: ignore[union-attr]
+    defaults["extra_cidrs"] = ", ".join(f'"{c}"' for c in defaults["extra_cidrs"])  # type: ignore[union-attr]
     path = folder / "bastion.toml"
     path.write_text(CONFIG.format(**defaults), encoding="utf-8")
     return path

@@ -127,6 +127,17 @@ class Lab:
             self._host = None
         self._host_ready(self._launch_host())
 
+    @contextlib.contextmanager
+    def extra_operator_address(self, host: int) -> Iterator[str]:
+        """`with lab.extra_operator_address(9) as extra:` another address of the operator (10.231.N.9),
+        for connections from a second source (bind to it: `ssh -b`, socket.bind)."""
+        topo = Topology(self._state.name, self._state.slot)
+        address = network.add_operator_address(topo, host)
+        try:
+            yield address
+        finally:
+            network.remove_operator_address(topo, address)
+
     def stop_database(self) -> None:
         """Stop PostgreSQL (fast shutdown), e.g. to see how the tool reports an outage."""
         self._warehouse.stop()

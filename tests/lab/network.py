@@ -155,6 +155,23 @@ def create_network(topo: Topology) -> None:
         ip("netns", "exec", ns, "sysctl", "-qw", *forwarding_off)
 
 
+def add_operator_address(topo: Topology, host: int) -> str:
+    """A second address of the operator, in the lab's own /24 (outside both /30s): added to
+    the operator's link, and routed back to it from the bastion namespace. It goes away with
+    the lab's links; `remove_operator_address` takes it away sooner."""
+    if host in range(8) or host not in range(8, 255):
+        raise LabNetworkError(f"an extra operator address takes a host number 8-254, not {host}")
+    address = topo._address(host)
+    ip("addr", "add", f"{address}/32", "dev", topo.operator_if)
+    ip("-n", topo.bastion_ns, "route", "add", f"{address}/32", "dev", topo.bastion_if)
+    return address
+
+
+def remove_operator_address(topo: Topology, address: str) -> None:
+    ip("-n", topo.bastion_ns, "route", "del", f"{address}/32", check=False)
+    ip("addr", "del", f"{address}/32", "dev", topo.operator_if, check=False)
+
+
 def namespace_inode(ns: str) -> int | None:
     """The inode that names the namespace in /proc/<pid>/ns/net, None if it is gone."""
     try:

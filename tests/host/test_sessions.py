@@ -1,0 +1,294 @@
+"""sshd's log made into sessions and refused attempts, on real logs of OpenSSH 10.0, 9.2 and
+8.4 (tests/host/recorded/sessions: capture.py there recorded them, and what it did, on the
+lab's Debian 13, 12 and 11 hosts)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bastion.errors import InputError
+from bastion.host.journald import Journald, parse_journald, retention_change, timespan_seconds
+from bastion.host.log_read import SshdLog, login_filter, parse_answer
+from bastion.host.sessions import (
+    ADDRESS_NOT_ALLOWED,
+    FORWARD_REFUSED,
+    KEY_NOT_ALLOWED,
+    SHELL_REFUSED,
+    Session,
+    SessionReport,
+    Sources,
+    build_report,
+)
+from bastion.host.sshd_log import HOST_FILTER, read_entries
+from bastion.pipeline.sessions import parse_since, tunnel_users
+from tests.host.conftest import MakeConfig
+
+RECORDED = Path(__file__).parent / "recorded" / "sessions"
+RELEASES = ("13", "12", "11")  # Debian: OpenSSH 10.0, 9.2, 8.4
+
+
+def scenario(release: str) -> dict[str, Any]:
+    return dict(json.loads((RECORDED / f"debian{release}.json").read_text()))
+
+
+def sources(record: dict[str, Any]) -> Sources:
+    """As Sources.of makes them for the capture's config: extra_cidrs the /30 .8, admin the operator."""
+    prefix = record["operator"].rsplit(".", 1)[0]
+    return Sources((
+        (ipaddress.ip_network(f"{prefix}.8/30"), "extra_cidrs"),
+        (ipaddress.ip_network(f"{record['operator']}/32"), "admin_cidrs"),
+    ))  # fmt: skip
+
+
+def report_of(log: SshdLog, record: dict[str, Any]) -> SessionReport:
+    return build_report(log, [record["user"]], sources(record), {})
+
+
+def recorded_report(release: str) -> tuple[SessionReport, dict[str, Any]]:
+    record = scenario(release)
+    log = parse_answer((RECORDED / f"debian{release}.answer.txt").read_text())
+    return report_of(log, record), record
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def within(moment: datetime, span: list[str], slack: float = 1.0) -> bool:
+    return at(span[0]) - timedelta(seconds=slack) <= moment <= at(span[1]) + timedelta(seconds=slack)
+
+
+def by_port(report: SessionReport) -> dict[int, Session]:
+    return {s.port: s for s in report.sessions}
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_every_session_the_capture_made_and_no_other(release: str) -> None:
+    report, record = recorded_report(release)
+    ports = [record[name]["port"] for name in
+             ("session_a", "session_b", "session_c", "session_d")]  # fmt: skip
+    assert len(report.sessions) == 6
+    assert set(ports) <= set(by_port(report))
+    assert report.source == "journald"
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_interleaved_sessions_are_told_apart(release: str) -> None:
+    """B logged in, forwarded and left while A was open; each keeps its own forwards."""
+    report, record = recorded_report(release)
+    keys = record["keys"]
+    sessions = by_port(report)
+    a, b = sessions[record["session_a"]["port"]], sessions[record["session_b"]["port"]]
+    assert (a.key, a.address, a.source) == (keys["dbt-cloud-a"], record["operator"], "admin_cidrs")
+    assert (b.key, b.address, b.source) == (keys["dbt-cloud-b"], record["extra"], "extra_cidrs")
+    assert a.start < b.start and b.end is not None and a.end is not None and b.end < a.end
+    assert within(a.start, record["session_a"]["login"])
+    assert within(b.start, record["session_b"]["login"])
+    assert within(a.end, [record["session_a"]["closed"]] * 2)
+    if report.forwards_logged:  # LogVerbose: OpenSSH 8.5 and later
+        assert a.forwards == {record["warehouse"]: 2}
+        assert b.forwards == {record["warehouse"]: 1}
+    else:
+        assert release == "11" and a.forwards == b.forwards == {}
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_a_silent_client_ends_by_keepalive_and_the_last_is_still_open(release: str) -> None:
+    report, record = recorded_report(release)
+    frozen = next(s for s in report.sessions if s.ended == "keepalive timeout")
+    assert within(frozen.start, record["session_frozen"]["login"])
+    assert frozen.key == record["keys"]["dbt-cloud-b"]
+    last = report.sessions[-1]
+    assert last.port == record["session_e"]["port"] and last.end is None and last.ended == ""
+    assert last.seconds == pytest.approx(max(0.0, (report.now - last.start).total_seconds()), abs=0.1)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_refused_attempts_grouped_by_user_address_and_reason(release: str) -> None:
+    report, record = recorded_report(release)
+    refused = {(r.reason, r.address): r for r in report.refused}
+    operator, outsider, prober = record["operator"], record["outsider"], record["prober"]
+    assert set(refused) == {
+        (KEY_NOT_ALLOWED, prober), (ADDRESS_NOT_ALLOWED, outsider),
+        (FORWARD_REFUSED, operator), (SHELL_REFUSED, operator),
+    }  # fmt: skip
+    stranger = refused[(KEY_NOT_ALLOWED, prober)]
+    assert stranger.source == "extra_cidrs"
+    # C offered the stranger's key before one that logged in: that is no refused attempt
+    assert (stranger.count, stranger.details) == (1, (record["keys"]["stranger"],))
+    assert within(stranger.last, record["refused_key"]["span"])
+    outside = refused[(ADDRESS_NOT_ALLOWED, outsider)]
+    assert (outside.count, outside.source, outside.details) == (1, "unknown",
+                                                                ("not listed in AllowUsers",))
+    assert within(outside.last, record["refused_address"]["span"])
+    forward = refused[(FORWARD_REFUSED, operator)]
+    assert (forward.count, forward.details) == (1, (record["refused_target"],))
+    shell = refused[(SHELL_REFUSED, operator)]
+    # OpenSSH 8.4 has no LogVerbose: the refused PTY leaves no line there
+    assert shell.count == (1 if release == "11" else 2)
+    assert all(r.user == record["user"] for r in report.refused)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_host_filter_keeps_every_line_that_matters(release: str) -> None:
+    """The answer (lines grep kept on the host) and the whole journal give the same report."""
+    filtered, record = recorded_report(release)
+    journal = (RECORDED / f"debian{release}.journal.txt").read_text().splitlines()
+    whole = report_of(SshdLog(now=filtered.now, lines=journal,
+                              forwards_logged=filtered.forwards_logged), record)  # fmt: skip
+    assert [s.to_dict() for s in whole.sessions] == [s.to_dict() for s in filtered.sessions]
+    assert [r.to_dict() for r in whole.refused] == [r.to_dict() for r in filtered.refused]
+    pattern = re.compile(HOST_FILTER)
+    assert len([line for line in journal if pattern.search(line)]) < len(journal)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_logins_alone_give_each_keys_last_login(release: str) -> None:
+    """What `keys` and `doctor` read: the login lines only (the host's grep, applied here)."""
+    full, record = recorded_report(release)
+    pattern = re.compile(login_filter([record["user"]]))
+    journal = (RECORDED / f"debian{release}.journal.txt").read_text().splitlines()
+    lines = [line for line in journal if pattern.search(line)]
+    logins = report_of(SshdLog(now=full.now, lines=lines), record).last_logins()
+    expected = full.last_logins()
+    assert set(logins) == set(expected) == {record["keys"]["dbt-cloud-a"],
+                                            record["keys"]["dbt-cloud-b"]}  # fmt: skip
+    for key, session in logins.items():
+        assert (session.start, session.address) == (expected[key].start, expected[key].address)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_syslog_files_read_as_journald(release: str) -> None:
+    """The same real lines in /var/log/auth.log's forms: RFC 3339 (Debian 12's rsyslog) and
+    traditional (`Nov 30 08:44:35`, local time: here UTC+1) give the same sessions."""
+    journal_report, record = recorded_report(release)
+    lines = (RECORDED / f"debian{release}.answer.txt").read_text().splitlines()
+    body = lines[lines.index("@@bastion-log log") + 1 : -1]
+    iso = re.compile(r"(\S+) (\S+ \S+\[\d+\]: .*)")
+    traditional = []
+    for line in body:
+        match = iso.fullmatch(line)
+        if match is None:
+            continue
+        local = datetime.fromisoformat(re.sub(r"(\+\d\d)(\d\d)$", r"\1:\2", match[1])) + timedelta(hours=1)
+        traditional.append(f"{local:%b} {local.day:2d} {local:%H:%M:%S} {match[2]}")
+    log = SshdLog(now=journal_report.now, utc_offset=timedelta(hours=1), source="files",
+                  lines=traditional, forwards_logged=journal_report.forwards_logged)  # fmt: skip
+    report = report_of(log, record)
+    assert [(s.port, s.key, s.start.replace(microsecond=0)) for s in report.sessions] == [
+        (s.port, s.key, s.start.replace(microsecond=0)) for s in journal_report.sessions
+    ]
+    assert [(r.reason, r.count) for r in report.refused] == [
+        (r.reason, r.count) for r in journal_report.refused
+    ]
+
+
+def test_a_reboot_ends_the_pid_namespace() -> None:
+    """After `-- Boot … --` a pid seen before names another process: A's child, whose
+    forwards come after a boot marker put in here, is no longer A's."""
+    report, record = recorded_report("13")
+    lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
+    body = lines[lines.index("@@bastion-log log") + 1 : -1]
+    a = record["session_a"]["port"]
+    login = next(i for i, line in enumerate(body) if f"port {a} ssh2" in line)
+    child = next(i for i in range(login, len(body)) if "User child is on pid" in body[i])
+    marked = [*body[: child + 1], "-- Boot 0123456789abcdef0123456789abcdef --", *body[child + 1 :]]
+    entries = list(read_entries(marked, now=report.now))
+    assert {e.boot for e in entries[: child + 1]} == {0} and {e.boot for e in entries[child + 1 :]} == {1}
+    rebooted = report_of(SshdLog(now=report.now, lines=marked, forwards_logged=True), record)
+    assert by_port(report)[a].forwards and not by_port(rebooted)[a].forwards
+
+
+def test_a_december_line_read_in_january_is_last_year() -> None:
+    now = datetime(2027, 1, 2, 10, 0, tzinfo=UTC)
+    line = "Dec 31 23:59:58 bastion sshd[42]: Connection from 192.0.2.7 port 5000 on 10.0.0.2 port 22"
+    (entry,) = read_entries([line], now=now)
+    assert entry.time == datetime(2026, 12, 31, 23, 59, 58, tzinfo=UTC)
+
+
+def test_sources_name_dbt_clouds_regions(make_config: MakeConfig) -> None:
+    settings = make_config(admin_cidrs=["198.51.100.7/32"], extra_cidrs=["203.0.113.0/28"])
+    named = Sources.of(settings)
+    assert named.name("52.45.144.63") == "dbt Cloud us"
+    assert named.name("203.0.113.5") == "extra_cidrs"
+    assert named.name("198.51.100.7") == "admin_cidrs"
+    assert named.name("192.0.2.1") == "unknown"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("24h", 86400), ("30d", 2592000), ("90m", 5400),
+                                               ("2w", 1209600), ("45s", 45)])  # fmt: skip
+def test_since_reads_a_number_and_a_unit(text: str, seconds: int) -> None:
+    assert parse_since(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "24", "h", "-1h", "0h", "1y", "24h\n", "1h; id", " 24h"])
+def test_since_refuses_anything_else_naming_the_option(text: str) -> None:
+    with pytest.raises(InputError, match="--since"):
+        parse_since(text)
+
+
+def test_tunnel_must_name_a_tunnel_user(make_config: MakeConfig) -> None:
+    settings = make_config()
+    assert tunnel_users(settings, None) == tunnel_users(settings, "dbtcloud") == ["dbtcloud"]
+    with pytest.raises(InputError, match="--tunnel"):
+        tunnel_users(settings, "admin")
+
+
+# --- journald keeps the log ------------------------------------------------------------------
+
+DEBIAN_DEFAULT = """@@journald
+@@on-disk
+# /etc/systemd/journald.conf
+[Journal]
+#Storage=auto
+#MaxRetentionSec=0
+"""
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("", 0), ("0", 0), ("30day", 2592000),
+                                               ("1month", 2629800), ("2w 3d", 1468800),
+                                               ("7d", 604800), ("3600", 3600)])  # fmt: skip
+def test_journald_time_spans(text: str, seconds: float) -> None:
+    assert timespan_seconds(text) == seconds
+
+
+def test_debians_default_journald_is_made_persistent() -> None:
+    journald = parse_journald(DEBIAN_DEFAULT)
+    assert journald == Journald(running=True, on_disk_folder=True, storage="auto")
+    change = retention_change(journald)
+    assert change is not None and "Storage=auto" in change.detail and "persistent" in change.detail
+    script = "\n".join(change.lines)
+    assert "Storage=persistent" in _dropin(script) and "MaxRetentionSec" not in _dropin(script)
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+
+
+def test_a_short_retention_is_raised_to_30_days_and_the_last_value_wins() -> None:
+    text = DEBIAN_DEFAULT + "# /etc/systemd/journald.conf.d/10-a.conf\n[Journal]\nStorage=persistent\nMaxRetentionSec=1week\n"
+    change = retention_change(parse_journald(text))
+    assert change is not None and "MaxRetentionSec=1week -> 30day" in change.detail
+    assert "MaxRetentionSec=30day" in _dropin("\n".join(change.lines))
+
+
+@pytest.mark.parametrize("extra", ["Storage=persistent\n", "Storage=persistent\nMaxRetentionSec=90d\n"])
+def test_a_journal_kept_on_disk_long_enough_is_no_change(extra: str) -> None:
+    assert retention_change(parse_journald(DEBIAN_DEFAULT + extra)) is None
+
+
+def test_without_journald_nothing_is_planned_here() -> None:
+    assert parse_journald("") == Journald()
+    assert retention_change(Journald()) is None
+
+
+def _dropin(script: str) -> str:
+    import base64
+
+    line = next(line for line in script.splitlines() if line.startswith("put "))
+    return base64.b64decode(line.split()[-1]).decode()
