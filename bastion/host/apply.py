@@ -32,6 +32,7 @@ from bastion.host.rollback import (
     rollback_script,
 )
 from bastion.host.shell import FUNCTIONS, tunnel_home_checks
+from bastion.host.sshd_units import run_all
 
 __all__ = [
     "APPLIED", "CANDIDATE", "PREVIOUS", "ROLLBACK_SCRIPT", "ROLLBACK_SECONDS", "STATE_DIR",
@@ -116,10 +117,10 @@ def apply_script(
     fails), the rollback timer, sshd_config and the reload. `token` names this run's
     rollback (its disarm must match it)."""
     token = token or new_token()
-    verb = "restart" if plan.restart else "reload"
+    pickup, picked_up = run_all(plan.pickup), " && ".join(plan.pickup)
     parts = [
         FUNCTIONS,
-        f"VERB={verb} SERVICE={facts.service}\n",
+        f"PICKUP={shlex.quote(pickup)}\n",
         _candidate_function(facts, plan, settings, addr),
         arm_function(rollback_seconds),
         pending_function(int(rollback_seconds) + RELOAD_GRACE_SECONDS),
@@ -139,7 +140,8 @@ def apply_script(
     parts.extend(f"{line}\n" for line in plan.checks)
     parts.append("CHANGING=y\n")
     if plan.needs_reload:
-        rollback = base64.b64encode(rollback_script(facts.service, verb).encode()).decode()
+        restore = rollback_script(run_all(plan.pickup, "6>&- 2>&1"))
+        rollback = base64.b64encode(restore.encode()).decode()
         parts.append(
             f"keep {PREVIOUS}; cp -p /etc/ssh/sshd_config {PREVIOUS}.t && mv -f {PREVIOUS}.t"
             f" {PREVIOUS} && cmp -s /etc/ssh/sshd_config {PREVIOUS}"
@@ -152,7 +154,7 @@ def apply_script(
         )
     parts.extend(f"{line} || fail {shlex.quote(_step(line))}\n" for line in plan.lines)
     if plan.needs_reload:
-        reason = f"{verb} after: {'; '.join(c.resource for c in plan.plan.changes)}"
+        reason = f"{picked_up} after: {'; '.join(c.resource for c in plan.plan.changes)}"
         parts.append(
             f'keep "$STATE/rollback.reason"; echo {shlex.quote(reason)} > "$STATE/rollback.reason"'
             " || fail 'cannot write the rollback reason'\n"
@@ -163,11 +165,9 @@ def apply_script(
                 "keep /etc/ssh/sshd_config\n"
                 f"mv -f {CANDIDATE} /etc/ssh/sshd_config || fail 'cannot install sshd_config'\n"
             )
-        parts.append(
-            "RELOADED=y\n"
-            f"out=$(systemctl {verb} {facts.service} 2>&1) || "
-            f'fail "{verb} of {facts.service} failed: $out"\n'
-        )
+        parts.append(f'RELOADED=y\nout=$({pickup}) || fail "{picked_up} failed: $out"\n')
+        # what systemd runs now: no option on sshd's command line, the socket's ports
+        parts.extend(f"{line}\n" for line in plan.after)
     parts.append(
         'trap - EXIT HUP INT TERM; : > "$RUN/undo"\n'
         'exec 1>&3 2>&4; cat "$RUN/notes" 2>/dev/null; rm -rf "$RUN"\n'

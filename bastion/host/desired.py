@@ -14,6 +14,7 @@ from bastion.config.settings import Settings
 from bastion.endpoint import Endpoint
 from bastion.host.crypto import CryptoProfile, profile, user_key_algorithms, without_group_exchange
 from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
+from bastion.host.sshd_log import LOG_VERBOSE
 from bastion.templates import render
 from bastion.vendors.dbt_cloud import source_cidrs
 
@@ -71,7 +72,9 @@ def allow_users(settings: Settings) -> list[str]:
 
 
 def crypto_for(settings: Settings, facts: HostFacts) -> CryptoProfile:
-    chosen = profile(settings.bastion.ssh_crypto, facts.os_id, facts.os_version, facts.openssh)
+    chosen = profile(
+        settings.bastion.ssh_crypto, facts.os_id, facts.os_version, facts.ssh_algorithms
+    )
     if facts.moduli_total and facts.moduli_total == facts.moduli_small:
         return without_group_exchange(chosen)
     if not facts.moduli_total:
@@ -96,8 +99,9 @@ def render_sshd_config(
         pubkey_keyword="PubkeyAcceptedAlgorithms"
         if facts.openssh >= (8, 5)
         else "PubkeyAcceptedKeyTypes",
-        user_key_algorithms=user_key_algorithms(),
+        user_key_algorithms=user_key_algorithms(facts.ssh_algorithms),
         required_rsa_size=facts.openssh >= (9, 1),
+        log_verbose=LOG_VERBOSE if facts.openssh >= (8, 5) else "",
         allow_users=allow_users(settings),
         client_alive_interval=settings.tunnel.client_alive_interval,
         client_alive_count_max=settings.tunnel.client_alive_count_max,

@@ -27,7 +27,13 @@ from bastion.host.facts import (
     HostFacts,
     HostKeyFact,
     PasswdEntry,
+    SshAlgorithms,
 )
+from bastion.host.journald import FACT_COMMAND as JOURNALD_FACT_COMMAND
+from bastion.host.journald import parse_journald
+from bastion.host.systemd import FACT_COMMAND as SYSTEMD_FACT_COMMAND
+from bastion.host.systemd import ON as TIMER_ON
+from bastion.host.systemd import parse_systemd
 
 
 class Fact:
@@ -67,6 +73,39 @@ class OpenSshVersion(Fact):
         facts.openssh = (int(match[1]), int(match[2]))
 
 
+class OfferedAlgorithms(Fact):
+    """What this OpenSSH build implements, asked of the build rather than inferred from its
+    version (Debian 12's 9.2 offers the un-suffixed sntrup761 name; Amazon Linux 2023's 8.7
+    gained sntrup761 and ML-KEM in later builds).
+
+    `ssh -Q` answers from the same code that checks sshd_config's algorithm names, and the
+    ssh client and sshd come from one build on every supported OS (the Debian and Ubuntu
+    packages depend on each other's exact version, as Amazon Linux's do on `openssh`'s).
+    `sshd -T -f /dev/null` is not asked: it prints only sshd's default selection, a subset
+    (OpenSSH 10 leaves the finite-field groups out), and fails where sshd has no host keys
+    or privilege separation folder yet; what sshd currently uses is the `sshd_t` fact.
+    """
+
+    name = "ssh_algorithms"
+    command = 'for q in kex cipher mac key-sig; do echo "@@$q"; ssh -Q "$q"; done'
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        lists: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        for line in text.splitlines():
+            word = line.strip()
+            if word.startswith("@@"):
+                current = lists.setdefault(word[2:], [])
+            elif current is not None and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9@._+-]*", word):
+                current.append(word)
+        facts.ssh_algorithms = SshAlgorithms(
+            kex=tuple(lists.get("kex", ())),
+            ciphers=tuple(lists.get("cipher", ())),
+            macs=tuple(lists.get("mac", ())),
+            key_sig=tuple(lists.get("key-sig", ())),
+        )
+
+
 class ClientAddress(Fact):
     name = "client"
     command = 'echo "$SSHC"'
@@ -77,13 +116,13 @@ class ClientAddress(Fact):
 
 
 class SshService(Fact):
-    """`ssh` on Debian and Ubuntu, `sshd` on Amazon Linux; Ubuntu 24.04 may socket-activate."""
+    """`ssh` on Debian and Ubuntu, `sshd` on Amazon Linux (whether a socket starts it is
+    the `systemd` fact's to say)."""
 
     name = "service"
     command = (
         "for u in ssh.service sshd.service; do for d in /etc/systemd/system /lib/systemd/system"
-        ' /usr/lib/systemd/system; do [ -e "$d/$u" ] && echo "unit $u"; done; done;'
-        " [ -e /etc/systemd/system/sockets.target.wants/ssh.socket ] && echo socket"
+        ' /usr/lib/systemd/system; do [ -e "$d/$u" ] && echo "unit $u"; done; done'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
@@ -94,7 +133,22 @@ class SshService(Fact):
             facts.service = "ssh"
         else:
             facts.service = "sshd" if facts.os_id in {"amzn", "rhel", "fedora", "rocky"} else "ssh"
-        facts.socket_activated = "socket" in lines
+
+
+class SystemdUnits(Fact):
+    """What systemd will run: whether a socket starts sshd (`systemctl is-enabled` and
+    `is-active`, its Listen= ports) and the options on sshd's command line, from
+    `systemctl show` and `systemctl cat` of the unit that runs it (bastion.host.systemd)."""
+
+    name = "systemd"
+    slow = True
+    command = SYSTEMD_FACT_COMMAND
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        units = parse_systemd(text)
+        facts.systemd = units.running
+        facts.ssh_socket, facts.sshd_unit = units.socket, units.sshd
+        facts.socket_activated = units.running and units.socket.in_use
 
 
 class Programs(Fact):
@@ -267,57 +321,85 @@ class Moduli(Fact):
 
 
 class AutomaticUpdates(Fact):
+    """Judged from what will run, not from a file's presence: apt's APT::Periodic settings
+    as `apt-config dump` shows them (every file of apt.conf.d, the last one winning), and,
+    where systemd is PID 1, the timers that start the updates (`systemctl is-enabled`):
+    apt-daily.timer refreshes the package lists, apt-daily-upgrade.timer runs
+    unattended-upgrade; dnf-automatic.timer (or dnf-automatic-install.timer) on dnf hosts.
+    Without systemd, cron's apt-compat runs them and no timer is asked about."""
+
     name = "auto_updates"
     command = (
-        "if [ -d /var/lib/dpkg ]; then echo manager apt;"
+        "[ -d /run/systemd/system ] && echo 'pid1 systemd';"
+        " if [ -d /var/lib/dpkg ]; then echo manager apt;"
         " [ -f /var/lib/dpkg/info/unattended-upgrades.list ] && echo 'status install ok installed';"
-        ' for f in /etc/apt/apt.conf.d/*auto-upgrades; do [ -f "$f" ] &&'
-        ' while IFS= read -r l; do echo "apt $l"; done < "$f"; done;'
+        " apt-config dump 2>/dev/null | grep '^APT::Periodic::' | sed 's/^/apt /';"
+        " for t in apt-daily.timer apt-daily-upgrade.timer; do"
+        ' echo "timer $t $(systemctl is-enabled "$t" 2>/dev/null)"; done;'
         " elif command -v rpm >/dev/null; then echo manager dnf;"
         " rpm -q dnf-automatic >/dev/null 2>&1 && echo 'status install ok installed';"
         " grep -E '^[[:space:]]*apply_updates' /etc/dnf/automatic.conf 2>/dev/null | sed 's/^/dnf /';"
-        " for t in dnf-automatic dnf-automatic-install; do"
-        ' [ -e "/etc/systemd/system/timers.target.wants/$t.timer" ] && echo "timer $t"; done; fi'
+        " for t in dnf-automatic.timer dnf-automatic-install.timer; do"
+        ' echo "timer $t $(systemctl is-enabled "$t" 2>/dev/null)"; done; fi'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
         values = [line.split(" ", 1) for line in text.splitlines() if " " in line]
         manager = next((v for k, v in values if k == "manager"), "unknown")
         installed = any(k == "status" and v.strip() == "install ok installed" for k, v in values)
+        systemd = ["pid1", "systemd"] in values
+        timers = {
+            words[0]: " ".join(words[1:])
+            for k, v in values
+            if k == "timer" and (words := v.split())
+        }
+        wanted: tuple[str, ...] = ()
         if manager == "apt":
             periodic: dict[str, str] = {}
             for key, value in values:
-                match = (
-                    re.match(r'\s*(APT::Periodic::[\w-]+)\s+"(\d+)"', value)
-                    if key == "apt"
-                    else None
-                )
-                if match:
+                match = re.match(r'\s*(APT::Periodic::[\w-]+)\s+"([^"]*)"', value)
+                if key == "apt" and match:
                     periodic[match[1]] = match[2]
-            enabled = all(
-                periodic.get(f"APT::Periodic::{name}", "0") != "0"
+            configured = periodic.get("APT::Periodic::Enable", "1") != "0" and all(
+                periodic.get(f"APT::Periodic::{name}", "0") not in ("", "0")
                 for name in ("Update-Package-Lists", "Unattended-Upgrade")
             )
+            wanted = ("apt-daily.timer", "apt-daily-upgrade.timer")
         elif manager == "dnf":
             apply = [v for k, v in values if k == "dnf"]
             on = bool(apply) and apply[-1].split("=")[-1].strip().lower() in {"yes", "true", "1"}
-            enabled = on and any(k == "timer" for k, _ in values)
+            forced = timers.get("dnf-automatic-install.timer", "") in TIMER_ON
+            configured = on or forced
+            wanted = () if forced else ("dnf-automatic.timer",)
         else:
-            enabled = False
-        facts.auto_updates = AutoUpdates(manager, installed, enabled)
+            configured = False
+        off = tuple(t for t in wanted if timers.get(t, "") not in TIMER_ON) if systemd else ()
+        facts.auto_updates = AutoUpdates(manager, installed, configured, off)
 
 
 class InstanceConnect(Fact):
+    """The ec2-instance-connect package (its key script); the options its drop-in puts on
+    sshd's command line are the `systemd` fact's."""
+
     name = "instance_connect"
     command = (
-        "for f in /usr/share/ec2-instance-connect /lib/systemd/system/ssh.service.d/"
-        "ec2-instance-connect.conf /usr/lib/systemd/system/sshd.service.d/ec2-instance-connect.conf"
-        ' /etc/systemd/system/sshd.service.d/ec2-instance-connect.conf; do [ -e "$f" ] && echo "$f";'
-        " done"
+        "for f in /usr/share/ec2-instance-connect /opt/aws/bin/eic_run_authorized_keys;"
+        ' do [ -e "$f" ] && echo "$f"; done'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
         facts.instance_connect = text.split()
+
+
+class JournaldSettings(Fact):
+    """journald's settings as it reads them (`systemd-analyze cat-config`: journald.conf
+    and its drop-ins in order) and its folder on disk: how long sshd's log is kept."""
+
+    name = "journald"
+    command = JOURNALD_FACT_COMMAND
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        facts.journald = parse_journald(text)
 
 
 class CloudInit(Fact):
@@ -346,10 +428,11 @@ class ManagementMarker(Fact):
 
 
 FACTS: tuple[Fact, ...] = (
-    OperatingSystem(), OpenSshVersion(), ClientAddress(), SshService(), Programs(), Accounts(),
+    OperatingSystem(), OpenSshVersion(), OfferedAlgorithms(), ClientAddress(), SshService(),
+    SystemdUnits(), Programs(), Accounts(),
     TunnelFiles(), AuthorizedKeysContent(), SshdConfigFile(), EffectiveSettings(),
     EffectiveTunnelSettings(), HostKeys(), Moduli(), AutomaticUpdates(), InstanceConnect(),
-    CloudInit(), ManagementMarker(),
+    JournaldSettings(), CloudInit(), ManagementMarker(),
 )  # fmt: skip
 
 

@@ -11,6 +11,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from bastion.host.journald import Journald
+from bastion.host.systemd import SshdUnit, SshSocket
+
 STATE_DIR = "/var/lib/dbt-bastion"
 MARKER = f"{STATE_DIR}/state.json"
 ROLLBACK_TOKEN = f"{STATE_DIR}/rollback.pending"
@@ -46,9 +49,28 @@ class HostKeyFact:
 
 @dataclass(frozen=True)
 class AutoUpdates:
+    """Judged from what will run: apt's settings as `apt-config dump` shows them, dnf's
+    apply_updates, and (where systemd is PID 1) the timers `systemctl is-enabled` reports."""
+
     manager: str  # apt | dnf | unknown
     installed: bool
-    enabled: bool
+    configured: bool  # apt: package lists and upgrades on; dnf: updates applied
+    timers_off: tuple[str, ...] = ()  # timers that start them, not enabled
+
+    @property
+    def enabled(self) -> bool:
+        return self.installed and self.configured and not self.timers_off
+
+
+@dataclass(frozen=True)
+class SshAlgorithms:
+    """What the host's OpenSSH implements (`ssh -Q`), in its own order: the only names
+    sshd_config may use, since `sshd -t` refuses any other."""
+
+    kex: tuple[str, ...] = ()
+    ciphers: tuple[str, ...] = ()
+    macs: tuple[str, ...] = ()
+    key_sig: tuple[str, ...] = ()  # host key and signature algorithms (`ssh -Q key-sig`)
 
 
 @dataclass
@@ -59,8 +81,12 @@ class HostFacts:
     os_version: str = ""
     os_name: str = ""
     openssh: tuple[int, int] = (0, 0)
+    ssh_algorithms: SshAlgorithms = SshAlgorithms()
     service: str = "ssh"
-    socket_activated: bool = False
+    socket_activated: bool = False  # ssh.socket listens for sshd (systemctl is-active/is-enabled)
+    systemd: bool = False  # systemd is PID 1
+    ssh_socket: SshSocket = field(default_factory=SshSocket)
+    sshd_unit: SshdUnit = field(default_factory=SshdUnit)  # what runs sshd, and its options
     sftp_server: str = ""
     nologin: str = "/usr/sbin/nologin"
     client_address: str = ""
@@ -82,6 +108,7 @@ class HostFacts:
     moduli_small: int = 0
     auto_updates: AutoUpdates = AutoUpdates("unknown", False, False)
     instance_connect: list[str] = field(default_factory=list)
+    journald: Journald = field(default_factory=Journald)  # what keeps sshd's log, how long
     cloud_init: str = "absent"  # absent | running | done
     marker: dict[str, Any] | None = None
     pending_rollback: str = ""

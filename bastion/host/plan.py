@@ -26,6 +26,8 @@ from bastion.host.desired import (
     key_line,
 )
 from bastion.host.facts import HostFacts
+from bastion.host.journald import retention_change
+from bastion.host.sshd_units import UnitChange, command_line_change, pickup, socket_change
 from bastion.host.tunnel_home import kept_line, numbered_keys, refuse_links
 
 USER_COMMENT = "dbt Cloud SSH tunnel (dbt-bastion)"
@@ -43,6 +45,10 @@ class HostPlan:
     sshd_config: bool = False  # the rendered file replaces the live one (guarded by the timer)
     host_keys: list[str] = field(default_factory=list)  # host key files replaced (guarded too)
     restart: bool = False  # the sshd unit changed: restart rather than reload
+    units: list[str] = field(default_factory=list)  # unit drop-ins written (guarded too)
+    socket: str = ""  # the socket unit whose ports change (restarted with sshd's service)
+    pickup: tuple[str, ...] = ()  # the commands that make sshd pick the changes up
+    after: list[str] = field(default_factory=list)  # checks once sshd picked them up
 
     def add(self, resource: str, action: Action, detail: str, *lines: str) -> Change:
         self.lines.extend(lines)
@@ -52,9 +58,19 @@ class HostPlan:
         """Lines the script runs before any change (the candidate's `sshd -t`, ...)."""
         self.checks.extend(lines)
 
+    def add_unit_change(self, change: UnitChange) -> None:
+        self.units.extend(change.units)
+        self.socket = change.socket or self.socket
+        self.restart = self.restart or change.restart
+        self.after.extend(change.after)
+        self.add(change.resource, change.action, change.detail, *change.lines)
+
     @property
     def needs_reload(self) -> bool:
-        return self.sshd_config or bool(self.host_keys) or self.restart
+        return (
+            self.sshd_config or bool(self.host_keys) or self.restart or bool(self.units)
+            or bool(self.socket)
+        )  # fmt: skip
 
 
 def put_file(path: str, content: str, mode: str, owner: str, group: str) -> str:
@@ -84,10 +100,19 @@ def build_plan(
     _moduli(facts, desired, host)
     _auto_updates(facts, host)
     _instance_connect(facts, host)
+    _log_retention(facts, host)
+    for change in (
+        command_line_change(facts),
+        socket_change(facts, listen_ports or (settings.bastion.ssh_port,)),
+    ):
+        if change is not None:
+            host.add_unit_change(change)
     _sshd_config(settings, facts, desired, host)
     if host.needs_reload:
-        verb = "restart" if host.restart else "reload"
-        host.add("sshd_reload", "update", f"{verb} {facts.service}.service to pick up the changes")
+        host.pickup, words = pickup(
+            facts, restart=host.restart, units=bool(host.units), socket=host.socket
+        )
+        host.add("sshd_reload", "update", f"{words} to pick up the changes")
     _notices(settings, facts, host)
     return host
 
@@ -255,7 +280,7 @@ def _host_keys(facts: HostFacts, desired: DesiredHost, host: HostPlan) -> None:
 
 def _moduli(facts: HostFacts, desired: DesiredHost, host: HostPlan) -> None:
     small, total = facts.moduli_small, facts.moduli_total
-    if small and total > small:
+    if small and total > small and desired.crypto.uses_group_exchange:
         minimum = desired.crypto.min_modulus_bits - 1
         host.add(
             "dh_moduli", "update",
@@ -268,49 +293,80 @@ def _moduli(facts: HostFacts, desired: DesiredHost, host: HostPlan) -> None:
 _APT_PERIODIC = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n'
 
 
+# apt as it will run: a later file of apt.conf.d could still turn them off
+_APT_PERIODIC_ON = (
+    "apt-config dump | grep -Eq '^APT::Periodic::Update-Package-Lists \"[^0\"]'"
+    " && apt-config dump | grep -Eq '^APT::Periodic::Unattended-Upgrade \"[^0\"]'"
+    " && ! apt-config dump | grep -q '^APT::Periodic::Enable \"0\"'"
+    " || fail 'apt-config dump still shows APT::Periodic off after"
+    " /etc/apt/apt.conf.d/20auto-upgrades was written: a later file in /etc/apt/apt.conf.d"
+    " turns it off'"
+)
+
+
 def _auto_updates(facts: HostFacts, host: HostPlan) -> None:
+    """Installed, configured as the package manager reads it, and started by enabled timers."""
     updates = facts.auto_updates
-    if updates.manager == "apt" and not (updates.installed and updates.enabled):
-        lines = [] if updates.installed else ["apt_install unattended-upgrades"]
-        lines.append(
-            put_file("/etc/apt/apt.conf.d/20auto-upgrades", _APT_PERIODIC, "644", "root", "root")
-        )
-        action: Action = "update" if updates.installed else "create"
-        host.add("auto_updates", action, "unattended-upgrades: daily security updates", *lines)
-    elif updates.manager == "dnf" and not (updates.installed and updates.enabled):
-        lines = [] if updates.installed else ["dnf_install dnf-automatic"]
-        lines += [
-            "keep /etc/dnf/automatic.conf && sed -i -E 's/^[[:space:]]*apply_updates[[:space:]]*=.*/apply_updates = yes/;"
-            "s/^[[:space:]]*upgrade_type[[:space:]]*=.*/upgrade_type = security/'"
-            " /etc/dnf/automatic.conf",
-            "systemctl enable --now dnf-automatic.timer >/dev/null 2>&1"
-            " || fail 'enabling dnf-automatic.timer failed'",
-        ]
-        action = "update" if updates.installed else "create"
-        host.add("auto_updates", action, "dnf-automatic: security updates applied daily", *lines)
-    elif updates.manager == "unknown":
-        host.plan.notices.append(
-            f"host: automatic updates are not managed on {facts.os_label}; turn them on by hand"
-        )
+    if updates.manager not in ("apt", "dnf") or updates.enabled:
+        if updates.manager == "unknown":
+            host.plan.notices.append(
+                f"host: automatic updates are not managed on {facts.os_label}; turn them on by hand"
+            )
+        return
+    lines: list[str] = []
+    configure = not (updates.installed and updates.configured)
+    if updates.manager == "apt":
+        what = "unattended-upgrades: daily security updates"
+        lines += [] if updates.installed else ["apt_install unattended-upgrades"]
+        if configure:
+            lines += [
+                put_file("/etc/apt/apt.conf.d/20auto-upgrades", _APT_PERIODIC, "644", "root",
+                         "root"),
+                _APT_PERIODIC_ON,
+            ]  # fmt: skip
+    else:
+        what = "dnf-automatic: security updates applied daily"
+        lines += [] if updates.installed else ["dnf_install dnf-automatic"]
+        if configure:
+            lines.append(
+                "keep /etc/dnf/automatic.conf && sed -i -E 's/^[[:space:]]*apply_updates[[:space:]]*=.*/apply_updates = yes/;"
+                "s/^[[:space:]]*upgrade_type[[:space:]]*=.*/upgrade_type = security/'"
+                " /etc/dnf/automatic.conf"
+            )
+    if updates.timers_off:
+        what += f" ({', '.join(updates.timers_off)} enabled: systemd did not start it)"
+        lines += [f"enable_timer {timer}" for timer in updates.timers_off]
+    action: Action = "update" if updates.installed else "create"
+    host.add("auto_updates", action, what, *lines)
+
+
+def _log_retention(facts: HostFacts, host: HostPlan) -> None:
+    """sshd's log (what `bastion sessions` reads) kept on disk for 30 days at least
+    (bastion.host.journald); without journald the syslog files are the system's to rotate."""
+    if not facts.journald.running:
+        if facts.os_id:
+            host.plan.notices.append(
+                "host: journald does not run here, so bastion does not set how long sshd's log "
+                "is kept: have logrotate keep /var/log/auth.log (or /var/log/secure) 30 days"
+            )
+        return
+    change = retention_change(facts.journald)
+    if change is not None:
+        host.add("log_retention", "update", change.detail, *change.lines)
 
 
 def _instance_connect(facts: HostFacts, host: HostPlan) -> None:
-    """EC2 Instance Connect adds an AuthorizedKeysCommand on sshd's command line (a unit drop-in)."""
+    """EC2 Instance Connect's package goes (its key script can add keys for any user), and
+    its drop-in with it; the options that drop-in put on sshd's command line are found from
+    systemd whatever put them there (the `sshd_command_line` change)."""
     if not facts.instance_connect:
         return
     manager = "apt-get remove -y -q" if facts.auto_updates.manager == "apt" else "dnf remove -y -q"
-    dropins = (
-        "/lib/systemd/system/ssh.service.d/ec2-instance-connect.conf",
-        "/usr/lib/systemd/system/sshd.service.d/ec2-instance-connect.conf",
-        "/etc/systemd/system/sshd.service.d/ec2-instance-connect.conf",
-    )
     host.restart = True
     host.add(
         "instance_connect", "delete",
         "EC2 Instance Connect (its AuthorizedKeysCommand can add keys for any user)",
-        *(f"[ ! -e {path} ] || keep {path}" for path in dropins),
         f"{manager} ec2-instance-connect >/dev/null 2>&1 || true",
-        f"rm -f {' '.join(dropins)}",
         "systemctl daemon-reload >/dev/null 2>&1 || true",
     )  # fmt: skip
 
@@ -370,11 +426,6 @@ def _notices(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
         host.plan.notices.append(
             "host: the drop-ins in /etc/ssh/sshd_config.d are no longer read: "
             + ", ".join(facts.dropins)
-        )
-    if facts.socket_activated and settings.bastion.ssh_port != 22:
-        host.plan.notices.append(
-            "host: sshd is socket-activated (ssh.socket); a new ssh_port also needs the socket's "
-            "ListenStream changed"
         )
     if facts.client_address and not inside_cidrs(
         facts.client_address, settings.bastion.admin_cidrs

@@ -2,7 +2,8 @@
 
 Phase one adds the new port beside the old ones, so the operator and dbt Cloud keep the
 way in they have while the new one is proven; phase two leaves the new port alone. The
-host's own `sshd -T` says which phase it is in, so a run cut between the two resumes.
+host says which phase it is in (sshd's own `sshd -T`; with socket activation, the ports
+systemd's socket listens on), so a run cut between the two resumes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ class PortMove:
 
 
 def listening_ports(facts: HostFacts) -> tuple[int, ...]:
-    """The `port` lines of `sshd -T` ((), when sshd could not report them)."""
+    """The socket's ports where a socket starts sshd (sshd then listens on the sockets it
+    is handed, whatever its Port lines say), else the `port` lines of `sshd -T` ((), when
+    sshd could not report them)."""
+    if facts.socket_activated and facts.ssh_socket.ports:
+        return facts.ssh_socket.ports
     found = {int(p) for p in facts.sshd.get("port", []) if p.isdigit()}
     return tuple(sorted(found))
 
@@ -60,8 +65,10 @@ def after_sshd_config(facts: HostFacts, desired: DesiredHost) -> HostFacts:
     plan shows phase two of a port change before phase one has run."""
     effective = {key: value.split() for key, value in desired.effective.items()}
     tunnel = {key: value.split() for key, value in desired.effective_tunnel.items()}
+    ports = tuple(sorted({int(p) for p in effective.get("port", [])}))
     return replace(
         facts,
+        ssh_socket=replace(facts.ssh_socket, ports=ports or facts.ssh_socket.ports),
         sshd={**facts.sshd, **effective},
         sshd_tunnel={**facts.sshd_tunnel, **effective, **tunnel},
         sshd_config_sha256=desired.sshd_config_sha256,

@@ -22,7 +22,7 @@ umask 022
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 STATE={STATE_DIR}
 RUN={RUN_DIR}
-LOCKED="" CHANGING="" RELOADED="" GUARDED="" HOSTKEYS="" VERB=reload SERVICE=ssh n=0
+LOCKED="" CHANGING="" RELOADED="" GUARDED="" HOSTKEYS="" UNITS="" PICKUP="systemctl reload ssh" n=0
 fail() {{
   trap - EXIT HUP INT TERM
   why=$(printf '%s' "$*" | tr '\\n' ' ')
@@ -46,8 +46,10 @@ undo() {{
   while IFS= read -r step; do
     ( eval "$step" ) </dev/null || printf '%s; ' "$step" >> "$RUN/undo.failed"
   done < "$RUN/undo.todo"
-  if [ -n "$RELOADED" ]; then
-    "$SSHD" -t && systemctl "$VERB" "$SERVICE" || echo "reload of $SERVICE; " >> "$RUN/undo.failed"
+  if [ -n "$RELOADED" ]; then  # PICKUP holds a daemon-reload where unit files changed
+    "$SSHD" -t && eval "$PICKUP" >/dev/null 2>&1 || echo "$PICKUP; " >> "$RUN/undo.failed"
+  elif [ -n "$UNITS" ]; then
+    systemctl daemon-reload || echo "systemctl daemon-reload; " >> "$RUN/undo.failed"
   fi
   [ ! -s "$RUN/undo.failed" ]
 }}
@@ -132,6 +134,25 @@ filter_moduli() {{
   awk -v min="$1" '$1 !~ /^[0-9]+$/ || NF != 7 || $5 >= min' /etc/ssh/moduli > /etc/ssh/moduli.bastion-tmp \\
     && chmod 644 /etc/ssh/moduli.bastion-tmp && mv -f /etc/ssh/moduli.bastion-tmp /etc/ssh/moduli \\
     || {{ rm -f /etc/ssh/moduli.bastion-tmp; fail "cannot filter /etc/ssh/moduli (is the disk full?)"; }}
+}}
+put_unit() {{  # a unit drop-in of the tool's own; the rollback timer restores what it replaced
+  ensure_dir "${{1%/*}}" 755 root
+  if [ -n "$GUARDED" ]; then  # prev/units/N.path names it, N.file is what it held (if it was)
+    mkdir -p "$STATE/prev/units" && k=$(($(ls "$STATE/prev/units" | wc -l))) \\
+      && {{ [ ! -e "$1" ] || cp -p "$1" "$STATE/prev/units/$k.file"; }} \\
+      && printf '%s\\n' "$1" > "$STATE/prev/units/$k.path" \\
+      || fail "cannot keep a copy of $1 for the rollback timer"
+  fi
+  UNITS=y
+  put "$1" 644 root root "$2"
+}}
+enable_timer() {{  # unmasked and enabled (and started): systemd runs it from now on, and at boot
+  if [ "$(systemctl is-enabled "$1" 2>/dev/null)" = masked ]; then
+    journal "systemctl mask $(q "$1") >/dev/null 2>&1"
+    systemctl unmask "$1" >/dev/null 2>&1 || fail "cannot unmask $1"
+  fi
+  journal "systemctl disable --now $(q "$1") >/dev/null 2>&1"
+  answer=$(systemctl enable --now "$1" 2>&1) || fail "enabling $1 failed: $answer"
 }}
 said() {{
   s=$(printf '%s\\n' "$1" | grep -E '^(E|Err|Error)[: ]' | tail -n 3)

@@ -66,7 +66,8 @@ def plan_host(
 
 def plan_port_phase_two(settings: Settings, facts: HostFacts, warehouse: Endpoint) -> Plan:
     """What phase two of an ssh_port change does on the host once phase one (planned from
-    `facts`) is done and proven: sshd_config without the old port, and the reload."""
+    `facts`) is done and proven: sshd_config (and a socket that starts sshd) without the old
+    port, and the reload."""
     move = port_move(settings, facts)
     if move is None:
         return Plan()
@@ -74,7 +75,7 @@ def plan_port_phase_two(settings: Settings, facts: HostFacts, warehouse: Endpoin
     if first is not None and not move.new_listening:
         facts = after_sshd_config(facts, first)
     second = build_plan(settings, facts, warehouse, listen_ports=(move.new,))
-    wanted = ("sshd_config", "sshd_reload")
+    wanted = ("sshd_config", "ssh_socket", "sshd_reload")
     return Plan(changes=[c for c in second.plan.changes if c.resource in wanted])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,10 +13,18 @@ import pytest
 
 from bastion.errors import HostError
 from bastion.host.connection import open_admin
-from bastion.host.fact_sections import FACTS, facts_script, parse_facts, parse_sshd_t
-from bastion.host.facts import SECTION
+from bastion.host.crypto import MLKEM, SNTRUP, SNTRUP_OPENSSH
+from bastion.host.fact_sections import (
+    FACTS,
+    OfferedAlgorithms,
+    facts_script,
+    parse_facts,
+    parse_sshd_t,
+)
+from bastion.host.facts import SECTION, HostFacts, SshAlgorithms
 from bastion.host.stage import read_facts
 from tests.host.conftest import LabHost, recorded
+from tests.host.releases import release_facts
 
 
 @pytest.mark.parametrize(
@@ -72,7 +81,9 @@ def test_ubuntu_2204_existing_tunnel_user_and_keys() -> None:
 
 def test_ubuntu_2404_socket_activation_and_ipv6_client() -> None:
     facts = parse_facts(recorded("ubuntu2404"))
-    assert facts.socket_activated
+    # recorded before the `systemd` fact: the socket's link in sockets.target.wants no longer
+    # counts; only systemd says a socket starts sshd (tests/host/test_systemd.py)
+    assert not facts.socket_activated
     assert facts.client_address == "2001:db8:1::7"
     assert {k.key_type: k.bits for k in facts.host_keys} == {
         "ECDSA": 256,
@@ -119,6 +130,7 @@ def test_facts_script_runs_locally_without_failing(tmp_path: object) -> None:
     assert facts.os_id == platform.freedesktop_os_release()["ID"]
     assert facts.client_address == "1.2.3.4"
     assert facts.user("root") is not None
+    assert shutil.which("ssh") is None or "curve25519-sha256" in facts.ssh_algorithms.kex
 
 
 def test_slow_facts_give_the_same_sections_without_a_temporary_folder(tmp_path: Path) -> None:
@@ -167,6 +179,42 @@ def test_debian_12_recorded_on_the_lab_host() -> None:
     assert facts.host_key("RSA").bits == 3072  # type: ignore[union-attr]
     assert facts.moduli_small > 0 and facts.cloud_init == "absent"
     assert facts.user("dbtcloud") is None and facts.user("ec2-user") is not None
+
+
+@pytest.mark.parametrize(
+    ("release", "version", "openssh", "post_quantum"),
+    [
+        ("debian13", "13", (10, 0), [SNTRUP, SNTRUP_OPENSSH, MLKEM]),
+        ("debian12", "12", (9, 2), [SNTRUP, SNTRUP_OPENSSH]),  # the un-suffixed name too
+        ("debian11", "11", (8, 4), []),
+    ],
+)
+def test_each_release_says_which_algorithms_its_openssh_offers(
+    release: str, version: str, openssh: tuple[int, int], post_quantum: list[str]
+) -> None:
+    """Recorded from each release by recorded/algorithms/capture.sh: `ssh -Q`'s lists."""
+    facts = release_facts(release)
+    assert (facts.os_id, facts.os_version, facts.openssh) == ("debian", version, openssh)
+    offered = facts.ssh_algorithms
+    assert [k for k in offered.kex if k in (MLKEM, SNTRUP, SNTRUP_OPENSSH)] == post_quantum
+    assert {"curve25519-sha256", "diffie-hellman-group-exchange-sha256"} <= set(offered.kex)
+    assert {"chacha20-poly1305@openssh.com", "aes256-ctr"} <= set(offered.ciphers)
+    assert {"hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com"} <= set(offered.macs)
+    assert {"ssh-ed25519", "rsa-sha2-512", "ssh-ed25519-cert-v01@openssh.com"} <= set(
+        offered.key_sig
+    )
+    assert "ssh-ed25519" not in offered.kex  # each list stays apart from the next
+
+
+def test_offered_algorithms_keep_names_only() -> None:
+    """A query this ssh does not know leaves its list empty, not filled with the complaint."""
+    facts = HostFacts()
+    OfferedAlgorithms().parse(
+        "@@kex\ncurve25519-sha256\n@@cipher\naes256-ctr\n@@mac\n@@key-sig\n"
+        'Unsupported query "key-sig"\n',
+        facts,
+    )
+    assert facts.ssh_algorithms == SshAlgorithms(("curve25519-sha256",), ("aes256-ctr",), (), ())
 
 
 @pytest.mark.lab

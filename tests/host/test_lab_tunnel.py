@@ -123,7 +123,10 @@ def test_allow_users_names_admin_and_tunnel_sources(host: Any, configured_host: 
     out = host.check_output("sshd -T")
     allowed = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("allowusers ")]
     operator = configured_host.lab.operator_address
-    assert f"{configured_host.lab.admin_user}@{operator}" in allowed and f"dbtcloud@{operator}" in allowed
+    assert (
+        f"{configured_host.lab.admin_user}@{operator}" in allowed
+        and f"dbtcloud@{operator}" in allowed
+    )
     assert "dbtcloud@52.45.144.63" in allowed
     assert not any(a.startswith(f"{configured_host.lab.admin_user}@52.") for a in allowed)
 
@@ -207,15 +210,30 @@ def test_ssh_audit_finds_no_failure_with_compatible_crypto(configured_host: LabH
     assert "(kex) diffie-hellman-group-exchange-sha256 (3072-bit)" in result.stdout
 
 
-def test_ssh_audit_hardened_policy_passes(configured_host: LabHost) -> None:
+# The newest ssh-audit (3.9) built-in policy each lab release can pass; Debian 11 has none.
+HARDENED_POLICY = {
+    ("debian", "13"): "Hardened Debian 13 (version 1)",
+    ("debian", "12"): "Hardened Debian 12 (version 3)",
+}
+
+
+def test_ssh_audit_hardened_policy_passes(configured_host: LabHost, host: Any) -> None:
     """Last in this module: switches the shared host to hardened crypto."""
+    release = dict(
+        line.split("=", 1) for line in host.file("/etc/os-release").content_string.splitlines()
+        if "=" in line
+    )  # fmt: skip
+    policy = HARDENED_POLICY.get((release["ID"].strip('"'), release["VERSION_ID"].strip('"')))
     configured_host.rewrite(public_keys=[(configured_host.folder / "tunnel-test.pub").read_text().strip()],
                             ssh_crypto="hardened")  # fmt: skip
     code, document, stderr = configured_host.cli("configure")
     assert code == 0, stderr
     assert "host_keys" in {c["resource"] for c in document["changes"]}
     lab = configured_host.lab
-    policy = "Hardened Debian 12 (version 2)"
-    result = _ssh_audit("-P", policy, "-p", str(lab.ssh_port), lab.bastion_address)
-    assert "Passed" in result.stdout and result.returncode == 0, result.stdout
+    if policy is None:  # no built-in policy: nothing ssh-audit fails is what can be checked
+        result = _ssh_audit("-n", "-p", str(lab.ssh_port), lab.bastion_address)
+        assert "[fail]" not in result.stdout and result.returncode in (0, 2), result.stdout
+    else:
+        result = _ssh_audit("-P", policy, "-p", str(lab.ssh_port), lab.bastion_address)
+        assert "Passed" in result.stdout and result.returncode == 0, result.stdout
     assert configured_host.cli("configure")[1]["changed"] is False

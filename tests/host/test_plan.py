@@ -16,6 +16,7 @@ from bastion.host.fact_sections import parse_facts
 from bastion.host.facts import HostFacts, PasswdEntry
 from bastion.host.plan import build_plan
 from tests.host.conftest import MakeConfig, recorded
+from tests.host.releases import release_facts
 
 WAREHOUSE = Endpoint("10.0.2.10", 5432)
 
@@ -293,3 +294,15 @@ def test_the_candidate_is_checked_before_anything_is_written(
     )
     assert body.index("\ncandidate ") < first_change
     assert body.index("\nmakekey rsa ") < body.index("\ncandidate ")
+
+
+@pytest.mark.parametrize(("release", "filtered"), [("debian13", False), ("debian12", True)])
+def test_hardened_filters_the_moduli_only_where_group_exchange_is_used(
+    make_config: MakeConfig, release: str, filtered: bool
+) -> None:
+    """Debian 13's policy has no group exchange, so /etc/ssh/moduli is not edited there."""
+    facts = parse_facts(recorded("debian12"))
+    offered = release_facts(release)
+    facts.os_version, facts.ssh_algorithms = offered.os_version, offered.ssh_algorithms
+    changes = resources(facts, make_config(ssh_crypto="hardened"))
+    assert ("dh_moduli" in changes) is filtered
