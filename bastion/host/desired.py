@@ -102,6 +102,8 @@ def render_sshd_config(
         user_key_algorithms=user_key_algorithms(facts.ssh_algorithms),
         required_rsa_size=facts.openssh >= (9, 1),
         log_verbose=LOG_VERBOSE if facts.openssh >= (8, 5) else "",
+        # before 8.7, keyboard-interactive logins also follow ChallengeResponseAuthentication
+        challenge_response=facts.openssh < (8, 7),
         allow_users=allow_users(settings),
         client_alive_interval=settings.tunnel.client_alive_interval,
         client_alive_count_max=settings.tunnel.client_alive_count_max,

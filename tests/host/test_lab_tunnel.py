@@ -19,6 +19,8 @@ from bastion.host.connection import KEEPALIVE_SECONDS, HostKeyPins, connect, ope
 from tests.host.conftest import LabHost
 
 pytestmark = pytest.mark.lab
+# The crypto and ssh-audit checks run on the oldest OpenSSH around too (Debian 11: 8.4).
+LAB_OSES = ("debian-13", "debian-12", "debian-11")
 testinfra = pytest.importorskip("testinfra")
 
 
