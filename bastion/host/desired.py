@@ -104,6 +104,7 @@ def render_sshd_config(
         log_verbose=LOG_VERBOSE if facts.openssh >= (8, 5) else "",
         # before 8.7, keyboard-interactive logins also follow ChallengeResponseAuthentication
         challenge_response=facts.openssh < (8, 7),
+        penalty_exempt=",".join(settings.bastion.admin_cidrs) if facts.openssh >= (9, 8) else "",
         allow_users=allow_users(settings),
         client_alive_interval=settings.tunnel.client_alive_interval,
         client_alive_count_max=settings.tunnel.client_alive_count_max,
