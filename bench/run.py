@@ -53,6 +53,7 @@ RATIO = at_least(5, "x")
 VERIFY = at_most(1.0, "s")
 UP_NO_CHANGE = at_most(1.5, "s")
 UP_FIRST = at_most(10, "s")
+SESSIONS_MONTH = at_most(2.0, "s")
 PEER_REFERENCE = 1.7  # seconds: the playbook's no-change run on the machines issue 7 names
 CHECKOUT = Path(__file__).resolve().parent.parent
 FLOOR_PARAMIKO = "floor: python + paramiko, login + facts"
@@ -307,6 +308,36 @@ class Bench:
         self.rows.append(series.row("verify", VERIFY))
         self.rows += series.count_rows("verify", "verify")
 
+    # --- sessions over a month of sshd's log ---------------------------------------------
+
+    def sessions_row(self) -> None:
+        """`sessions --since 30d` once a month of dbt Cloud's sessions is in the host's
+        journal (bench.month: a journal file written by systemd-journal-remote with past
+        timestamps, read by the host's journalctl beside its own)."""
+        name = "sessions --since 30d (a month of logs)"
+        if self.missing("sessions", name, f"ssh connections / {name}", f"remote commands / {name}"):
+            return
+        from bench.month import journal_remote, write_month
+
+        if journal_remote() is None:
+            self.rows.append(Row(name, absent="n/a (apt-get install systemd-journal-remote)",
+                                 target=SESSIONS_MONTH))  # fmt: skip
+            return
+        say("writing a month of sshd's log into the lab host's journal")
+        month = write_month(self.lab, f"{self.lab.warehouse_host}:{self.lab.warehouse_port}")
+        config = str(self.space.existing_config)
+        say(f"bastion sessions --since 30d, {self.runs} runs")
+        series = self.series(
+            self.runs,
+            lambda: self.bastion.run("sessions", "--since", "30d", "--json", "-c", config),
+            count_ssh=True,
+        )
+        row = series.row(name, SESSIONS_MONTH)
+        row.note = "; ".join(n for n in (row.note, f"{month.sessions} sessions, {month.entries} "
+                                         "journal entries") if n)  # fmt: skip
+        self.rows.append(row)
+        self.rows += series.count_rows("sessions", name)
+
     # --- provider "aws": up --------------------------------------------------------------
 
     def up_rows(self) -> None:
@@ -416,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.help_row()
             bench.configure_and_peer()
             bench.verify_row()
+            bench.sessions_row()
             if args.skip_up:
                 bench.rows.append(Row("first up from nothing", absent="skipped (--skip-up)"))
             else:

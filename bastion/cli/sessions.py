@@ -18,7 +18,7 @@ from bastion.cli.common import (
 from bastion.console import Console
 
 if TYPE_CHECKING:
-    from bastion.host.sessions import SessionReport
+    from bastion.host.sessions import Session, SessionReport
 
 SinceOption = Annotated[
     str,
@@ -60,12 +60,23 @@ def command(
     run("sessions", json_mode, body)
 
 
+SHOWN = 30  # sessions in the terminal's table; `--json` has them all
+
+
 def show(console: Console, report: SessionReport, since: str) -> None:
-    """Two tables on stderr; times in UTC, the end's date only when it is another day."""
-    users = {s.user for s in report.sessions} | {r.user for r in report.refused}
+    """Tables on stderr, in UTC: the sessions by key and source, the last sessions (and every
+    open one), the refused attempts; the end's date only when it is another day."""
+    sessions = report.sessions
+    users = {s.user for s in sessions} | {r.user for r in report.refused}
     by_user = len(users) > 1
+    if len(sessions) > SHOWN:
+        _by_key(console, report, since, by_user)
+    shown = [s for i, s in enumerate(sessions) if s.end is None or i >= len(sessions) - SHOWN]
+    title = f"tunnel sessions, last {since}, UTC ({len(sessions)})"
+    if len(shown) < len(sessions):
+        title = f"the last {len(shown)} of {len(sessions)} tunnel sessions (--json for all), UTC"
     console.table(
-        f"tunnel sessions, last {since}, UTC ({len(report.sessions)})",
+        title,
         ("user",) * by_user + ("start", "end", "lasted", "from", "key", "forwards"),
         [
             (s.user,) * by_user + (
@@ -73,7 +84,7 @@ def show(console: Console, report: SessionReport, since: str) -> None:
                 _duration(s.seconds), f"{s.address} {s.source}", s.key_comment or s.key,
                 ", ".join(f"{t} x{n}" for t, n in s.forwards.items()) or "-",
             )
-            for s in report.sessions
+            for s in shown
         ],
     )  # fmt: skip
     if report.refused:
@@ -92,6 +103,25 @@ def show(console: Console, report: SessionReport, since: str) -> None:
         )
     began = f", which goes back to {_when(report.begins)}" if report.begins else ""
     console.say(f"read from {report.source} at {_when(report.now)} UTC{began}")
+
+
+def _by_key(console: Console, report: SessionReport, since: str, by_user: bool) -> None:
+    """Which keys were used, from where, how often: the rotation question at a glance."""
+    groups: dict[tuple[str, str, str], list[Session]] = {}
+    for s in report.sessions:
+        groups.setdefault((s.user, s.key_comment or s.key, s.source), []).append(s)
+    console.table(
+        f"sessions by key and source, last {since}, UTC",
+        ("user",) * by_user + ("key", "source", "sessions", "open", "first", "last", "forwards"),
+        [
+            (user,) * by_user + (
+                key, source, len(group), sum(s.end is None for s in group),
+                _when(group[0].start), _when(group[-1].start),
+                sum(sum(s.forwards.values()) for s in group),
+            )
+            for (user, key, source), group in groups.items()
+        ],
+    )  # fmt: skip
 
 
 def _when(moment: datetime, same_day_as: datetime | None = None) -> str:

@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 # logged at any LogLevel: each forward a session asks for, and a refused PTY.
 LOG_VERBOSE = "*:server_request_direct_tcpip():*,*:session_pty_req():*"
 
-# 2026-11-30T08:38:55.268374+0000 bastion sshd-session[489]: message (journald, rsyslog)
+# 2026-11-30T08:38:55.268374+0000 bastion sshd-session[489]: message (journald, rsyslog; journald
+# leaves the host name out of an entry that has none)
 _ISO_LINE = re.compile(
-    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d) \S+ ([\w.@-]+)\[(\d+)\]: (.*)"
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d) (?:\S+ )?([\w.@-]+)\[(\d+)\]: (.*)"
 )
 # Nov 30 08:38:55 bastion sshd[489]: message (syslog's traditional form: local time, no year)
 _SYSLOG_LINE = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) \S+ ([\w.@-]+)\[(\d+)\]: (.*)")
@@ -29,6 +30,7 @@ _MONTHS = {
     m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
                                  "Oct", "Nov", "Dec"), start=1)
 }  # fmt: skip
+_ZERO = timedelta(0)
 _PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
 # journalctl's line between two boots: "-- Boot 4d8f... --" (systemd >= 250), "-- Reboot --"
 _BOOT_MARKER = re.compile(r"-- (?:Boot [0-9a-f]+|Reboot) --")
@@ -47,8 +49,8 @@ class Entry:
 
 def parse_time(text: str) -> datetime:
     """An ISO 8601 time with its offset (`+0000`, `+00:00` or `Z`), as UTC."""
-    stamp = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text.replace("Z", "+00:00"))
-    return datetime.fromisoformat(stamp).astimezone(UTC)
+    moment = datetime.fromisoformat(text)
+    return moment if moment.utcoffset() == _ZERO else moment.astimezone(UTC)
 
 
 def read_entries(
@@ -185,8 +187,9 @@ Event = (
 _ADDRESS = r"([0-9A-Fa-f.:]+)"
 _USER = r"([a-z_][a-z0-9_.-]*\$?)"
 _FINGERPRINT = r"(SHA256:[A-Za-z0-9+/]{43})"
-_PATTERNS: tuple[tuple[re.Pattern[str], type], ...] = tuple(
-    (re.compile(pattern), kind)
+# (the message's first word, its pattern, what it says); patterns match from the start
+_PATTERNS: tuple[tuple[str, re.Pattern[str], type], ...] = tuple(
+    (pattern.split(" ", 1)[0].replace("\\", "").lstrip("(").rstrip(")"), re.compile(pattern), kind)
     for pattern, kind in (
         (rf"Connection from {_ADDRESS} port (\d+) on ", Connected),
         (rf"Accepted key \S+ {_FINGERPRINT} found at (.+?):\d+$", KeyFound),
@@ -194,16 +197,16 @@ _PATTERNS: tuple[tuple[re.Pattern[str], type], ...] = tuple(
          LoggedIn),
         (rf"Failed publickey for {_USER} from {_ADDRESS} port \d+ ssh2: \S+ {_FINGERPRINT}",
          KeyRefused),
-        (rf"User {_USER} from {_ADDRESS} not allowed because (.+)$", UserRefused),
         (r"User child is on pid (\d+)$", ChildStarted),
-        (r"server_request_direct_tcpip(?:\(\)[^:]*:[^:]*)?: originator \S+ port \d+,"
+        (rf"User {_USER} from {_ADDRESS} not allowed because (.+)$", UserRefused),
+        (r"debug1: .*?server_request_direct_tcpip(?:\(\)[^:]*:[^:]*)?: originator \S+ port \d+,"
          r" target (\S+) port (\d+)$", ForwardAsked),
+        (r"debug1: .*Allocating a pty not permitted", ShellAsked),
         (r"Received request (?:from \S+ port \d+ )?to connect to host (\S+) port (\d+),"
          r" but the request was denied\.$", ForwardRefused),
         (r"refused local port forward: originator \S+ port \d+, target (\S+) port (\d+)$",
          ForwardRefused),
         (r"Starting session: (.+?) for \S+ from \S+ port \d+ id \d+$", ShellAsked),
-        (r"Allocating a pty not permitted", ShellAsked),
         (r"(Disconnected) from user \S+ \S+ port \d+$", Ended),
         (r"(Timeout, client not responding) from ", Ended),
         (r"(Connection (?:closed|reset)) by \S+ port \d+$", Ended),
@@ -212,6 +215,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], type], ...] = tuple(
         (r"Transferred: sent (\d+), received (\d+) bytes$", Transferred),
     )
 )  # fmt: skip
+_BY_FIRST_WORD: dict[str, list[tuple[re.Pattern[str], type]]] = {}
+for _word, _pattern, _kind in _PATTERNS:
+    _BY_FIRST_WORD.setdefault(_word, []).append((_pattern, _kind))
 
 
 def _target(host: str, port: str) -> str:
@@ -220,8 +226,8 @@ def _target(host: str, port: str) -> str:
 
 def event_of(message: str) -> Event | None:
     """What one of sshd's messages says, or None for the many that do not matter here."""
-    for pattern, kind in _PATTERNS:
-        match = pattern.search(message)
+    for pattern, kind in _BY_FIRST_WORD.get(message.split(" ", 1)[0], ()):
+        match = pattern.match(message)
         if match is None:
             continue
         groups = match.groups()

@@ -24,7 +24,7 @@ side (tests/host/tunnel_clients.py):
 
 Then it writes, beside this file:
 - `debian<VERSION_ID>.answer.txt`: the whole answer of the tool's log script
-  (bastion.host.log_read.SCRIPT, all the log holds, the tunnel user `dbtcloud`), exactly
+  (bastion.host.log_read.SCRIPT, gunzipped, all the log holds, the tunnel user `dbtcloud`), exactly
   what `bastion sessions` reads;
 - `debian<VERSION_ID>.journal.txt`: the same journal unfiltered (`journalctl --utc -o
   short-iso-precise -t sshd -t sshd-session`), to show the host's filter keeps every line
@@ -55,7 +55,7 @@ from bastion.config.settings import load
 from bastion.endpoint import Endpoint
 from bastion.host.connection import open_admin
 from bastion.host.desired import key_line
-from bastion.host.log_read import SCRIPT
+from bastion.host.log_read import answer_text
 from bastion.host.sshd_log import HOST_FILTER
 from tests.host.conftest import make_key, write_lab_config
 from tests.host.tunnel_clients import (
@@ -106,7 +106,7 @@ def capture(os_name: str) -> list[Path]:
             record["configured"] = how
             settings = load(config, environ={})
             with open_admin(settings, lab.bastion_address) as conn:
-                answer = conn.sudo_script(SCRIPT, "", HOST_FILTER, USER, timeout=120).stdout
+                answer = answer_text(conn, [USER], "", HOST_FILTER)
             journal = lab.host_exec(
                 "journalctl --no-pager --utc -o short-iso-precise -t sshd -t sshd-session"
             ).stdout
