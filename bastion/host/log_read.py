@@ -60,7 +60,7 @@ else
 fi
 echo "{MARK}end"
 }}
-if command -v gzip >/dev/null; then answer | gzip -1; else answer; fi
+if command -v gzip >/dev/null; then answer "$@" | gzip -1; else answer "$@"; fi
 """
 
 

@@ -26,6 +26,7 @@ from bastion.host.sessions import (
     SessionReport,
     Sources,
     build_report,
+    key_comments,
 )
 from bastion.host.sshd_log import HOST_FILTER, read_entries
 from bastion.pipeline.sessions import parse_since, tunnel_users
@@ -49,7 +50,7 @@ def sources(record: dict[str, Any]) -> Sources:
 
 
 def report_of(log: SshdLog, record: dict[str, Any]) -> SessionReport:
-    return build_report(log, [record["user"]], sources(record), {})
+    return build_report(log, [record["user"]], sources(record), key_comments(log))
 
 
 def recorded_report(release: str) -> tuple[SessionReport, dict[str, Any]]:
@@ -89,6 +90,8 @@ def test_interleaved_sessions_are_told_apart(release: str) -> None:
     a, b = sessions[record["session_a"]["port"]], sessions[record["session_b"]["port"]]
     assert (a.key, a.address, a.source) == (keys["dbt-cloud-a"], record["operator"], "admin_cidrs")
     assert (b.key, b.address, b.source) == (keys["dbt-cloud-b"], record["extra"], "extra_cidrs")
+    # the comments come from the host's authorized_keys, in the same answer
+    assert (a.key_comment, b.key_comment) == ("dbt-cloud-a", "dbt-cloud-b")
     assert a.start < b.start and b.end is not None and a.end is not None and b.end < a.end
     assert within(a.start, record["session_a"]["login"])
     assert within(b.start, record["session_b"]["login"])
@@ -141,9 +144,10 @@ def test_refused_attempts_grouped_by_user_address_and_reason(release: str) -> No
 def test_the_host_filter_keeps_every_line_that_matters(release: str) -> None:
     """The answer (lines grep kept on the host) and the whole journal give the same report."""
     filtered, record = recorded_report(release)
+    answer = parse_answer((RECORDED / f"debian{release}.answer.txt").read_text())
     journal = (RECORDED / f"debian{release}.journal.txt").read_text().splitlines()
-    whole = report_of(SshdLog(now=filtered.now, lines=journal,
-                              forwards_logged=filtered.forwards_logged), record)  # fmt: skip
+    whole = report_of(SshdLog(now=filtered.now, lines=journal, forwards_logged=filtered.forwards_logged,
+                              authorized_keys=answer.authorized_keys), record)  # fmt: skip
     assert [s.to_dict() for s in whole.sessions] == [s.to_dict() for s in filtered.sessions]
     assert [r.to_dict() for r in whole.refused] == [r.to_dict() for r in filtered.refused]
     pattern = re.compile(HOST_FILTER)
