@@ -1,4 +1,5 @@
-"""Fixtures for the host tests: configs written as users write them, recorded host output."""
+"""Fixtures for the host tests: configs written as users write them, host output recorded on
+lab hosts or reconstructed from documentation."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from bastion.config.settings import Settings, load
 
 RECORDED = Path(__file__).parent / "recorded"
+RECONSTRUCTED = Path(__file__).parent / "reconstructed"
 
 CONFIG = """\
 name = "analytics"
@@ -100,7 +102,14 @@ def tunnel_key(tmp_path: Path) -> str:
 
 
 def recorded(name: str) -> str:
+    """The facts script's output captured on a lab host (recorded/capture.py)."""
     return (RECORDED / f"{name}.txt").read_text(encoding="utf-8")
+
+
+def reconstructed(name: str) -> str:
+    """Facts of a host no test has run, put together from its documentation
+    (reconstructed/README.md)."""
+    return (RECONSTRUCTED / f"{name}.txt").read_text(encoding="utf-8")
 
 
 # --- the lab -------------------------------------------------------------------------------

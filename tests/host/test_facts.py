@@ -17,13 +17,15 @@ from bastion.host.crypto import MLKEM, SNTRUP, SNTRUP_OPENSSH
 from bastion.host.fact_sections import (
     FACTS,
     OfferedAlgorithms,
+    PackageRelease,
+    SeLinuxPorts,
     facts_script,
     parse_facts,
     parse_sshd_t,
 )
 from bastion.host.facts import SECTION, HostFacts, SshAlgorithms
 from bastion.host.stage import read_facts
-from tests.host.conftest import LabHost, recorded
+from tests.host.conftest import LabHost, reconstructed, recorded
 from tests.host.releases import release_facts
 
 
@@ -39,7 +41,8 @@ from tests.host.releases import release_facts
 def test_os_openssh_service_and_sftp_server(
     name: str, os_id: str, version: str, openssh: tuple[int, int], service: str, sftp: str
 ) -> None:
-    facts = parse_facts(recorded(name))
+    text = recorded(name) if name.startswith("debian") else reconstructed(name)
+    facts = parse_facts(text)
     assert (facts.os_id, facts.os_version) == (os_id, version)
     assert facts.openssh == openssh
     assert facts.service == service
@@ -48,23 +51,63 @@ def test_os_openssh_service_and_sftp_server(
 
 
 def test_amazon_linux_instance_connect_dnf_and_moduli() -> None:
-    facts = parse_facts(recorded("al2023"))
-    assert facts.instance_connect == [
-        "/usr/share/ec2-instance-connect",
-        "/usr/lib/systemd/system/sshd.service.d/ec2-instance-connect.conf",
-    ]
+    facts = parse_facts(reconstructed("al2023"))
+    # the RPM installs its key script in /opt/aws/bin; its drop-in is the `systemd` fact's
+    assert facts.instance_connect == ["/opt/aws/bin/eic_run_authorized_keys"]
     assert facts.auto_updates.manager == "dnf"
     assert not facts.auto_updates.installed
     assert (facts.moduli_total, facts.moduli_small) == (418, 133)
     assert facts.includes == ["/etc/ssh/sshd_config.d/*.conf"]
     assert facts.dropins == ["/etc/ssh/sshd_config.d/50-redhat.conf"]
-    assert facts.sshd["authorizedkeyscommand"] == ["/opt/aws/bin/eic_run_authorized_keys %u %f"]
+    # EIC's options are on sshd's command line, which `sshd -T` does not show
+    assert facts.sshd["authorizedkeyscommand"] == ["none"]
+    assert facts.sshd["permitrootlogin"] == ["without-password"]
+    assert facts.sshd_unit.name == "sshd.service"
+    assert [o.text for o in facts.sshd_unit.options] == [
+        "-o AuthorizedKeysCommand /opt/aws/bin/eic_run_authorized_keys %u %f",
+        "-o AuthorizedKeysCommandUser ec2-instance-connect",
+    ]
+    assert facts.sshd_unit.options[0].source.endswith("sshd.service.d/ec2-instance-connect.conf")
     assert facts.user("dbtcloud") is None
     assert facts.user("ec2-user") is not None
 
 
+def test_amazon_linux_is_locked_to_its_release_and_enforces_selinux() -> None:
+    facts = parse_facts(reconstructed("al2023"))
+    assert facts.dnf_release.versioned and facts.dnf_release.override is None
+    assert facts.dnf_release.current == "2023.6.20241121"
+    assert facts.selinux.mode == "enforcing" and not facts.selinux.semanage
+    assert facts.selinux.labelled(22) and not facts.selinux.labelled(2222)
+
+
+@pytest.mark.parametrize(
+    ("text", "override", "current"),
+    [
+        ("@@dnf\nfile latest\nsystem-release 2023.6.20241121\n", "latest", "latest"),
+        ("@@dnf\nfile 2023.9.20251117\nsystem-release 2023.6.20241121\n", "2023.9.20251117",
+         "2023.9.20251117"),
+        ("@@dnf\nfile $(reboot)\nsystem-release 2023.6.20241121\n", "(unreadable)",
+         "(unreadable)"),
+    ],
+)  # fmt: skip
+def test_releasever_file_beats_the_image_release(text: str, override: str, current: str) -> None:
+    facts = HostFacts()
+    PackageRelease().parse(text, facts)
+    assert (facts.dnf_release.override, facts.dnf_release.current) == (override, current)
+
+
+def test_semanage_port_list_is_read_as_ranges() -> None:
+    facts = HostFacts()
+    SeLinuxPorts().parse("mode Permissive\nsemanage\nssh_port_t  tcp  2222, 8000-8010, 22\n", facts)
+    assert facts.selinux.mode == "permissive" and facts.selinux.semanage
+    assert [p for p in (22, 2222, 8005, 8011) if facts.selinux.labelled(p)] == [22, 2222, 8005]
+    absent = HostFacts()
+    SeLinuxPorts().parse("mode absent\n", absent)
+    assert not absent.selinux.enabled
+
+
 def test_ubuntu_2204_existing_tunnel_user_and_keys() -> None:
-    facts = parse_facts(recorded("ubuntu2204"))
+    facts = parse_facts(reconstructed("ubuntu2204"))
     user = facts.user("dbtcloud")
     assert user is not None and user.shell == "/bin/sh" and user.uid == 1001
     assert facts.groups == {"dbtcloud": 1001}
@@ -77,13 +120,17 @@ def test_ubuntu_2204_existing_tunnel_user_and_keys() -> None:
     assert facts.client_address == "198.51.100.7"
     assert facts.auto_updates.installed and facts.auto_updates.enabled
     assert len(facts.dropins) == 2
+    assert not facts.socket_activated  # 22.04 predates ssh.socket by default
+    assert facts.sshd_unit.name == "ssh.service" and len(facts.sshd_unit.options) == 3
 
 
 def test_ubuntu_2404_socket_activation_and_ipv6_client() -> None:
-    facts = parse_facts(recorded("ubuntu2404"))
-    # recorded before the `systemd` fact: the socket's link in sockets.target.wants no longer
-    # counts; only systemd says a socket starts sshd (tests/host/test_systemd.py)
-    assert not facts.socket_activated
+    facts = parse_facts(reconstructed("ubuntu2404"))
+    # Ubuntu 22.10 and later: ssh.socket enabled and listening, its ports from the generator
+    assert facts.socket_activated and facts.ssh_socket.name == "ssh.socket"
+    assert facts.ssh_socket.ports == (22,) and facts.ssh_socket.ports_from_sshd_config
+    assert facts.sshd_unit.name == "ssh.service"
+    assert "-o PermitUserEnvironment EIC_*" in [o.text for o in facts.sshd_unit.options]
     assert facts.client_address == "2001:db8:1::7"
     assert {k.key_type: k.bits for k in facts.host_keys} == {
         "ECDSA": 256,
@@ -93,13 +140,13 @@ def test_ubuntu_2404_socket_activation_and_ipv6_client() -> None:
 
 
 def test_cut_short_output_is_a_host_error() -> None:
-    text = recorded("al2023").split("@@bastion-fact end")[0]
+    text = reconstructed("al2023").split("@@bastion-fact end")[0]
     with pytest.raises(HostError, match="cut short"):
         parse_facts(text)
 
 
 def test_unreadable_openssh_version_is_a_host_error() -> None:
-    text = recorded("al2023").replace("OpenSSH_8.7p1", "SomethingElse")
+    text = reconstructed("al2023").replace("OpenSSH_8.7p1", "SomethingElse")
     with pytest.raises(HostError, match="OpenSSH version"):
         parse_facts(text)
 
@@ -169,7 +216,8 @@ def _section(output: str, name: str) -> str:
 
 
 def test_debian_12_recorded_on_the_lab_host() -> None:
-    """Recorded from a pristine lab host (Debian 12 image, as the lab builds it)."""
+    """Recorded from a pristine lab host (Debian 12 image, as the lab builds it) by
+    recorded/capture.py."""
     facts = parse_facts(recorded("debian12"))
     assert facts.sshd["kbdinteractiveauthentication"] == ["no"]
     assert facts.dropins == ["/etc/ssh/sshd_config.d/50-cloud-init.conf"]
@@ -178,7 +226,8 @@ def test_debian_12_recorded_on_the_lab_host() -> None:
     assert {k.key_type for k in facts.host_keys} == {"ECDSA", "ED25519", "RSA"}
     assert facts.host_key("RSA").bits == 3072  # type: ignore[union-attr]
     assert facts.moduli_small > 0 and facts.cloud_init == "absent"
-    assert facts.user("dbtcloud") is None and facts.user("ec2-user") is not None
+    # captured with Debian's cloud image user (the lab's admin is `admin`, as on Debian's AMIs)
+    assert facts.user("dbtcloud") is None and facts.user("admin") is not None
 
 
 @pytest.mark.parametrize(

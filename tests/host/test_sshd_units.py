@@ -28,6 +28,7 @@ from bastion.host.rollback import rollback_script
 from bastion.host.shell import FUNCTIONS
 from bastion.host.sshd_units import run_all
 from bastion.host.stage import plan_port_phase_two
+from bastion.host.systemd import SshdUnit, SshSocket
 from tests.host import systemd_output as out
 from tests.host.conftest import MakeConfig, recorded
 from tests.host.releases import release_facts
@@ -134,8 +135,12 @@ def test_a_per_connection_sshd_needs_no_restart(make_config: MakeConfig) -> None
 
 
 def test_without_systemd_sshd_reloads_as_before(make_config: MakeConfig) -> None:
+    """The recorded Debian 12 host as it would be with another PID 1 (a container's init):
+    the `systemd` fact then reports no units."""
     facts = parse_facts(recorded("debian12"))
     facts.ssh_algorithms = release_facts("debian12").ssh_algorithms
+    facts = dataclasses.replace(facts, systemd=False, socket_activated=False,
+                                ssh_socket=SshSocket(), sshd_unit=SshdUnit())  # fmt: skip
     host_plan = plan(make_config(), facts)
     assert host_plan.pickup == ("systemctl reload ssh",)
     assert changes(host_plan)["sshd_reload"] == "reload ssh.service to pick up the changes"
