@@ -10,6 +10,13 @@ Nagle and 24-28 ms without; OpenSSH's client turns it off for interactive sessio
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from typing import Any
+
+# How an SSH session's stream is opened: (address, port, timeout) -> a connected socket, or a
+# socket-like stream (an Instance Connect Endpoint's websocket); raises OSError when nothing
+# answers. `ssh_socket` is the direct path.
+Dial = Callable[[str, int, float], Any]
 
 
 def ssh_socket(address: str, port: int, timeout: float) -> socket.socket:

@@ -7,6 +7,7 @@ earlier in the same run (a new group, host or address) and calls the gateway.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +21,7 @@ from bastion.errors import AwsError, BastionError
 from bastion.progress import Progress
 
 INSTANCE_WAIT_SECONDS = 600.0
+ENDPOINT_WAIT_SECONDS = 900.0  # an Instance Connect Endpoint takes minutes either way
 
 
 @dataclass
@@ -53,7 +55,10 @@ class Runner:
                 raise AwsError(f"internal: {value} was not made before it was needed")
             return self.ids[value.name]
         if isinstance(value, SecurityGroupRule) and value.source.startswith("(new "):
-            return replace(value, source=self.ids["security_group"])
+            made = {str(Ref(name)): made_id for name, made_id in self.ids.items()}
+            if value.source not in made:
+                raise AwsError(f"internal: {value.source} was not made before it was needed")
+            return replace(value, source=made[value.source])
         return value
 
 
@@ -76,6 +81,73 @@ def create_security_group(run: Runner, name: str, vpc_id: str, tags: dict[str, s
         if found.get(t.GENERATION_TAG):
             run.ids["generation"] = found[t.GENERATION_TAG]
     run.ids["security_group"] = group
+
+
+def create_endpoint_group(run: Runner, name: str, vpc_id: str, tags: dict[str, str]) -> None:
+    """The Instance Connect Endpoint's own group (egress: SSH to the bastion group only)."""
+    description = "dbt-bastion: the Instance Connect Endpoint, SSH to the bastion only"
+    try:
+        group = run.gateway.create_security_group(name, description, vpc_id, tags)
+    except AlreadyExists:
+        mine = run.gateway.describe_security_groups(
+            [{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc_id]},
+             *t.ours(tags[t.NAME_TAG])]
+        )  # fmt: skip
+        if not mine:
+            raise
+        group = str(mine[0]["GroupId"])
+    run.ids["endpoint_group"] = group
+
+
+def create_instance_connect_endpoint(
+    run: Runner, subnet_id: str, group: str, tags: dict[str, str], client_token: str
+) -> None:
+    """Create the endpoint and wait until it opens tunnels (minutes on AWS)."""
+    made = run.gateway.create_instance_connect_endpoint(subnet_id, group, tags, client_token)
+    endpoint_id = str(made["InstanceConnectEndpointId"])
+    run.ids["instance_connect_endpoint"] = endpoint_id
+    wait_endpoint(run.gateway, run.progress, endpoint_id, ready=True)
+
+
+def delete_instance_connect_endpoint(run: Runner, endpoint: str) -> None:
+    """Delete the endpoint and wait until it is gone: its group can be deleted only then."""
+    run.gateway.delete_instance_connect_endpoint(endpoint)
+    wait_endpoint(run.gateway, run.progress, endpoint, ready=False)
+
+
+def wait_endpoint(
+    gateway: AwsGateway,
+    progress: Progress,
+    endpoint_id: str,
+    *,
+    ready: bool,
+    timeout: float = ENDPOINT_WAIT_SECONDS,
+) -> None:
+    """Poll until the endpoint is create-complete (`ready`) or deleted; EC2 has no waiter."""
+    goal = "ready" if ready else "deleted"
+    deadline = time.monotonic() + timeout
+    with progress.status(f"waiting for the Instance Connect Endpoint {endpoint_id} to be {goal}"):
+        while True:
+            found = gateway.describe_instance_connect_endpoints(endpoint_ids=[endpoint_id])
+            state = str(found[0].get("State", "")) if found else "delete-complete"
+            if ready and state == "create-complete":
+                return
+            if not ready and state == "delete-complete":
+                return
+            if state.endswith("-failed"):
+                message = found[0].get("StateMessage", "") if found else ""
+                raise AwsError(
+                    f"the Instance Connect Endpoint {endpoint_id} is {state}: {message}",
+                    hint="one endpoint per VPC is allowed by default: look for another in the "
+                    "VPC (use it with bastion.eice_id) or raise the quota",
+                )
+            if time.monotonic() >= deadline:
+                raise AwsError(
+                    f"the Instance Connect Endpoint {endpoint_id} is still {state} after "
+                    f"{timeout:.0f} s",
+                    hint="creation takes minutes on AWS: re-run later, bastion picks it up",
+                )
+            time.sleep(max(gateway.waiter_delay, 0.01))
 
 
 def set_generation(run: Runner, group: str, generation: int) -> None:
@@ -280,6 +352,7 @@ _OPERATIONS: dict[str, Callable[..., Any]] = {
         describe_ingress, authorize_egress, revoke_egress, describe_egress, import_key_pair,
         replace_key_pair, run_instance, start_instance, set_instance_groups, needs_replace,
         terminate_instance, allocate_address, delete_security_group, delete_key_pair, release_address, associate_address,
+        create_endpoint_group, create_instance_connect_endpoint, delete_instance_connect_endpoint,
     )
 }  # fmt: skip
 

@@ -32,6 +32,12 @@ class Desired:
     ami_from_ssm: bool
     admin_public_key: str
     admin_key_fingerprint: str
+    admin_access: str = "direct"  # "eice": admin and verify through an Instance Connect Endpoint
+    eice_id: str = ""  # an endpoint that is not the tool's own
+
+    @property
+    def uses_endpoint(self) -> bool:
+        return self.admin_access == "eice"
 
     @property
     def group_name(self) -> str:

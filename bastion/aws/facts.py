@@ -12,6 +12,7 @@ from typing import Any
 from bastion.aws import tags as t
 from bastion.aws.discover import WarehouseLocation
 from bastion.aws.gateway import AwsGateway
+from bastion.aws.instance_connect import InstanceConnectEndpoint
 from bastion.aws.permissions import SecurityGroupRule, flatten
 from bastion.endpoint import Endpoint
 from bastion.errors import AwsError, ConfigError
@@ -54,6 +55,12 @@ class AwsFacts:
     extra_allocation_ids: list[str] = field(default_factory=list)
     latest_ami: str | None = None
     vpc_ipv6: bool = False  # the VPC has an IPv6 block (read only when the group is new)
+    # admin_access = "eice": the endpoint (the tool's own, or eice_id) and its group
+    endpoint: InstanceConnectEndpoint | None = None
+    endpoint_owned: bool = False
+    endpoint_addresses: list[str] = field(default_factory=list)  # what sshd sees connect
+    endpoint_group_id: str | None = None  # the tool's endpoint group
+    endpoint_group_egress: list[SecurityGroupRule] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The summary `status --json` shows."""
@@ -72,13 +79,30 @@ class AwsFacts:
             "warehouse_group_id": self.warehouse_group_id,
             "ingress": [r.describe() for r in self.ingress],
             "egress": [r.describe("to") for r in self.egress],
+            "instance_connect_endpoint": (
+                {
+                    "id": self.endpoint.endpoint_id,
+                    "state": self.endpoint.state,
+                    "addresses": self.endpoint_addresses,
+                    "owned": self.endpoint_owned,
+                }
+                if self.endpoint is not None
+                else None
+            ),
         }
 
 
 def read_facts(
-    gateway: AwsGateway, name: str, location: WarehouseLocation, subnet_id: str | None
+    gateway: AwsGateway,
+    name: str,
+    location: WarehouseLocation,
+    subnet_id: str | None,
+    *,
+    admin_access: str = "direct",
+    eice_id: str = "",
 ) -> AwsFacts:
-    """Read every resource of `name` and our rule on the warehouse group."""
+    """Read every resource of `name` and our rule on the warehouse group (and, with
+    `admin_access = "eice"` or an endpoint of ours left, the Instance Connect Endpoint)."""
     facts = AwsFacts(
         warehouse=location.endpoint,
         warehouse_group_id=location.security_group_id,
@@ -92,6 +116,8 @@ def read_facts(
         facts.vpc_ipv6 = gateway.vpc_has_ipv6(facts.vpc_id)
     _read_addresses(gateway, name, facts)
     _read_key_pair(gateway, name, facts)
+    if admin_access == "eice" or facts.endpoint_group_id:
+        _read_endpoint(gateway, name, facts, eice_id if admin_access == "eice" else "")
     if facts.warehouse_group_id and facts.security_group_id:
         group = gateway.security_group(facts.warehouse_group_id)
         if group is None:
@@ -122,8 +148,16 @@ def _refuse_foreign(name: str, facts: AwsFacts, held: list[tuple[str, str | None
 
 
 def _read_group(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
-    groups = gateway.describe_security_groups(t.ours(name))
-    _refuse_foreign(name, facts, [(g["GroupId"], g.get("VpcId")) for g in groups])
+    found = gateway.describe_security_groups(t.ours(name))
+    _refuse_foreign(name, facts, [(g["GroupId"], g.get("VpcId")) for g in found])
+    serving = sorted(
+        (g for g in found if t.tag_map(g).get(t.ROLE_TAG) == t.ENDPOINT_ROLE),
+        key=lambda g: g["GroupId"],
+    )
+    if serving:
+        facts.endpoint_group_id = serving[0]["GroupId"]
+        facts.endpoint_group_egress = flatten(serving[0].get("IpPermissionsEgress", []))
+    groups = [g for g in found if t.ROLE_TAG not in t.tag_map(g)]
     if not groups:
         return
     groups.sort(key=lambda g: g["GroupId"])
@@ -134,6 +168,35 @@ def _read_group(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:
     facts.egress = flatten(group.get("IpPermissionsEgress", []))
     facts.generation = _int(t.tag_map(group).get(t.GENERATION_TAG))
     facts.ssh_port = _int(t.tag_map(group).get(t.SSH_PORT_TAG))
+
+
+def _read_endpoint(gateway: AwsGateway, name: str, facts: AwsFacts, eice_id: str) -> None:
+    """`eice_id`'s endpoint, else the one tagged with this name, and its source address."""
+    if eice_id:
+        found = gateway.describe_instance_connect_endpoints(endpoint_ids=[eice_id])
+        if not found:
+            raise ConfigError(
+                f"bastion.eice_id: no Instance Connect Endpoint {eice_id} in this region",
+                hint="check the id (aws ec2 describe-instance-connect-endpoints), or remove "
+                "eice_id to let bastion create its own",
+            )
+    else:
+        found = [
+            e
+            for e in gateway.describe_instance_connect_endpoints(filters=t.ours(name))
+            if e.get("State") not in ("delete-complete", "delete-in-progress")
+        ]
+        _refuse_foreign(
+            name, facts, [(e["InstanceConnectEndpointId"], e.get("VpcId")) for e in found]
+        )
+    if not found:
+        return
+    found.sort(key=lambda e: e["InstanceConnectEndpointId"])
+    facts.endpoint = InstanceConnectEndpoint.from_aws(found[0])
+    facts.endpoint_owned = not eice_id
+    facts.endpoint_addresses = gateway.network_interface_addresses(
+        list(facts.endpoint.network_interface_ids)
+    )
 
 
 def _read_instances(gateway: AwsGateway, name: str, facts: AwsFacts) -> None:

@@ -311,6 +311,60 @@ class AwsGateway:
         )
         return list(response.get("NetworkAcls", []))
 
+    # --- EC2 Instance Connect Endpoint (admin_access = "eice") ---------------------------
+
+    def describe_instance_connect_endpoints(
+        self, filters: Filters | None = None, endpoint_ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {}
+        if filters:
+            params["Filters"] = filters
+        if endpoint_ids:
+            params["InstanceConnectEndpointIds"] = endpoint_ids
+        response = self.call(
+            "ec2", "describe_instance_connect_endpoints", what="Instance Connect Endpoint", **params
+        )
+        return list(response.get("InstanceConnectEndpoints", []))
+
+    def create_instance_connect_endpoint(
+        self, subnet_id: str, group_id: str, tags: dict[str, str], client_token: str
+    ) -> dict[str, Any]:
+        """PreserveClientIp off: sshd sees the endpoint's own address, the one AllowUsers names."""
+        response = self.call(
+            "ec2",
+            "create_instance_connect_endpoint",
+            SubnetId=subnet_id,
+            SecurityGroupIds=[group_id],
+            PreserveClientIp=False,
+            ClientToken=client_token,
+            TagSpecifications=[_tag_spec("instance-connect-endpoint", tags)],
+        )
+        return dict(response["InstanceConnectEndpoint"])
+
+    def delete_instance_connect_endpoint(self, endpoint_id: str) -> None:
+        self.call(
+            "ec2",
+            "delete_instance_connect_endpoint",
+            what=f"Instance Connect Endpoint {endpoint_id}",
+            InstanceConnectEndpointId=endpoint_id,
+        )
+
+    def network_interface_addresses(self, interface_ids: list[str]) -> list[str]:
+        """The private addresses of these interfaces (an endpoint's: its source address)."""
+        if not interface_ids:
+            return []
+        response = self.call(
+            "ec2",
+            "describe_network_interfaces",
+            what="the endpoint's network interface",
+            NetworkInterfaceIds=interface_ids,
+        )
+        return sorted(
+            str(i["PrivateIpAddress"])
+            for i in response.get("NetworkInterfaces", [])
+            if i.get("PrivateIpAddress")
+        )
+
     # --- Elastic Load Balancing (doctor: an idle timeout in front of the bastion) -------
 
     def load_balancers(self) -> list[dict[str, Any]]:

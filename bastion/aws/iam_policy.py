@@ -33,11 +33,12 @@ LOAD_BALANCER_READS = tuple(  # doctor: an idle timeout in front of the bastion
                  "TargetGroups", "TargetHealth")
 )  # fmt: skip
 CREATE_ACTIONS = ("CreateSecurityGroup", "ImportKeyPair", "RunInstances", "AllocateAddress")
+ENDPOINT_READS = ("ec2:DescribeInstanceConnectEndpoints", "ec2:DescribeNetworkInterfaces")
 MANAGED_BY_TAG = "managed-by"
 # The tags bastion writes on what it creates, and the only ones it changes afterwards.
 CREATE_TAG_KEYS = (
     "Name", t.NAME_TAG, MANAGED_BY_TAG, t.GENERATION_TAG, t.SSH_PORT_TAG, t.AMI_TAG,
-    t.KEY_FINGERPRINT_TAG,
+    t.KEY_FINGERPRINT_TAG, t.ROLE_TAG,
 )  # fmt: skip
 RETAG_KEYS = (t.GENERATION_TAG, t.SSH_PORT_TAG, t.HOST_KEY_TAG)
 INGRESS_ACTIONS = (
@@ -69,6 +70,10 @@ class PolicyScope:
     vpc_id: str | None = None
     subnet_id: str | None = None
     warehouse_group_id: str | None = None
+    endpoint: bool = False  # admin_access = "eice"
+    eice_id: str = ""  # an endpoint that is not the tool's own
+    instance_ip: str | None = None  # the host's private address: the one OpenTunnel reaches
+    vpc_cidr: str | None = None  # where it is when there is no host yet
 
     @property
     def partition(self) -> str:
@@ -131,6 +136,8 @@ def scope_from(settings: Settings, account: str) -> PolicyScope:
         vpc_id=bastion.vpc_id or None,
         subnet_id=bastion.subnet_id or None,
         warehouse_group_id=warehouse.security_group_id or None,
+        endpoint=builds_host and bastion.admin_access == "eice",
+        eice_id=bastion.eice_id,
     )
 
 
@@ -146,6 +153,8 @@ def _discovered_scope(settings: Settings, gateway: AwsGateway) -> PolicyScope:
     if scope.builds_host and scope.discovers and not (scope.vpc_id and scope.warehouse_group_id):
         found = discover_warehouse(settings, gateway)  # config values win, as in `plan`
         scope = replace(scope, vpc_id=found.vpc_id, warehouse_group_id=found.security_group_id)
+    if scope.endpoint:
+        scope = replace(scope, **_tunnel_target(settings, gateway, scope.vpc_id))
     if scope.discovers and scope.workgroup:
         workgroup = gateway.serverless_workgroup(scope.workgroup)
         scope = replace(scope, workgroup_arn=workgroup.get("workgroupArn") or None)
@@ -160,6 +169,8 @@ def least_privilege_policy(scope: PolicyScope) -> dict[str, Any]:
         if scope.warehouse_group_id:
             rule = scope.arn("ec2", f"security-group/{scope.warehouse_group_id}")
             statements.append(_allow("TheOneRuleOnTheWarehouseGroup", INGRESS_ACTIONS, [rule]))
+        if scope.endpoint:
+            statements += _instance_connect(scope)
     statements += _credentials(scope)
     return {"Version": "2012-10-17", "Statement": statements}
 
@@ -168,6 +179,8 @@ def _reads(scope: PolicyScope) -> list[dict[str, Any]]:
     anywhere: list[str] = []
     if scope.builds_host:
         anywhere += [*EC2_READS, *LOAD_BALANCER_READS]
+    if scope.endpoint:
+        anywhere += ENDPOINT_READS
     elif scope.discovers and scope.workgroup:
         anywhere.append("ec2:DescribeSubnets")  # the workgroup's VPC, from its subnets
     if scope.discovers and scope.redshift_cluster:
@@ -265,6 +278,72 @@ def _tagging(scope: PolicyScope) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def _instance_connect(scope: PolicyScope) -> list[dict[str, Any]]:
+    """admin_access = "eice": tunnels to port 22 of the bastion's own address, for at most an
+    hour; the tool's endpoint created, deleted and tagged only with the name's tags."""
+    endpoint_arn = scope.arn("ec2", f"instance-connect-endpoint/{scope.eice_id or '*'}")
+    tunnel: dict[str, Any] = {
+        "NumericEquals": {"ec2-instance-connect:remotePort": "22"},
+        "NumericLessThanEquals": {"ec2-instance-connect:maxTunnelDuration": "3600"},
+    }
+    where = f"{scope.instance_ip}/32" if scope.instance_ip else scope.vpc_cidr
+    if where:
+        tunnel["IpAddress"] = {"ec2-instance-connect:privateIpAddress": where}
+    if not scope.eice_id:
+        tunnel["StringEquals"] = _ours(scope)["StringEquals"]
+    statements = [_allow("OpenTunnelToTheBastionsSshPort", ["ec2-instance-connect:OpenTunnel"],
+                         [endpoint_arn], tunnel)]  # fmt: skip
+    if scope.eice_id:
+        return statements
+    tagged = {
+        "StringEquals": {
+            f"aws:RequestTag/{t.NAME_TAG}": scope.name,
+            f"aws:RequestTag/{MANAGED_BY_TAG}": t.MANAGED_BY,
+        },
+        "ForAllValues:StringEquals": {"aws:TagKeys": list(CREATE_TAG_KEYS)},
+    }
+    subnet = scope.arn("ec2", f"subnet/{scope.subnet_id or '*'}")
+    return [
+        *statements,
+        _allow("CreateTheEndpointTagged", ["ec2:CreateInstanceConnectEndpoint"],
+               [scope.arn("ec2", "instance-connect-endpoint/*")], tagged),
+        _allow("CreateTheEndpointWithItsGroup", ["ec2:CreateInstanceConnectEndpoint"],
+               [scope.arn("ec2", "security-group/*")], _ours(scope)),
+        _allow("CreateTheEndpointInTheWarehouseVpc",
+               ["ec2:CreateInstanceConnectEndpoint", "ec2:CreateNetworkInterface"],
+               [subnet, scope.arn("ec2", "network-interface/*")], _in_vpc(scope)),
+        _allow("TheEndpointsServiceLinkedRole", ["iam:CreateServiceLinkedRole"],
+               [f"arn:{scope.partition}:iam::{scope.account}:role/aws-service-role/*"],
+               {"StringEquals": {"iam:AWSServiceName": "ec2-instance-connect.amazonaws.com"}}),
+        _allow("TheEndpoint", ["ec2:DeleteInstanceConnectEndpoint"],
+               [scope.arn("ec2", "instance-connect-endpoint/*")], _ours(scope)),
+        _allow("TagTheEndpointWhileCreating", ["ec2:CreateTags"],
+               [scope.arn("ec2", "instance-connect-endpoint/*")],
+               {"StringEquals": {"ec2:CreateAction": ["CreateInstanceConnectEndpoint"]}}),
+    ]  # fmt: skip
+
+
+def _tunnel_target(
+    settings: Settings, gateway: AwsGateway, vpc_id: str | None
+) -> dict[str, str | None]:
+    """The host's private address (OpenTunnel's privateIpAddress), else its VPC's range."""
+    for instance in gateway.describe_instances(t.ours(settings.name)):
+        live = instance.get("State", {}).get("Name") in (
+            "pending",
+            "running",
+            "stopping",
+            "stopped",
+        )
+        if live and instance.get("PrivateIpAddress"):
+            return {"instance_ip": str(instance["PrivateIpAddress"])}
+    if vpc_id:
+        found = gateway.call("ec2", "describe_vpcs", what=f"VPC {vpc_id}", VpcIds=[vpc_id])
+        vpcs = found.get("Vpcs", [])
+        if vpcs and vpcs[0].get("CidrBlock"):
+            return {"vpc_cidr": str(vpcs[0]["CidrBlock"])}
+    return {}
+
+
 def _credentials(scope: PolicyScope) -> list[dict[str, Any]]:
     """warehouse.auth = iam: temporary logins as warehouse.user to warehouse.database only."""
     if not scope.iam_auth:
@@ -294,6 +373,12 @@ def _open_ends(scope: PolicyScope) -> list[str]:
         notes.append(
             "no warehouse security group known: the policy allows no rule on it "
             "(set warehouse.security_group_id for the warehouse to admit the bastion)"
+        )
+    if scope.endpoint and not scope.instance_ip:
+        notes.append(
+            "no bastion host yet: OpenTunnel's privateIpAddress is limited to "
+            + (f"the VPC's range {scope.vpc_cidr}" if scope.vpc_cidr else "no address (any)")
+            + "; run `bastion iam-policy` again after `bastion up` to name the host's address"
         )
     if scope.workgroup and (scope.discovers or scope.iam_auth) and not scope.workgroup_arn:
         notes.append(

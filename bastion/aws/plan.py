@@ -14,9 +14,12 @@ from typing import Any
 from bastion.aws import tags as t
 from bastion.aws.desired import Desired, ingress_rules
 from bastion.aws.facts import AwsFacts
+from bastion.aws.instance_connect import TUNNEL_PORT
 from bastion.aws.permissions import ALL_TRAFFIC, SecurityGroupRule
 from bastion.changes import Change, Plan
 from bastion.templates import render
+
+ENDPOINT_RULE = "instance connect endpoint"
 
 __all__ = [
     "Desired", "Ref", "Step", "host_key_steps", "ingress_rules", "new_step", "plan_steps", "to_plan",
@@ -102,6 +105,12 @@ def plan_steps(
                 port=desired.ssh_port,
             )
         )
+    endpoint_steps, endpoint_groups = _endpoint_steps(desired, facts, group, now)
+    ingress += tuple(
+        SecurityGroupRule("tcp", TUNNEL_PORT, TUNNEL_PORT, str(source), ENDPOINT_RULE)
+        for source in endpoint_groups
+    )
+    steps += endpoint_steps  # the endpoint's group exists before a rule names it
     steps += _reconcile("security_group_rule", "ingress", group, ingress, facts.ingress, "from")
     steps += _reconcile(
         "egress_rule", "egress", group, desired.egress(str(group)), actual_egress, "to"
@@ -153,6 +162,87 @@ def plan_steps(
         )
         for old in retired
     ]
+    steps += _endpoint_removal(desired, facts)
+    return steps
+
+
+def _endpoint_steps(
+    desired: Desired, facts: AwsFacts, group: str | Ref, now: int
+) -> tuple[list[Step], list[str | Ref]]:
+    """With admin_access = "eice": the tool's endpoint and its group (or `eice_id`'s groups),
+    and the groups the bastion group admits on port 22."""
+    if not desired.uses_endpoint:
+        return [], []
+    if desired.eice_id:
+        endpoint = facts.endpoint
+        return [], list(endpoint.security_group_ids) if endpoint is not None else []
+    steps: list[Step] = []
+    tags = {**t.common_tags(desired.name), t.ROLE_TAG: t.ENDPOINT_ROLE}
+    endpoint_group: str | Ref = facts.endpoint_group_id or Ref("endpoint_group")
+    if facts.endpoint_group_id is None:
+        name = t.endpoint_group_name(desired.name)
+        steps.append(
+            new_step(
+                "instance_connect_endpoint_group",
+                "create",
+                f"{name} in {desired.vpc_id} (the endpoint's own group)",
+                "create_endpoint_group",
+                name=name,
+                vpc_id=desired.vpc_id,
+                tags=tags,
+            )
+        )
+        actual = [SecurityGroupRule(ALL_TRAFFIC, -1, -1, "0.0.0.0/0")]
+        if facts.vpc_ipv6:
+            actual.append(SecurityGroupRule(ALL_TRAFFIC, -1, -1, "::/0"))
+    else:
+        actual = facts.endpoint_group_egress
+    wanted = (SecurityGroupRule("tcp", TUNNEL_PORT, TUNNEL_PORT, str(group), "SSH to the bastion"),)
+    steps += _reconcile(
+        "instance_connect_endpoint_rule", "egress", endpoint_group, wanted, actual, "to"
+    )
+    if facts.endpoint is None:
+        steps.append(
+            new_step(
+                "instance_connect_endpoint",
+                "create",
+                f"{t.resource_name(desired.name)} in {desired.subnet_id} (PreserveClientIp off)",
+                "create_instance_connect_endpoint",
+                subnet_id=desired.subnet_id,
+                group=endpoint_group,
+                tags=tags,
+                client_token=t.client_token(f"{desired.name}/instance-connect", now),
+            )
+        )
+    return steps, [endpoint_group]
+
+
+def _endpoint_removal(desired: Desired, facts: AwsFacts) -> list[Step]:
+    """Back to admin_access = "direct" (or to eice_id): the tool's endpoint and group go,
+    after the bastion group stopped admitting it (planned above)."""
+    if desired.uses_endpoint and not desired.eice_id:
+        return []
+    steps = []
+    if facts.endpoint is not None and facts.endpoint_owned:
+        steps.append(
+            new_step(
+                "instance_connect_endpoint",
+                "delete",
+                f"{facts.endpoint.endpoint_id} (admin_access no longer uses it)",
+                "delete_instance_connect_endpoint",
+                endpoint=facts.endpoint.endpoint_id,
+            )
+        )
+    if facts.endpoint_group_id is not None:
+        steps.append(
+            new_step(
+                "instance_connect_endpoint_group",
+                "delete",
+                facts.endpoint_group_id,
+                "delete_security_group",
+                group=facts.endpoint_group_id,
+            )
+        )
     return steps
 
 

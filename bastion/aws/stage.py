@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from bastion.aws.apply import Runner
+from bastion.aws.apply import Runner, wait_endpoint
 from bastion.aws.desired import host_network
 from bastion.aws.discover import (
     WarehouseLocation,
@@ -25,6 +25,7 @@ from bastion.aws.discover import (
 )
 from bastion.aws.facts import AwsFacts, read_facts
 from bastion.aws.gateway import AwsGateway
+from bastion.aws.instance_connect import open_tunnel
 from bastion.aws.plan import (
     Desired,
     Step,
@@ -156,17 +157,64 @@ def run_plan(
     notices = [*planned.notices, *runner.notices] if steps is None else list(runner.notices)
     plan = Plan(changes=runner.made, notices=notices)
     plan.notices.extend(f"not changed: {s.change.detail}" for s in todo if s.op == "needs_replace")
-    if runner.made:  # re-read what changed; a no-change run keeps the facts it has
+    endpoint = planned.facts.endpoint
+    if endpoint is not None and not endpoint.ready and planned.desired.uses_endpoint:
+        wait_endpoint(gateway, progress, endpoint.endpoint_id, ready=True)  # a run cut short
+    if runner.made or (endpoint is not None and not endpoint.ready):
+        # re-read what changed; a no-change run keeps the facts it has
         after = read_facts(
-            gateway, settings.name, _location(planned.facts), planned.desired.subnet_id
-        )
+            gateway, settings.name, _location(planned.facts), planned.desired.subnet_id,
+            **_endpoint_args(settings),
+        )  # fmt: skip
     else:
         after = planned.facts
     after.latest_ami = planned.desired.ami
     if "instance" in runner.ids:
-        host = settings.bastion.address or after.public_ip or ""
-        wait_for_port(host, settings.bastion.ssh_port, progress, probe=probe, timeout=ssh_wait)
+        if planned.desired.uses_endpoint:
+            wait_for_tunnel(session, after, progress, timeout=ssh_wait)
+        else:
+            host = settings.bastion.address or after.public_ip or ""
+            wait_for_port(host, settings.bastion.ssh_port, progress, probe=probe, timeout=ssh_wait)
     return plan, after
+
+
+def _endpoint_args(settings: Settings) -> dict[str, str]:
+    return {"admin_access": settings.bastion.admin_access, "eice_id": settings.bastion.eice_id}
+
+
+def wait_for_tunnel(
+    session: boto3.Session,
+    facts: AwsFacts,
+    progress: Progress,
+    *,
+    timeout: float = SSH_WAIT_SECONDS,
+    interval: float = 2.0,
+) -> None:
+    """admin_access = "eice": wait until sshd's banner comes through the endpoint."""
+    endpoint, address = facts.endpoint, facts.private_ip
+    if endpoint is None or not address:
+        raise SshError("the bastion has no Instance Connect Endpoint or private address yet")
+    deadline = time.monotonic() + timeout
+    with progress.status(f"waiting for SSH on {address}:22 through {endpoint.endpoint_id}"):
+        while True:
+            try:
+                stream = open_tunnel(session, endpoint, address, timeout=5.0)
+                try:
+                    stream.settimeout(5.0)
+                    if stream.recv(4).startswith(b"SSH-"):
+                        return
+                finally:
+                    stream.close()
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                raise SshError(
+                    f"{address}:22 did not answer through {endpoint.endpoint_id} within "
+                    f"{timeout:.0f}s",
+                    hint="check that the bastion group admits the endpoint's group on port 22 "
+                    "(`bastion plan`) and that the instance is running",
+                )
+            time.sleep(interval)
 
 
 def _now() -> int:
@@ -180,7 +228,10 @@ def status_aws(settings: Settings, session: boto3.Session) -> AwsFacts:
         return _existing(settings, session)
     gateway = AwsGateway(session)
     location = discover_warehouse(settings, gateway)
-    facts = read_facts(gateway, settings.name, location, settings.bastion.subnet_id or None)
+    facts = read_facts(
+        gateway, settings.name, location, settings.bastion.subnet_id or None,
+        **_endpoint_args(settings),
+    )  # fmt: skip
     return facts
 
 
@@ -300,7 +351,7 @@ def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts
         fingerprint = parse_public_key(public_key).fingerprint
     except ValueError as exc:  # InputError is a BastionError, re-raised as is
         raise ConfigError(f"bastion.admin_key: {exc}") from None
-    facts = read_facts(gateway, settings.name, location, subnet_id)
+    facts = read_facts(gateway, settings.name, location, subnet_id, **_endpoint_args(settings))
     facts.latest_ami = ami
     notices = []
     if from_ssm and facts.ami and facts.ami != ami:
@@ -344,6 +395,8 @@ def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts
         ami_from_ssm=from_ssm,
         admin_public_key=public_key,
         admin_key_fingerprint=fingerprint,
+        admin_access=settings.bastion.admin_access,
+        eice_id=settings.bastion.eice_id,
     )
     return desired, facts, notices
 

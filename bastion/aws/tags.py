@@ -12,6 +12,12 @@ AMI_TAG = "bastion:ami"
 HOST_KEY_TAG = "bastion:host-key"
 KEY_FINGERPRINT_TAG = "bastion:key-fingerprint"
 SSH_PORT_TAG = "bastion:ssh-port"  # the port sshd is known to answer on (two-phase changes)
+ROLE_TAG = "bastion:role"  # on what serves the bastion rather than being it
+ENDPOINT_ROLE = "instance-connect"  # the Instance Connect Endpoint and its security group
+
+
+def endpoint_group_name(name: str) -> str:
+    return f"{resource_name(name)}-eice"
 
 
 def resource_name(name: str) -> str:

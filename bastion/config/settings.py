@@ -181,7 +181,9 @@ class BastionSettings(_Section):
     ssh_port: Integer = 22
     admin_user: str = ""  # the named image's own when not given
     admin_key: Path = Path("~/.ssh/id_ed25519")
-    admin_cidrs: list[Cidr]
+    admin_cidrs: list[Cidr] = Field(default_factory=list)  # required with admin_access = "direct"
+    admin_access: Literal["direct", "eice"] = "direct"
+    eice_id: str = ""
     address: str = ""
     known_hosts: Path = Path(".bastion/known_hosts")
     ssh_crypto: Literal["compatible", "hardened"] = "compatible"
@@ -234,9 +236,31 @@ class BastionSettings(_Section):
     @field_validator("admin_cidrs")
     @classmethod
     def _admin_cidrs(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("must list at least one CIDR: where the operator and CI connect from")
+        return value  # may be empty with admin_access = "eice": checked with it below
+
+    @field_validator("eice_id")
+    @classmethod
+    def _eice_id(cls, value: str) -> str:
+        if value and not re.fullmatch(r"eice-[0-9a-f]{8,17}", value):
+            raise ValueError("must be an endpoint id such as eice-0123456789abcdef0")
         return value
+
+    @model_validator(mode="after")
+    def _admin_path(self) -> BastionSettings:
+        if self.admin_access == "direct" and not self.admin_cidrs:
+            raise ValueError(
+                "bastion.admin_cidrs must list at least one CIDR with admin_access = \"direct\": "
+                "where the operator and CI connect from (or set admin_access = \"eice\": the "
+                "admin path through an EC2 Instance Connect Endpoint needs no address)"
+            )
+        if self.admin_access == "eice" and self.provider != "aws":
+            raise ValueError(
+                "bastion.admin_access = \"eice\" needs provider = \"aws\": the endpoint reaches "
+                "an instance of the VPC by its private address"
+            )
+        if self.eice_id and self.admin_access != "eice":
+            raise ValueError("bastion.eice_id is used only with admin_access = \"eice\"")
+        return self
 
     @field_validator("address")
     @classmethod

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.config.settings import Settings
 from bastion.errors import ConfigError, HostError, SshError
-from bastion.net import ssh_socket
+from bastion.net import Dial, ssh_socket
 
 if TYPE_CHECKING:
     import paramiko
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 10
 KEEPALIVE_SECONDS = 15  # below the 30-60 s idle timeouts of common NATs and firewalls
 _REACH_HINT = "check the address, the port and that the security group admits you"
+_ENDPOINT_HINT = (
+    "check the Instance Connect Endpoint (`bastion status`) and that the bastion group admits "
+    "the endpoint's group on port 22 (`bastion plan`)"
+)
 ACCEPT_NEW_HINT = (
     "if the host was replaced on purpose, re-run with --accept-new-host-key; otherwise "
     "someone may be intercepting the connection"
@@ -244,20 +248,23 @@ def connect(
     pins: HostKeyPins | Sequence[str],
     *,
     timeout: float = CONNECT_TIMEOUT,
+    dial: Dial = ssh_socket,
 ) -> HostConnection:
     """Open and authenticate a connection with exactly this key, checking the host key pins.
 
     `pins` may be plain fingerprints (e.g. the `bastion:host-key` tag): they must match, and
-    nothing is written to known_hosts.
+    nothing is written to known_hosts. `dial` opens the stream (an Instance Connect
+    Endpoint's tunnel instead of TCP).
     """
     if not isinstance(pins, HostKeyPins):
         pins = HostKeyPins(expected=tuple(pins), learn=False)
     pattern = host_pattern(address, port)
     try:  # first: sshd starts its side of the connection while paramiko and Fabric load
-        sock = ssh_socket(address, port, timeout)
+        sock = dial(address, port, timeout)
     except OSError as exc:
+        hint = _REACH_HINT if dial is ssh_socket else _ENDPOINT_HINT
         raise HostUnreachable(
-            f"cannot connect to {pattern} as {user}: {exc or type(exc).__name__}", hint=_REACH_HINT
+            f"cannot connect to {pattern} as {user}: {exc or type(exc).__name__}", hint=hint
         ) from None
     try:
         return _login(sock, address, port, user, private_key, pins, pattern, timeout)
@@ -267,7 +274,7 @@ def connect(
 
 
 def _login(
-    sock: socket.socket,
+    sock: socket.socket | Any,
     address: str,
     port: int,
     user: str,
@@ -316,7 +323,7 @@ def _login(
     return HostConnection(connection, seen.fingerprint, pins)
 
 
-def _open(connection: Connection, sock: socket.socket) -> None:
+def _open(connection: Connection, sock: socket.socket | Any) -> None:
     """Log in over a socket of ours (Nagle off, see bastion.net), with SSH keepalives: a
     long quiet wait (cloud-init, up to 900 s) must not be dropped by a NAT or firewall."""
     connection.connect_kwargs["sock"] = sock
@@ -347,6 +354,7 @@ def connect_admin(
     expected_fingerprints: Sequence[str] = (),
     accept_new: bool = False,
     port: int | None = None,
+    dial: Dial = ssh_socket,
 ) -> HostConnection:
     return connect(
         address,
@@ -354,6 +362,7 @@ def connect_admin(
         settings.bastion.admin_user,
         settings.bastion.admin_key,
         admin_pins(settings, expected_fingerprints, accept_new),
+        dial=dial,
     )
 
 
@@ -365,15 +374,20 @@ def open_admin(
     expected_fingerprints: Sequence[str] = (),
     accept_new: bool = False,
     ports: Sequence[int] = (),
+    dial: Dial = ssh_socket,
+    only_port: int | None = None,
 ) -> Iterator[HostConnection]:
     """The admin connection as a context manager: opened here, always closed.
 
     While an ssh_port change is under way sshd may still listen only on the old port, so
     `ports` (e.g. the one AWS recorded), `ssh_port` and the ports known_hosts pins for this
-    address are tried in turn; only "nothing answered" moves on to the next.
+    address are tried in turn; only "nothing answered" moves on to the next. `only_port`:
+    the one port there is (an Instance Connect Endpoint reaches 22 alone).
     """
     known = KnownHosts(settings.bastion.known_hosts)
     tried = list(dict.fromkeys([*ports, *candidate_ports(settings, address, known)]))
+    if only_port is not None:
+        tried = [only_port]
     for index, port in enumerate(tried):
         try:
             conn = connect_admin(
@@ -382,6 +396,7 @@ def open_admin(
                 expected_fingerprints=expected_fingerprints,
                 accept_new=accept_new,
                 port=port,
+                dial=dial,
             )
             break
         except HostUnreachable:

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from bastion.config import rules
 from bastion.config.settings import Settings
 from bastion.endpoint import Endpoint
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, SshError
 from bastion.host.connection import HostConnection, open_admin
+from bastion.net import Dial, ssh_socket
 
 if TYPE_CHECKING:
     import boto3
@@ -64,9 +65,54 @@ class Target:
         return console_host_keys(self.session, instance_id)
 
     @property
+    def through_endpoint(self) -> bool:
+        """admin_access = "eice": the admin and verify reach the host through the endpoint."""
+        return self.settings.bastion.admin_access == "eice"
+
+    @property
     def address(self) -> str | None:
-        """Where the tool connects: --host, bastion.address, else the Elastic IP."""
+        """Where the tool connects: --host, bastion.address, else the Elastic IP (through an
+        Instance Connect Endpoint: the instance's private address)."""
+        if self.through_endpoint:
+            return self.override or (self.facts.private_ip if self.facts is not None else None)
         return self.override or (self.facts.public_ip if self.facts is not None else None)
+
+    @property
+    def admin_port(self) -> int | None:
+        """The one port the admin path reaches, where there is one (an endpoint: 22)."""
+        if self.through_endpoint:
+            from bastion.aws.instance_connect import TUNNEL_PORT
+
+            return TUNNEL_PORT
+        return None
+
+    @property
+    def verify_port(self) -> int:
+        """Where verify logs in as the tunnel user: ssh_port, or 22 through the endpoint."""
+        return self.admin_port or self.settings.bastion.ssh_port
+
+    @property
+    def dial(self) -> Dial:
+        """How SSH streams open: TCP, or a tunnel through the Instance Connect Endpoint."""
+        if not self.through_endpoint:
+            return ssh_socket
+        endpoint = self.facts.endpoint if self.facts is not None else None
+        if endpoint is None:
+            raise SshError(
+                f"bastion-{self.settings.name} has no Instance Connect Endpoint yet",
+                hint="run `bastion up` (or `bastion provision`) to create it, or set "
+                "bastion.eice_id to an endpoint of the VPC",
+            )
+        from bastion.aws.instance_connect import dialer
+
+        return dialer(self.session, endpoint)
+
+    @property
+    def endpoint_addresses(self) -> list[str]:
+        """The Instance Connect Endpoint's own addresses: where admin logins come from."""
+        if not self.through_endpoint or self.facts is None:
+            return []
+        return list(self.facts.endpoint_addresses)
 
     @property
     def pins(self) -> list[str]:
@@ -184,5 +230,7 @@ def admin(
         expected_fingerprints=[*target.pins, *(extra_pins or [])],
         accept_new=accept_new,
         ports=(recorded,) if recorded else (),
+        dial=target.dial,
+        only_port=target.admin_port,
     ) as conn:
         yield conn

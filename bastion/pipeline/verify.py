@@ -33,14 +33,16 @@ def verify_tunnel(
             observer.say(f"  … holding the tunnel idle for {idle:.0f} s")
 
     observer.stage("verify: the tunnel as dbt Cloud uses it")
+    via = (target.verify_port, target.dial) if target.through_endpoint else None
     result = verify(
         settings,
         address=address,
         target=target.warehouse,
-        host=AdminVerifyKeyHost(settings, address, admin),
+        host=AdminVerifyKeyHost(settings, address, admin, via=via),
         idle=idle,
         gateway=target.gateway if settings.warehouse.auth == "iam" else None,
         on_hop=show,
+        via=via,
     )
     outcome.verify = result.to_dict()
     outcome.bastion = {

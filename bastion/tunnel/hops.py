@@ -16,7 +16,7 @@ from bastion.config.rules import host_port
 from bastion.config.settings import Settings
 from bastion.endpoint import Endpoint
 from bastion.host.connection import KnownHosts, fingerprint, host_pattern
-from bastion.net import ssh_socket
+from bastion.net import Dial, ssh_socket
 from bastion.tunnel.database import (
     CredentialsError,
     credentials,
@@ -45,9 +45,11 @@ class HostKeyMismatch(Exception):
     """The bastion presented a host key the pins do not name; the message says what to do."""
 
 
-def check_host_key(settings: Settings, address: str, key: paramiko.PKey) -> None:
+def check_host_key(
+    settings: Settings, address: str, key: paramiko.PKey, port: int | None = None
+) -> None:
     """The tunnel login trusts only what configure pinned; nothing is learned here."""
-    pattern = host_pattern(address, settings.bastion.ssh_port)
+    pattern = host_pattern(address, port or settings.bastion.ssh_port)
     pinned = KnownHosts(settings.bastion.known_hosts).fingerprints(pattern)
     seen = fingerprint(key.asbytes())
     if not pinned:
@@ -63,12 +65,16 @@ def check_host_key(settings: Settings, address: str, key: paramiko.PKey) -> None
         )
 
 
-def tcp_check(address: str, port: int) -> tuple[Hop, str]:
-    """Hop 1: can we open a TCP connection to the bastion's SSH port? Also reads the banner."""
+def tcp_check(address: str, port: int, dial: Dial | None = None) -> tuple[Hop, str]:
+    """Hop 1: can we open a TCP connection to the bastion's SSH port? Also reads the banner.
+    `dial`: through an Instance Connect Endpoint's tunnel instead."""
     where = host_port(address, port)
     started = time.perf_counter()
     try:
-        sock = socket.create_connection((address, port), timeout=TCP_TIMEOUT)
+        if dial is None:
+            sock = socket.create_connection((address, port), timeout=TCP_TIMEOUT)
+        else:
+            sock = dial(address, port, TCP_TIMEOUT)
     except TimeoutError:
         return _fail("tcp", started, _no_answer(where)), ""
     except ConnectionRefusedError:
@@ -100,17 +106,26 @@ def _no_answer(where: str) -> str:
 
 
 def ssh_hop(
-    settings: Settings, address: str, key: EphemeralKey, result: VerifyResult
+    settings: Settings,
+    address: str,
+    key: EphemeralKey,
+    result: VerifyResult,
+    *,
+    via: tuple[int, Dial] | None = None,
 ) -> tuple[Hop, paramiko.Transport | None]:
     """Hop 2: SSH handshake, host key against the pins, public-key login as the tunnel user."""
     import paramiko
 
     port = settings.bastion.ssh_port
     user = settings.tunnel.user
+    if via is not None:  # through an Instance Connect Endpoint: its port and its tunnel
+        port, dial = via
+    else:
+        dial = ssh_socket
     where = host_port(address, port)
     started = time.perf_counter()
     try:
-        sock = ssh_socket(address, port, TCP_TIMEOUT)
+        sock = dial(address, port, TCP_TIMEOUT)
     except OSError as exc:
         return _fail("ssh", started, f"lost {where} between hops: {exc}"), None
     transport = paramiko.Transport(sock)
@@ -120,7 +135,7 @@ def ssh_hop(
         transport.start_client(timeout=SSH_TIMEOUT)
         server_key = transport.get_remote_server_key()
         result.host_key_fingerprint = server_key.fingerprint
-        check_host_key(settings, address, server_key)
+        check_host_key(settings, address, server_key, port)
         transport.auth_publickey(user, key.private)
     except HostKeyMismatch as exc:
         transport.close()

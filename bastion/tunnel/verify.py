@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from bastion.aws.gateway import AwsGateway
 from bastion.config.settings import Settings
 from bastion.endpoint import Endpoint
+from bastion.net import Dial
 from bastion.prefetch import warm
 from bastion.tunnel.database import logs_in
 from bastion.tunnel.hops import database_hop, forward_hop, idle_hop, ssh_hop, tcp_check
@@ -43,16 +44,18 @@ def verify(
     idle: float = 0,
     gateway: AwsGateway | None = None,
     on_hop: Callable[[Hop], None] | None = None,
+    via: tuple[int, Dial] | None = None,
 ) -> VerifyResult:
     """Walk tcp -> ssh -> forward -> database (-> idle re-query) and return every hop.
 
     `host` installs the ephemeral key (an admin login to the bastion); `gateway` asks AWS
     for temporary database credentials when `warehouse.auth = "iam"`. Runtime errors of the
-    admin side (cannot log in as the admin) raise; broken hops do not.
+    admin side (cannot log in as the admin) raise; broken hops do not. `via` (port, dial):
+    the tunnel user logs in through an Instance Connect Endpoint, on the port it reaches.
     """
     if logs_in(settings):  # psycopg loads while the SSH logins wait on the network
         warm("psycopg")
-    port = settings.bastion.ssh_port
+    port = via[0] if via is not None else settings.bastion.ssh_port
     result = VerifyResult(address, port, str(target), idle_seconds=idle)
 
     def record(hop: Hop) -> bool:
@@ -61,14 +64,14 @@ def verify(
             on_hop(hop)
         return hop.ok
 
-    tcp_hop, banner = tcp_check(address, port)
+    tcp_hop, banner = tcp_check(address, port, via[1] if via is not None else None)
     if not record(tcp_hop):
         return result
     key = EphemeralKey.generate(settings.name)
     result.key_comment = key.comment
     lifetime = KEY_LIFETIME + timedelta(seconds=idle)
     with _installed(settings, address, key, target, banner, host, lifetime):
-        _walk_tunnel(settings, address, key, target, idle, gateway, result, record)
+        _walk_tunnel(settings, address, key, target, idle, gateway, result, record, via)
     return result
 
 
@@ -127,8 +130,9 @@ def _walk_tunnel(
     gateway: AwsGateway | None,
     result: VerifyResult,
     record: Callable[[Hop], bool],
+    via: tuple[int, Dial] | None = None,
 ) -> None:
-    hop, transport = ssh_hop(settings, address, key, result)
+    hop, transport = ssh_hop(settings, address, key, result, via=via)
     try:
         if not record(hop) or transport is None:
             return

@@ -21,6 +21,7 @@ from bastion.endpoint import Endpoint
 from bastion.errors import HostError
 from bastion.host.connection import HostConnection, connect_admin
 from bastion.host.facts import STATE_DIR, VERIFY_KEYS_NAME
+from bastion.net import Dial
 
 if TYPE_CHECKING:
     import paramiko
@@ -101,10 +102,16 @@ class AdminVerifyKeyHost:
     """Installs/removes the verify key through an admin login (opened lazily, reopened once)."""
 
     def __init__(
-        self, settings: Settings, address: str, connection: HostConnection | None = None
+        self,
+        settings: Settings,
+        address: str,
+        connection: HostConnection | None = None,
+        *,
+        via: tuple[int, Dial] | None = None,
     ) -> None:
         self._settings = settings
         self._address = address
+        self._via = via  # through an Instance Connect Endpoint: its port and its tunnel
         self._conn: HostConnection | None = connection
         self._borrowed = connection  # `up` lends its open admin connection: never closed here
 
@@ -114,7 +121,11 @@ class AdminVerifyKeyHost:
                 self._conn.close()
             self._conn = None
         if self._conn is None:
-            self._conn = connect_admin(self._settings, self._address)
+            if self._via is None:
+                self._conn = connect_admin(self._settings, self._address)
+            else:
+                port, dial = self._via
+                self._conn = connect_admin(self._settings, self._address, port=port, dial=dial)
         return self._conn
 
     def install(self, line: str) -> None:

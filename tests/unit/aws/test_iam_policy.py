@@ -408,12 +408,12 @@ _CONFIGS = {
 }
 
 
-def _policy_for(tmp_path: Path, warehouse: str) -> dict[str, Any]:
+def _policy_for(tmp_path: Path, warehouse: str, bastion: str = "") -> dict[str, Any]:
     config = tmp_path / "bastion.toml"
     config.write_text(
         f'name = "analytics"\n[warehouse]\n{warehouse}\n'
         '[bastion]\nami = "ssm:/aws/service/x"\nadmin_user = "admin"\n'
-        'admin_cidrs = ["198.51.100.7/32"]\n'
+        f'admin_cidrs = ["198.51.100.7/32"]\n{bastion}\n'
     )
     return least_privilege_policy(scope_from(load(config), PLACEHOLDER_ACCOUNT))
 
@@ -464,6 +464,8 @@ def test_every_operation_the_code_can_call_is_granted(tmp_path: Path) -> None:
         for statement in _policy_for(tmp_path, warehouse)["Statement"]
         for action in statement["Action"]
     }
+    eice = _policy_for(tmp_path, _CONFIGS["redshift"], 'admin_access = "eice"')
+    granted |= {action for statement in eice["Statement"] for action in statement["Action"]}
     assert needed - NEEDS_NO_PERMISSION - granted == set()
 
 
