@@ -258,6 +258,12 @@ class BastionSettings(_Section):
                 "bastion.admin_access = \"eice\" needs provider = \"aws\": the endpoint reaches "
                 "an instance of the VPC by its private address"
             )
+        if self.admin_access == "eice" and self.ssh_port != 22:
+            raise ValueError(
+                "bastion.ssh_port must be 22 with admin_access = \"eice\" for now: an Instance "
+                "Connect Endpoint reaches port 22 only, and sshd listening on a second port is "
+                "not done yet; use admin_access = \"direct\" for another port"
+            )
         if self.eice_id and self.admin_access != "eice":
             raise ValueError("bastion.eice_id is used only with admin_access = \"eice\"")
         return self

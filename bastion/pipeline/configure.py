@@ -52,7 +52,7 @@ def configure_stage(
     with contextlib.ExitStack() as opened:
         conn = opened.enter_context(admin(target, accept_new=accept_new, extra_pins=extra))
         host_plan, host_facts = apply_host(
-            settings, conn, target.warehouse, observer, prune=prune, drop=drop
+            target.host_settings, conn, target.warehouse, observer, prune=prune, drop=drop
         )
         outcome.record(host_plan, observer)
         outcome.host = {

@@ -108,6 +108,21 @@ class Target:
         return dialer(self.session, endpoint)
 
     @property
+    def host_settings(self) -> Settings:
+        """The settings the host is configured and verified with: through an Instance Connect
+        Endpoint, the admin (and the tunnel user, for verify) log in from the endpoint's own
+        addresses, so AllowUsers admits those besides admin_cidrs. The AWS stage keeps the
+        config as written: no rule of the group names them."""
+        extra = [f"{address}/32" for address in self.endpoint_addresses]
+        if not extra:
+            return self.settings
+        bastion = self.settings.bastion
+        cidrs = list(dict.fromkeys([*bastion.admin_cidrs, *extra]))
+        return self.settings.model_copy(
+            update={"bastion": bastion.model_copy(update={"admin_cidrs": cidrs})}
+        )
+
+    @property
     def endpoint_addresses(self) -> list[str]:
         """The Instance Connect Endpoint's own addresses: where admin logins come from."""
         if not self.through_endpoint or self.facts is None:

@@ -48,7 +48,7 @@ def plan(
         return
     try:
         with admin(target) as conn:
-            host_plan, facts = plan_host(settings, conn, target.warehouse, prune=prune)
+            host_plan, facts = plan_host(target.host_settings, conn, target.warehouse, prune=prune)
             fingerprint = conn.host_key_fingerprint
     except (SshError, HostError) as exc:
         outcome.host = {"read": False, "reason": exc.message}

@@ -98,7 +98,10 @@ class InstanceConnectStandIn:
 
     def env(self) -> dict[str, str]:
         """What the tool's environment needs to use the stand-in (and moto behind it)."""
-        return {"AWS_ENDPOINT_URL": self.api_url, "AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT": self.tunnel_url}
+        return {
+            "AWS_ENDPOINT_URL": self.api_url,
+            "AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT": self.tunnel_url,
+        }
 
     # --- the EC2 API ------------------------------------------------------------------
 
@@ -108,13 +111,22 @@ class InstanceConnectStandIn:
         with self.lock:
             for endpoint in self.endpoints.values():
                 if token and endpoint.client_token == token:
-                    return 200, _answer("CreateInstanceConnectEndpoint", _endpoint_xml(endpoint, "instanceConnectEndpoint"))
-        subnets = self.ec2().describe_subnets(Filters=[{"Name": "subnet-id", "Values": [subnet_id]}])["Subnets"]
+                    return 200, _answer(
+                        "CreateInstanceConnectEndpoint",
+                        _endpoint_xml(endpoint, "instanceConnectEndpoint"),
+                    )
+        subnets = self.ec2().describe_subnets(
+            Filters=[{"Name": "subnet-id", "Values": [subnet_id]}]
+        )["Subnets"]
         if not subnets:
-            return 400, _error("InvalidSubnetID.NotFound", f"The subnet ID '{subnet_id}' does not exist")
+            return 400, _error(
+                "InvalidSubnetID.NotFound", f"The subnet ID '{subnet_id}' does not exist"
+            )
         vpc_id = subnets[0]["VpcId"]
         with self.lock:
-            if any(e.vpc_id == vpc_id and e.state != "delete-complete" for e in self.endpoints.values()):
+            if any(
+                e.vpc_id == vpc_id and e.state != "delete-complete" for e in self.endpoints.values()
+            ):
                 return 400, _error(
                     "InstanceConnectEndpointLimitExceeded",
                     "You've reached the limit of Instance Connect Endpoints per VPC",
@@ -140,7 +152,8 @@ class InstanceConnectStandIn:
             self.endpoints[endpoint.endpoint_id] = endpoint
         return 200, _answer(
             "CreateInstanceConnectEndpoint",
-            _endpoint_xml(endpoint, "instanceConnectEndpoint") + f"<clientToken>{escape(token)}</clientToken>",
+            _endpoint_xml(endpoint, "instanceConnectEndpoint")
+            + f"<clientToken>{escape(token)}</clientToken>",
         )
 
     def describe(self, params: dict[str, list[str]]) -> tuple[int, bytes]:
@@ -178,7 +191,9 @@ class InstanceConnectStandIn:
             endpoint.state = "delete-in-progress"
         with contextlib.suppress(Exception):
             self.ec2().delete_network_interface(NetworkInterfaceId=endpoint.interface_id)
-        return 200, _answer("DeleteInstanceConnectEndpoint", _endpoint_xml(endpoint, "instanceConnectEndpoint"))
+        return 200, _answer(
+            "DeleteInstanceConnectEndpoint", _endpoint_xml(endpoint, "instanceConnectEndpoint")
+        )
 
     # --- openTunnel -------------------------------------------------------------------
 
@@ -194,19 +209,32 @@ class InstanceConnectStandIn:
             return 403, refused, params
         access_key = params["X-Amz-Credential"].split("/")[0]
         if access_key in self.denied_keys:
-            return 403, (
-                "AccessDeniedException: User is not authorized to perform: "
-                "ec2-instance-connect:OpenTunnel on resource: instance-connect-endpoint/"
-                f"{params.get('instanceConnectEndpointId', '')}"
-            ), params
+            return (
+                403,
+                (
+                    "AccessDeniedException: User is not authorized to perform: "
+                    "ec2-instance-connect:OpenTunnel on resource: instance-connect-endpoint/"
+                    f"{params.get('instanceConnectEndpointId', '')}"
+                ),
+                params,
+            )
         return *self._check_parameters(params), params
 
-    def _check_signature(self, host: str, path: str, pairs: list[str], params: dict[str, str]) -> str:
+    def _check_signature(
+        self, host: str, path: str, pairs: list[str], params: dict[str, str]
+    ) -> str:
         from botocore.auth import SigV4QueryAuth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials
 
-        needed = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature")
+        needed = (
+            "X-Amz-Algorithm",
+            "X-Amz-Credential",
+            "X-Amz-Date",
+            "X-Amz-Expires",
+            "X-Amz-SignedHeaders",
+            "X-Amz-Signature",
+        )
         if any(name not in params for name in needed):
             return "MissingAuthenticationToken: the request is not signed (SigV4 query parameters)"
         if params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256":
@@ -216,23 +244,38 @@ class InstanceConnectStandIn:
             return "IncompleteSignature: malformed credential scope"
         access_key, _, region, service, _ = scope
         if access_key != self.access_key and access_key not in self.denied_keys:
-            return "UnrecognizedClientException: The security token included in the request is invalid"
+            return (
+                "UnrecognizedClientException: The security token included in the request is invalid"
+            )
         if service != SERVICE or region != self.region:
             return f"SignatureDoesNotMatch: credential should be scoped to {self.region}/{SERVICE}"
         try:
-            signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+            signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
+                tzinfo=dt.UTC
+            )
             expires = int(params["X-Amz-Expires"])
         except ValueError:
             return "IncompleteSignature: bad X-Amz-Date or X-Amz-Expires"
         now = dt.datetime.now(dt.UTC)
-        if not (signed_at - dt.timedelta(minutes=5) <= now <= signed_at + dt.timedelta(seconds=expires)):
+        if not (
+            signed_at - dt.timedelta(minutes=5) <= now <= signed_at + dt.timedelta(seconds=expires)
+        ):
             return "SignatureDoesNotMatch: Signature expired"
         unsigned = "&".join(p for p in pairs if not p.startswith("X-Amz-Signature="))
-        request = AWSRequest(method="GET", url=f"http://{host}{path}?{unsigned}", headers={"host": host})
+        request = AWSRequest(
+            method="GET", url=f"http://{host}{path}?{unsigned}", headers={"host": host}
+        )
         request.context["timestamp"] = params["X-Amz-Date"]
         secret = self.secret_key  # the denied keys share the secret: they differ only in IAM
-        auth = SigV4QueryAuth(Credentials(access_key, secret, params.get("X-Amz-Security-Token")), service, region, expires=expires)
-        expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+        auth = SigV4QueryAuth(
+            Credentials(access_key, secret, params.get("X-Amz-Security-Token")),
+            service,
+            region,
+            expires=expires,
+        )
+        expected = auth.signature(
+            auth.string_to_sign(request, auth.canonical_request(request)), request
+        )
         if not hmac.compare_digest(expected, params["X-Amz-Signature"]):
             return (
                 "SignatureDoesNotMatch: The request signature we calculated does not match the "
@@ -247,12 +290,18 @@ class InstanceConnectStandIn:
         if endpoint is None or endpoint.state in ("delete-in-progress", "delete-complete"):
             return 400, f"InvalidParameter: instance connect endpoint {endpoint_id} does not exist"
         if endpoint.state != "create-complete":
-            return 400, f"InvalidParameter: instance connect endpoint {endpoint_id} is {endpoint.state}"
+            return (
+                400,
+                f"InvalidParameter: instance connect endpoint {endpoint_id} is {endpoint.state}",
+            )
         if params.get("remotePort") != "22":
             return 400, "InvalidParameter: remotePort must be 22 (or 3389)"
         duration = params.get("maxTunnelDuration", str(MAX_TUNNEL_SECONDS))
         if not duration.isdigit() or not 1 <= int(duration) <= MAX_TUNNEL_SECONDS:
-            return 400, f"InvalidParameter: maxTunnelDuration must be 1 to {MAX_TUNNEL_SECONDS} seconds"
+            return (
+                400,
+                f"InvalidParameter: maxTunnelDuration must be 1 to {MAX_TUNNEL_SECONDS} seconds",
+            )
         address = params.get("privateIpAddress", "")
         reservations = self.ec2().describe_instances(
             Filters=[
@@ -296,7 +345,9 @@ class InstanceConnectStandIn:
 
         reader = threading.Thread(target=to_instance, daemon=True)
         reader.start()
-        timer = threading.Timer(duration, lambda: connection.close(1008, "the tunnel reached its maxTunnelDuration"))
+        timer = threading.Timer(
+            duration, lambda: connection.close(1008, "the tunnel reached its maxTunnelDuration")
+        )
         timer.daemon = True
         timer.start()
         try:
@@ -350,7 +401,9 @@ def _api_handler(stand_in: InstanceConnectStandIn) -> type[BaseHTTPRequestHandle
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
         def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-            connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
+            connection = http.client.HTTPConnection(
+                target.hostname or "127.0.0.1", target.port, timeout=30
+            )
             try:
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 headers["Host"] = target.netloc
@@ -377,7 +430,9 @@ def instance_connect_stand_in(
     from websockets.http11 import Response
     from websockets.sync.server import serve
 
-    stand_in = InstanceConnectStandIn(moto, relay_to, source_address, access_key, secret_key, region)
+    stand_in = InstanceConnectStandIn(
+        moto, relay_to, source_address, access_key, secret_key, region
+    )
     api = ThreadingHTTPServer(("127.0.0.1", 0), _api_handler(stand_in))
     api.daemon_threads = True
     stand_in.api_url = f"http://127.0.0.1:{api.server_address[1]}"
@@ -397,7 +452,9 @@ def instance_connect_stand_in(
     def handler(connection: Any) -> None:
         stand_in.relay(connection, connection.tunnel_params)
 
-    tunnels = serve(handler, "127.0.0.1", 0, process_request=process_request, compression=None, max_size=None)
+    tunnels = serve(
+        handler, "127.0.0.1", 0, process_request=process_request, compression=None, max_size=None
+    )
     stand_in.tunnel_url = f"ws://127.0.0.1:{tunnels.socket.getsockname()[1]}"
     threads = [
         threading.Thread(target=api.serve_forever, daemon=True),
@@ -476,7 +533,9 @@ def _endpoint_xml(endpoint: Endpoint, element: str) -> str:
     def items(values: list[str]) -> str:
         return "".join(f"<item>{escape(v)}</item>" for v in values)
 
-    tags = "".join(f"<item><key>{escape(k)}</key><value>{escape(v)}</value></item>" for k, v in endpoint.tags)
+    tags = "".join(
+        f"<item><key>{escape(k)}</key><value>{escape(v)}</value></item>" for k, v in endpoint.tags
+    )
     return (
         f"<{element}><ownerId>123456789012</ownerId>"
         f"<instanceConnectEndpointId>{endpoint.endpoint_id}</instanceConnectEndpointId>"

@@ -186,7 +186,31 @@ def test_refused_value_names_the_key(
 
 def test_admin_cidrs_are_required(tmp_path: Path) -> None:
     text = VALID.replace('admin_cidrs = ["198.51.100.7/32"]\n', "")
-    with pytest.raises(ConfigError, match=r"bastion\.admin_cidrs is required"):
+    with pytest.raises(ConfigError, match=r"bastion\.admin_cidrs must list at least one CIDR"):
+        load(write(tmp_path, text), environ={})
+
+
+def test_admin_cidrs_may_be_empty_through_an_instance_connect_endpoint(tmp_path: Path) -> None:
+    text = VALID.replace('admin_cidrs = ["198.51.100.7/32"]\n', 'admin_access = "eice"\n')
+    settings = load(write(tmp_path, text), environ={})
+    assert settings.bastion.admin_access == "eice"
+    assert settings.bastion.admin_cidrs == []
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('admin_access = "eice"\nssh_port = 2222\n', "ssh_port must be 22"),
+        ('admin_access = "eice"\neice_id = "eice-nothex"\n', "eice_id"),
+        ('eice_id = "eice-0123456789abcdef0"\n', "only with admin_access"),
+        ('admin_access = "eice"\nprovider = "existing"\naddress = "10.0.0.5"\n', "provider"),
+    ],
+)
+def test_instance_connect_settings_that_cannot_work_are_refused(
+    tmp_path: Path, lines: str, message: str
+) -> None:
+    text = VALID.replace('admin_cidrs = ["198.51.100.7/32"]\n', f'admin_cidrs = ["198.51.100.7/32"]\n{lines}')
+    with pytest.raises(ConfigError, match=message):
         load(write(tmp_path, text), environ={})
 
 

@@ -98,16 +98,22 @@ def test_the_policy_opens_tunnels_to_port_22_of_the_bastion_for_an_hour_at_most(
         'admin_access = "eice"\nvpc_id = "vpc-0123456789abcdef0"\n'
     )
     scope = scope_from(load(config), "123456789012")
-    policy = least_privilege_policy(scope.__class__(**{**scope.__dict__, "instance_ip": "10.0.0.9"}))
+    policy = least_privilege_policy(
+        scope.__class__(**{**scope.__dict__, "instance_ip": "10.0.0.9"})
+    )
     (tunnel,) = [s for s in policy["Statement"] if "ec2-instance-connect:OpenTunnel" in s["Action"]]
     condition = tunnel["Condition"]
     assert condition["NumericEquals"] == {"ec2-instance-connect:remotePort": "22"}
     assert condition["NumericLessThanEquals"] == {"ec2-instance-connect:maxTunnelDuration": "3600"}
     assert condition["IpAddress"] == {"ec2-instance-connect:privateIpAddress": "10.0.0.9/32"}
     assert condition["StringEquals"]["aws:ResourceTag/bastion:name"] == "analytics"
-    creates = [s for s in policy["Statement"] if s["Action"] == ["ec2:CreateInstanceConnectEndpoint"]]
+    creates = [
+        s for s in policy["Statement"] if s["Action"] == ["ec2:CreateInstanceConnectEndpoint"]
+    ]
     assert any("aws:RequestTag/bastion:name" in s["Condition"]["StringEquals"] for s in creates)
-    (delete,) = [s for s in policy["Statement"] if "ec2:DeleteInstanceConnectEndpoint" in s["Action"]]
+    (delete,) = [
+        s for s in policy["Statement"] if "ec2:DeleteInstanceConnectEndpoint" in s["Action"]
+    ]
     assert delete["Condition"]["StringEquals"]["aws:ResourceTag/managed-by"] == "dbt-bastion"
 
 
@@ -122,7 +128,9 @@ def test_the_policy_opens_tunnels_to_port_22_of_the_bastion_for_an_hour_at_most(
     ],
 )
 def test_the_tunnel_base_is_tls_except_on_loopback(override: str, allowed: bool) -> None:
-    endpoint = InstanceConnectEndpoint("eice-0123456789abcdef0", "eice.example.com", "create-complete")
+    endpoint = InstanceConnectEndpoint(
+        "eice-0123456789abcdef0", "eice.example.com", "create-complete"
+    )
     environ = {ENDPOINT_ENV: override} if override else {}
     if allowed:
         assert tunnel_base(endpoint, environ) == (override or "wss://eice.example.com")
@@ -135,7 +143,9 @@ def test_the_tunnel_base_is_tls_except_on_loopback(override: str, allowed: bool)
 
 
 class World:
-    def __init__(self, stand_in: InstanceConnectStandIn, endpoint: InstanceConnectEndpoint, ip: str):
+    def __init__(
+        self, stand_in: InstanceConnectStandIn, endpoint: InstanceConnectEndpoint, ip: str
+    ):
         self.stand_in, self.endpoint, self.ip = stand_in, endpoint, ip
 
 
@@ -163,20 +173,22 @@ def world(aws_env: str) -> Iterator[World]:
     image = ec2.describe_images()["Images"][0]["ImageId"]
     host = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
     with instance_connect_stand_in(url, sshd.getsockname(), None, "testing", "testing") as stand_in:
-        api = boto3.client("ec2", endpoint_url=stand_in.api_url, region_name="us-east-1", **CREDENTIALS)
+        api = boto3.client(
+            "ec2", endpoint_url=stand_in.api_url, region_name="us-east-1", **CREDENTIALS
+        )
         made = api.create_instance_connect_endpoint(SubnetId=subnet, SecurityGroupIds=[group])
         endpoint_id = made["InstanceConnectEndpoint"]["InstanceConnectEndpointId"]
         api.describe_instance_connect_endpoints()  # creation finishes between two looks
-        (found,) = api.describe_instance_connect_endpoints(InstanceConnectEndpointIds=[endpoint_id])[
-            "InstanceConnectEndpoints"
-        ]
+        (found,) = api.describe_instance_connect_endpoints(
+            InstanceConnectEndpointIds=[endpoint_id]
+        )["InstanceConnectEndpoints"]
         yield World(stand_in, InstanceConnectEndpoint.from_aws(found), host["PrivateIpAddress"])
     sshd.close()
 
 
-def _session(secret: str = "testing") -> boto3.Session:
+def _session(secret_key: str = CREDENTIALS["aws_secret_access_key"]) -> boto3.Session:
     return boto3.Session(
-        region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key=secret
+        region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key=secret_key
     )
 
 
@@ -237,7 +249,9 @@ def test_a_tunnel_longer_than_an_hour_is_refused(world: World) -> None:
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    url = presigned_url(_session(), world.endpoint, world.ip, max_duration=3601, environ=_environ(world))
+    url = presigned_url(
+        _session(), world.endpoint, world.ip, max_duration=3601, environ=_environ(world)
+    )
     with pytest.raises(InvalidStatus) as refused:
         connect(url, open_timeout=5)
     assert refused.value.response.status_code == 400
