@@ -39,7 +39,6 @@ from bastion.config.keys import parse_public_key
 from bastion.config.settings import Settings
 from bastion.errors import ConfigError, SshError
 from bastion.progress import NullProgress, Progress
-from bastion.vendors.dbt_cloud import cidrs_for
 
 if TYPE_CHECKING:
     import boto3
@@ -383,8 +382,8 @@ def _prepare(settings: Settings, gateway: AwsGateway) -> tuple[Desired, AwsFacts
         ssh_port=settings.bastion.ssh_port,
         ingress=ingress_rules(
             settings.bastion.ssh_port,
-            cidrs_for(settings.dbt_cloud.regions),
-            list(settings.dbt_cloud.extra_cidrs),
+            settings.named_sources(),
+            [],
             list(settings.bastion.admin_cidrs),
         ),
         warehouse_port=location.endpoint.port,

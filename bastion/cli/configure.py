@@ -55,10 +55,10 @@ def command(
 
 
 def next_steps(console: Console, settings: Settings, address: str) -> None:
-    if not settings.tunnel_keys():
+    if not settings.first_tunnel.configured_keys():
         console.say(
             "no tunnel key yet: in dbt Cloud, save the connection with SSH tunnel "
-            f"(host {address}, port {settings.bastion.ssh_port}, user {settings.tunnel.user}), "
+            f"(host {address}, port {settings.bastion.ssh_port}, user {settings.first_tunnel.user}), "
             "copy the public key it shows, then run `bastion keys add 'ssh-ed25519 AAAA…'`"
         )
 

@@ -75,7 +75,7 @@ def summary(console: Console, target: Target, outcome: Outcome) -> None:
     console.heading("enter in dbt Cloud (connection -> SSH tunnel):")
     for label, value in info.fields():
         console.say(f"  {label:<36} {value}")
-    if not settings.tunnel_keys():
+    if not settings.first_tunnel.configured_keys():
         console.warn("no dbt Cloud key is installed yet. To finish:")
         console.say(
             "  1. in dbt Cloud, save the connection above with 'Use SSH tunnel' on\n"

@@ -52,14 +52,14 @@ def matches(key: Any, needle: str) -> bool:
 
 def add_keys(settings: Settings, keys: list[Any]) -> list[Any]:
     """Add the keys not configured yet; returns those added (none when all were there)."""
-    present = {k.fingerprint for k in settings.tunnel_keys()}
+    present = {k.fingerprint for k in settings.first_tunnel.configured_keys()}
     new = [
         k for k in dict((k.fingerprint, k) for k in keys).values() if k.fingerprint not in present
     ]
     if not new:
         return []
-    if settings.tunnel.keys_file is not None:
-        path = settings.tunnel.keys_file
+    if settings.first_tunnel.keys_file is not None:
+        path = settings.first_tunnel.keys_file
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         if text and not text.endswith("\n"):
             text += "\n"
@@ -82,8 +82,8 @@ def remove_keys(settings: Settings, fingerprints: set[str]) -> int:
     keep = []
     for index, entry in enumerate(raw):
         value = (
-            settings.tunnel.public_keys[index]
-            if index < len(settings.tunnel.public_keys)
+            settings.first_tunnel.public_keys[index]
+            if index < len(settings.first_tunnel.public_keys)
             else entry
         )
         if parse_public_key(value).fingerprint in fingerprints:
@@ -92,7 +92,7 @@ def remove_keys(settings: Settings, fingerprints: set[str]) -> int:
             keep.append(entry)
     if len(keep) != len(raw):
         _replace(settings, settings.source, _with_public_keys(settings.source, keep))
-    path = settings.tunnel.keys_file
+    path = settings.first_tunnel.keys_file
     if path is not None and path.exists():
         lines = path.read_text(encoding="utf-8").split("\n")
         kept_lines = []

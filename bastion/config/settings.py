@@ -31,6 +31,7 @@ from bastion.config.source import anchor, describe, interpolate, resolve_paths
 from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError, InputError
 from bastion.vendors.dbt_cloud import allow_list
+from bastion.vendors.sources import LABELS, VENDORS, region_cidrs, source_list
 
 DEFAULT_NAME = "bastion.toml"
 
@@ -291,6 +292,8 @@ class BastionSettings(_Section):
 
 
 class DbtCloudSettings(_Section):
+    """`[dbt_cloud]` of the one-tool form: the sources of its one tunnel."""
+
     regions: list[str] = Field(default_factory=lambda: ["us"])
     extra_cidrs: list[Cidr] = Field(default_factory=list)
 
@@ -304,7 +307,27 @@ class DbtCloudSettings(_Section):
         return [table.resolve(r).key for r in value]  # type: ignore[union-attr]
 
 
-class TunnelSettings(_Section):
+def _tunnel_user(value: str) -> str:
+    rules.posix_user(value)
+    if value in rules.SYSTEM_ACCOUNTS:
+        raise ValueError(
+            "must not be root or a system account: use a dedicated user such as dbtcloud"
+        )
+    return value
+
+
+def _public_keys(value: list[str]) -> list[str]:
+    for index, text in enumerate(value):
+        try:
+            parse_public_key(text)
+        except InputError as exc:
+            raise ValueError(f"[{index}] {exc.message}") from None
+    return value
+
+
+class OneToolTunnel(_Section):
+    """`[tunnel]` of the one-tool form: dbt Cloud's user, keys and keepalive."""
+
     user: str = "dbtcloud"
     public_keys: list[str] = Field(default_factory=list)
     keys_file: Path | None = None
@@ -314,34 +337,147 @@ class TunnelSettings(_Section):
     @field_validator("user")
     @classmethod
     def _user(cls, value: str) -> str:
-        rules.posix_user(value)
-        if value in rules.SYSTEM_ACCOUNTS:
-            raise ValueError(
-                "must not be root or a system account: use a dedicated user such as dbtcloud"
-            )
-        return value
+        return _tunnel_user(value)
 
     @field_validator("public_keys")
     @classmethod
     def _keys(cls, value: list[str]) -> list[str]:
-        for index, text in enumerate(value):
-            try:
-                parse_public_key(text)
-            except InputError as exc:
-                raise ValueError(f"[{index}] {exc.message}") from None
-        return value
+        return _public_keys(value)
+
+
+Vendor = Literal["dbt_cloud", "fivetran", "hightouch", "stitch", "custom"]
+assert set(Vendor.__args__) == set(VENDORS)  # type: ignore[attr-defined]
+
+
+class TunnelSettings(_Section):
+    """One tunnel user (`[tunnels.<user>]`): its vendor's sources, its keys, its keepalive.
+
+    The one-tool form (`[tunnel]` + `[dbt_cloud]`) is read as exactly one of these, so
+    everything past the config reads `Settings.tunnels` alone. `key` is where the config
+    keeps it (`tunnels.<user>`, or `tunnel` in the one-tool form), for messages and edits.
+    """
+
+    user: str
+    vendor: Vendor
+    regions: list[str] = Field(default_factory=list)
+    extra_cidrs: list[Cidr] = Field(default_factory=list)
+    public_keys: list[str] = Field(default_factory=list)
+    keys_file: Path | None = None
+    client_alive_interval: PositiveInt = 30
+    client_alive_count_max: PositiveInt = 10
+    key: str = Field(default="", exclude=True)
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        return _tunnel_user(value)
+
+    @field_validator("public_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return _public_keys(value)
+
+    @model_validator(mode="after")
+    def _sources(self) -> TunnelSettings:
+        table = source_list(self.vendor)
+        where = "dbt_cloud" if self.key == "tunnel" else self.where
+        resolved = []
+        for name in self.regions:
+            region = table.resolve(name)
+            if region is None:
+                known = ", ".join(table.names()) or "none"
+                raise ValueError(
+                    f"{where}.regions: {name!r} is not a region of {table.label} (known: "
+                    f"{known}); for a region bastion has no list of, leave it out and list its "
+                    f"addresses in {where}.extra_cidrs"
+                )
+            resolved.append(region.key)
+        object.__setattr__(self, "regions", list(dict.fromkeys(resolved)))
+        if not self.extra_cidrs:
+            bare = [r for r in self.regions if not table.regions[r].cidrs]
+            if bare or not self.regions:
+                what = (
+                    f"{table.label} publishes no list bastion can cite for "
+                    f"{', '.join(bare)}" if bare else "no region with a built-in list is named"
+                )
+                raise ValueError(
+                    f"{where}.extra_cidrs is required: {what}; list the addresses "
+                    f"{LABELS[self.vendor]} connects from (see `bastion ips --vendor {self.vendor}`)"
+                )
+        return self
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.vendor]
+
+    @property
+    def where(self) -> str:
+        """Where the config keeps this tunnel: `tunnels.<user>`, or `tunnel` (one-tool form)."""
+        return self.key or f"tunnels.{self.user}"
+
+    def sources(self) -> list[tuple[str, str]]:
+        """(cidr, whose) for every address this user may log in from, but admin_cidrs:
+        the regions' lists ("dbt Cloud us"), then extra_cidrs ("extra_cidrs")."""
+        unique = dict(region_cidrs(self.vendor, list(self.regions)))
+        for cidr in self.extra_cidrs:
+            unique.setdefault(cidr, "extra_cidrs")
+        return list(unique.items())
+
+    def source_cidrs(self) -> list[str]:
+        return [cidr for cidr, _ in self.sources()]
+
+    def configured_keys(self) -> list[Any]:
+        """The configured keys (list, then keys_file), deduplicated by fingerprint."""
+        keys = [parse_public_key(text) for text in self.public_keys]
+        if self.keys_file is not None and self.keys_file.exists():
+            keys.extend(read_keys_file(self.keys_file))
+        unique = {key.fingerprint: key for key in reversed(keys)}
+        return [key for key in keys if unique[key.fingerprint] is key]
 
 
 class Settings(_Section):
-    """The whole validated configuration, plus where it was read from."""
+    """The whole validated configuration, plus where it was read from.
+
+    `tunnels` is what everything past the config reads; `tunnel` and `dbt_cloud` are the
+    one-tool form as written (None in a file of `[tunnels.<user>]` tables).
+    """
 
     name: str
     aws: AwsSettings = Field(default_factory=AwsSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     bastion: BastionSettings
-    dbt_cloud: DbtCloudSettings = Field(default_factory=DbtCloudSettings)
-    tunnel: TunnelSettings = Field(default_factory=TunnelSettings)
+    dbt_cloud: DbtCloudSettings | None = None
+    tunnel: OneToolTunnel | None = None
+    tunnels: dict[str, TunnelSettings] = Field(default_factory=dict)
     source: Path = Field(default=Path(DEFAULT_NAME), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tables(cls, data: Any) -> Any:
+        """Each `[tunnels.<user>]` table's name is its user; a file holds one form."""
+        if not isinstance(data, dict) or "tunnels" not in data:
+            return data
+        if "tunnel" in data or "dbt_cloud" in data:
+            raise ValueError(
+                "set either [tunnels.<user>] tables or the one-tool [tunnel] and [dbt_cloud], "
+                "not both: move [tunnel] and [dbt_cloud] into a [tunnels.dbtcloud] table "
+                'with vendor = "dbt_cloud"'
+            )
+        tables = data["tunnels"]
+        if not isinstance(tables, dict):
+            return data
+        named = {}
+        for user, table in tables.items():
+            if isinstance(table, dict):
+                if "user" in table or "key" in table:
+                    extra = "user" if "user" in table else "key"
+                    raise ValueError(
+                        f"tunnels.{user}.{extra} is not a known key: the table's name is the "
+                        "tunnel user"
+                    )
+                table = {**table, "user": user, "key": f"tunnels.{user}"}
+            named[user] = table
+        return {**data, "tunnels": named}
 
     @field_validator("name")
     @classmethod
@@ -350,22 +486,68 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _cross(self) -> Settings:
-        if self.tunnel.user == self.bastion.admin_user:
-            raise ValueError("tunnel.user must differ from bastion.admin_user")
+        if not self.tunnels:
+            tunnel = self.tunnel or OneToolTunnel()
+            dbt_cloud = self.dbt_cloud or DbtCloudSettings()
+            one = TunnelSettings.model_validate(dict(
+                user=tunnel.user,
+                vendor="dbt_cloud",
+                regions=list(dbt_cloud.regions),
+                extra_cidrs=list(dbt_cloud.extra_cidrs),
+                public_keys=list(tunnel.public_keys),
+                keys_file=tunnel.keys_file,
+                client_alive_interval=tunnel.client_alive_interval,
+                client_alive_count_max=tunnel.client_alive_count_max,
+                key="tunnel",
+            ))
+            object.__setattr__(self, "tunnels", {one.user: one})
+        for each in self.tunnels.values():
+            if each.user == self.bastion.admin_user:
+                raise ValueError(f"{each.where}.user must differ from bastion.admin_user")
         return self
 
     @property
     def config_dir(self) -> Path:
         return self.source.parent
 
-    def tunnel_keys(self) -> list[Any]:
-        """The configured tunnel keys (list, then keys_file), deduplicated by fingerprint."""
+    @property
+    def one_tool(self) -> bool:
+        """The file uses the one-tool form (`[tunnel]` + `[dbt_cloud]`, or neither)."""
+        return next(iter(self.tunnels.values())).key == "tunnel"
 
-        keys = [parse_public_key(text) for text in self.tunnel.public_keys]
-        if self.tunnel.keys_file is not None and self.tunnel.keys_file.exists():
-            keys.extend(read_keys_file(self.tunnel.keys_file))
-        unique = {key.fingerprint: key for key in reversed(keys)}
-        return [key for key in keys if unique[key.fingerprint] is key]
+    @property
+    def first_tunnel(self) -> TunnelSettings:
+        """The first tunnel in the file (the only one in the one-tool form)."""
+        return next(iter(self.tunnels.values()))
+
+    def named_sources(self) -> list[tuple[str, str]]:
+        """(cidr, "<user>: <whose>") for every tunnel's sources: what each rule of the
+        bastion's group is there for ("dbtcloud: dbt Cloud us", "fivetran: extra_cidrs")."""
+        return [
+            (cidr, f"{tunnel.user}: {whose}")
+            for tunnel in self.tunnels.values()
+            for cidr, whose in tunnel.sources()
+        ]
+
+    def tunnel_named(self, user: str | None) -> TunnelSettings:
+        """`--tunnel USER`: that tunnel; none given: the only one (several: refused)."""
+        if user is None:
+            if len(self.tunnels) == 1:
+                return self.first_tunnel
+            raise InputError(
+                f"this bastion has {len(self.tunnels)} tunnel users "
+                f"({', '.join(self.tunnels)}): name one with --tunnel USER"
+            )
+        if user not in self.tunnels:
+            raise InputError(
+                f"--tunnel {user!r} is not a tunnel user of this config "
+                f"(its tunnel users: {', '.join(self.tunnels)})"
+            )
+        return self.tunnels[user]
+
+    def selected(self, user: str | None) -> list[TunnelSettings]:
+        """`--tunnel USER` for commands that default to every tunnel."""
+        return list(self.tunnels.values()) if user is None else [self.tunnel_named(user)]
 
 
 def locate(path: Path | None, environ: Mapping[str, str] | None = None) -> Path:
@@ -409,21 +591,22 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     settings = settings.model_copy(
         update={"source": source.resolve(), "bastion": settings.bastion.model_copy(update=paths)}
     )
-    _check_keys_file(settings)
+    for tunnel in settings.tunnels.values():
+        _check_keys_file(tunnel)
     return settings
 
 
-def _check_keys_file(settings: Settings) -> None:
-    keys_file = settings.tunnel.keys_file
+def _check_keys_file(tunnel: TunnelSettings) -> None:
+    keys_file = tunnel.keys_file
     if keys_file is None:
         return
 
     if not keys_file.exists():
         raise ConfigError(
-            f"tunnel.keys_file: {keys_file} does not exist",
-            hint="create it (one public key per line) or remove tunnel.keys_file",
+            f"{tunnel.where}.keys_file: {keys_file} does not exist",
+            hint=f"create it (one public key per line) or remove {tunnel.where}.keys_file",
         )
     try:
         read_keys_file(keys_file)
     except InputError as exc:
-        raise ConfigError(f"tunnel.keys_file: {exc.message}") from None
+        raise ConfigError(f"{tunnel.where}.keys_file: {exc.message}") from None

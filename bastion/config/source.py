@@ -30,7 +30,7 @@ def interpolate(
         return [interpolate(v, environ, (*loc, i), from_env) for i, v in enumerate(value)]
     if isinstance(value, str) and _ENV_REF.search(value):
         from_env.add(loc)
-        if loc in _INTEGER_KEYS and _ENV_REF.fullmatch(value):
+        if _integer_key(loc) and _ENV_REF.fullmatch(value):
             text = interpolate(value, environ, (), set())
             return int(text) if text.strip().isdigit() else text
 
@@ -55,11 +55,22 @@ _INTEGER_KEYS = {
     ("tunnel", "client_alive_count_max"),
 }
 _PATH_KEYS = (("bastion", "admin_key"), ("bastion", "known_hosts"), ("tunnel", "keys_file"))
+_TUNNEL_INTEGERS = {"client_alive_interval", "client_alive_count_max"}
+
+
+def _integer_key(loc: tuple[str | int, ...]) -> bool:
+    """`[tunnels.<user>]` tables hold the same integer keys as `[tunnel]`."""
+    if loc in _INTEGER_KEYS:
+        return True
+    return len(loc) == 3 and loc[0] == "tunnels" and loc[2] in _TUNNEL_INTEGERS
 
 
 def resolve_paths(data: dict[str, Any], base: Path) -> None:
-    for section, key in _PATH_KEYS:
-        table = data.get(section)
+    tables = [(data.get(section), key) for section, key in _PATH_KEYS]
+    tunnels = data.get("tunnels")
+    if isinstance(tunnels, dict):
+        tables += [(table, "keys_file") for table in tunnels.values()]
+    for table, key in tables:
         if not isinstance(table, dict) or not isinstance(table.get(key), str):
             continue
         if table[key] == "":
@@ -105,7 +116,7 @@ def describe(exc: ValidationError, from_env: set[tuple[str | int, ...]]) -> str:
             )
         else:
             message = error["msg"][:1].lower() + error["msg"][1:]
-        if message.startswith(("warehouse.", "bastion.", "tunnel.", "set ")):
+        if message.startswith(("warehouse.", "bastion.", "tunnel.", "tunnels.", "dbt_cloud.", "set ")):
             lines.append(message)
             continue
         if message.startswith("["):

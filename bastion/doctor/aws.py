@@ -16,7 +16,7 @@ from bastion.aws.gateway import AwsGateway
 from bastion.config.settings import Settings
 from bastion.doctor.findings import Finding
 from bastion.errors import AwsError
-from bastion.vendors.dbt_cloud import CHECK_SECONDS, source_cidrs
+from bastion.vendors.dbt_cloud import CHECK_SECONDS
 
 # Client ports a reply may go to (Linux, Windows and NAT ranges): a stateless NACL must pass all.
 _EPHEMERAL_SAMPLES = (1024, 32768, 49152, 60999, 65535)
@@ -24,8 +24,8 @@ _TIMEOUT = "dbt Cloud sees 'could not connect to server: Connection timed out'"
 
 
 def dbt_cloud_cidrs(settings: Settings) -> list[str]:
-    """Every source dbt Cloud may connect from: the regions' lists plus extra_cidrs."""
-    return source_cidrs(list(settings.dbt_cloud.regions), list(settings.dbt_cloud.extra_cidrs))
+    """Every source a tunnel's tool may connect from: each tunnel's lists plus extra_cidrs."""
+    return list(dict.fromkeys(cidr for cidr, _ in settings.named_sources()))
 
 
 def aws_findings(settings: Settings, gateway: AwsGateway, facts: AwsFacts) -> list[Finding]:

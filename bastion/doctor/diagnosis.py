@@ -59,16 +59,16 @@ class Diagnosis:
 def config_findings(settings: Settings) -> list[Finding]:
     """What the config alone tells: keepalive against dbt's needs, keys, credentials."""
     found = []
-    tunnel = settings.tunnel
-    found.append(
-        keepalive_finding(
-            tunnel.client_alive_interval,
-            tunnel.client_alive_count_max,
-            "config",
-            "tunnel.client_alive_*",
+    for tunnel in settings.tunnels.values():
+        found.append(
+            keepalive_finding(
+                tunnel.client_alive_interval,
+                tunnel.client_alive_count_max,
+                "config",
+                f"{tunnel.where}.client_alive_*",
+            )
         )
-    )
-    keys = settings.tunnel_keys()
+    keys = settings.first_tunnel.configured_keys()
     if not keys:
         found.append(Finding(
             "warn", "config", "no dbt Cloud public key configured: only verify's own key can log in",
@@ -131,7 +131,7 @@ def keepalive_finding(interval: int, count: int, area: str, where: str) -> Findi
 def host_findings(settings: Settings, facts: HostFacts, target: Endpoint) -> list[Finding]:
     """The tunnel user's effective sshd settings (`sshd -T -C user=…`): keepalive, forwarding, PermitOpen."""
     effective = facts.sshd_tunnel
-    user = settings.tunnel.user
+    user = settings.first_tunnel.user
     found = []
     if facts.sshd_errors:
         found.append(Finding(

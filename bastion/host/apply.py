@@ -13,12 +13,14 @@ disarms it, so even a connection that dies mid-run cannot lock the admin out.
 from __future__ import annotations
 
 import base64
+import hashlib
 import shlex
 from typing import NoReturn
 
 from bastion.config.settings import Settings
 from bastion.errors import HostError, SshError
 from bastion.host.connection import HostConnection, HostUnreachable, connect
+from bastion.host.desired import tunnel_addresses
 from bastion.host.facts import ROLLBACK_TOKEN, STATE_DIR, HostFacts
 from bastion.host.plan import HostPlan
 from bastion.host.rollback import (
@@ -59,12 +61,21 @@ def _candidate_function(facts: HostFacts, plan: HostPlan, settings: Settings, ad
         checks += [
             f'grep -qixF {shlex.quote(line)} "$RUN/global.t"' for line in _lines(keyword, value)
         ]
-    for keyword, value in plan.desired.effective_tunnel.items():
-        checks += [
-            f'grep -qixF {shlex.quote(line)} "$RUN/tunnel.t"' for line in _lines(keyword, value)
-        ]
-    match = shlex.quote(f"user={settings.tunnel.user},host={addr},addr={addr}")
+    effective_runs = []
+    addresses = tunnel_addresses(settings)
+    for index, (user, tunnel) in enumerate(plan.desired.tunnels.items()):
+        for keyword, value in tunnel.effective.items():
+            checks += [
+                f'grep -qixF {shlex.quote(line)} "$RUN/tunnel{index}.t"'
+                for line in _lines(keyword, value)
+            ]
+        where = addresses.get(user, addr)
+        match = shlex.quote(f"user={user},host={where},addr={where}")
+        effective_runs.append(
+            f'"$SSHD" -T -f {CANDIDATE} $HOSTKEYS -C {match} > "$RUN/tunnel{index}.t" 2>&1 &&'
+        )
     check_lines = " &&\n    ".join(checks) or "true"
+    tunnel_runs = "\n  ".join(effective_runs)
     # $HOSTKEYS: host keys this run makes (not in place yet) are passed with -h
     return f"""\
 candidate() {{
@@ -73,7 +84,7 @@ candidate() {{
   out=$("$SSHD" -t -f {CANDIDATE} $HOSTKEYS 2>&1) || \\
     fail "sshd -t refused the rendered sshd_config, nothing was installed: $out"
   "$SSHD" -T -f {CANDIDATE} $HOSTKEYS > "$RUN/global.t" 2>&1 &&
-  "$SSHD" -T -f {CANDIDATE} $HOSTKEYS -C {match} > "$RUN/tunnel.t" 2>&1 &&
+  {tunnel_runs}
     {check_lines} || \\
     fail "sshd -T does not report the rendered values for the candidate; nothing was installed"
 }}
@@ -89,19 +100,27 @@ def _lines(keyword: str, value: str) -> list[str]:
 
 def _facts_still_hold(settings: Settings, facts: HostFacts) -> str:
     """The host must still be what the facts said: another run may have changed it meanwhile."""
-    user = settings.tunnel.user  # validated: a plain POSIX user name
-    user_known = "y" if facts.user(user) else ""
-    return (
+    script = (
         f'[ "$(sha256sum /etc/ssh/sshd_config | cut -d" " -f1)" = {shlex.quote(facts.sshd_config_sha256)} ]'
         f" || fail '{STALE} (sshd_config); run again'\n"
-        f"home=$(getent passwd {user} | cut -d: -f6)\n"
-        f'[ "${{home:+y}}" = "{user_known}" ] || fail "{STALE} (user {user}); run again"\n'
-        + tunnel_home_checks(user)
-        + 'ak=""; [ -n "$home" ] && [ -f "$home/.ssh/authorized_keys" ]'
-        ' && ak=$(sha256sum < "$home/.ssh/authorized_keys" | cut -d" " -f1)\n'
-        f'[ "$ak" = {shlex.quote(facts.authorized_keys_sha256)} ]'
-        f" || fail '{STALE} (authorized_keys of {user}); run again'\n"
     )
+    for user in settings.tunnels:  # validated: plain POSIX user names
+        user_known = "y" if facts.user(user) else ""
+        text = facts.keys_text(user)
+        if user in facts.authorized_keys_of or text is None:
+            sha = hashlib.sha256(text.encode()).hexdigest() if text is not None else ""
+        else:  # read by a facts script of one tunnel user: its hash of the raw bytes
+            sha = facts.authorized_keys_sha256
+        script += (
+            f"home=$(getent passwd {user} | cut -d: -f6)\n"
+            f'[ "${{home:+y}}" = "{user_known}" ] || fail "{STALE} (user {user}); run again"\n'
+            + tunnel_home_checks(user)
+            + 'ak=""; [ -n "$home" ] && [ -f "$home/.ssh/authorized_keys" ]'
+            ' && ak=$(sha256sum < "$home/.ssh/authorized_keys" | cut -d" " -f1)\n'
+            f'[ "$ak" = {shlex.quote(sha)} ]'
+            f" || fail '{STALE} (authorized_keys of {user}); run again'\n"
+        )
+    return script
 
 
 def apply_script(

@@ -10,17 +10,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.config.rules import host_port
-from bastion.config.settings import Settings
+from bastion.config.settings import Settings, TunnelSettings
 from bastion.endpoint import Endpoint
 from bastion.host.crypto import CryptoProfile, profile, user_key_algorithms, without_group_exchange
-from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
+from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts, match_address
 from bastion.host.sshd_log import LOG_VERBOSE
 from bastion.templates import render
-from bastion.vendors.dbt_cloud import source_cidrs
 
 ED25519_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 RSA_HOST_KEY = "/etc/ssh/ssh_host_rsa_key"
 KEYS_HEADER = "# Managed by dbt-bastion: one line per configured tunnel key. Edits are drift."
+
+
+@dataclass(frozen=True)
+class DesiredTunnel:
+    """One tunnel user's keys and what `sshd -T -C user=…` must report for it."""
+
+    user: str
+    keys: list[Any]  # bastion.config.keys.PublicKey, in config order
+    effective: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -30,10 +38,9 @@ class DesiredHost:
     sshd_config: str
     crypto: CryptoProfile
     permit_open: str
-    keys: list[Any]  # bastion.config.keys.PublicKey, in config order
     nologin: str
     effective: dict[str, str] = field(default_factory=dict)  # sshd -T, global
-    effective_tunnel: dict[str, str] = field(default_factory=dict)  # sshd -T -C user=tunnel
+    tunnels: dict[str, DesiredTunnel] = field(default_factory=dict)  # by tunnel user
 
     @property
     def sshd_config_sha256(self) -> str:
@@ -57,17 +64,26 @@ def _source(cidr: str) -> str:
     return str(network)
 
 
-def tunnel_sources(settings: Settings) -> list[str]:
-    """Where the tunnel user may log in from: dbt Cloud's regions, extra_cidrs, admin_cidrs."""
-    cidrs = source_cidrs(list(settings.dbt_cloud.regions), list(settings.dbt_cloud.extra_cidrs))
-    cidrs += list(settings.bastion.admin_cidrs)
+def tunnel_sources(settings: Settings, tunnel: TunnelSettings) -> list[str]:
+    """Where a tunnel user may log in from: its own sources (its vendor's regions and its
+    extra_cidrs), and admin_cidrs (for verify); never another tunnel's."""
+    cidrs = [*tunnel.source_cidrs(), *settings.bastion.admin_cidrs]
     return list(dict.fromkeys(_source(c) for c in cidrs))
+
+
+def tunnel_addresses(settings: Settings) -> dict[str, str]:
+    """An address of each tunnel user's own sources: what `sshd -T -C addr=…` asks with."""
+    return {
+        tunnel.user: match_address(tunnel_sources(settings, tunnel))
+        for tunnel in settings.tunnels.values()
+    }
 
 
 def allow_users(settings: Settings) -> list[str]:
     admin = settings.bastion.admin_user
     entries = [f"{admin}@{_source(c)}" for c in settings.bastion.admin_cidrs]
-    entries += [f"{settings.tunnel.user}@{source}" for source in tunnel_sources(settings)]
+    for tunnel in settings.tunnels.values():
+        entries += [f"{tunnel.user}@{source}" for source in tunnel_sources(settings, tunnel)]
     return list(dict.fromkeys(entries))
 
 
@@ -89,7 +105,7 @@ def render_sshd_config(
     ports: tuple[int, ...] | None = None,
 ) -> str:
     """`ports`: more than one while an ssh_port change is in its first phase."""
-
+    first = settings.first_tunnel
     return render(
         "sshd_config.j2",
         name=settings.name,
@@ -106,11 +122,11 @@ def render_sshd_config(
         challenge_response=facts.openssh < (8, 7),
         penalty_exempt=",".join(settings.bastion.admin_cidrs) if facts.openssh >= (9, 8) else "",
         allow_users=allow_users(settings),
-        client_alive_interval=settings.tunnel.client_alive_interval,
-        client_alive_count_max=settings.tunnel.client_alive_count_max,
+        client_alive_interval=first.client_alive_interval,
+        client_alive_count_max=first.client_alive_count_max,
         syslog_facility="AUTHPRIV" if facts.os_id in {"amzn", "rhel", "fedora"} else "AUTH",
         sftp_server=facts.sftp_server,
-        tunnel_user=settings.tunnel.user,
+        tunnels=list(settings.tunnels.values()),
         verify_keys_name=VERIFY_KEYS_NAME,
         permit_open=host_port(warehouse.host, warehouse.port),
         nologin=facts.nologin,
@@ -123,11 +139,13 @@ def expected_effective(
     warehouse: Endpoint,
     crypto: CryptoProfile,
     ports: tuple[int, ...] | None = None,
-) -> tuple[dict[str, str], dict[str, str]]:
-    """What `sshd -T` must print, globally and for the tunnel user, keyword by keyword
-    (`port` joins its lines in order: sshd -T prints one line per port)."""
-    interval = str(settings.tunnel.client_alive_interval)
-    count = str(settings.tunnel.client_alive_count_max)
+) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """What `sshd -T` must print, globally and for each tunnel user, keyword by keyword
+    (`port` joins its lines in order: sshd -T prints one line per port). The global
+    keepalive is the first tunnel's; each tunnel's own is in its Match block."""
+    first = settings.first_tunnel
+    interval = str(first.client_alive_interval)
+    count = str(first.client_alive_count_max)
     common = {
         "port": " ".join(map(str, ports or (settings.bastion.ssh_port,))),
         "permitrootlogin": "no",
@@ -159,20 +177,23 @@ def expected_effective(
         "clientalivecountmax": count,
         "authorizedkeysfile": ".ssh/authorized_keys",
     }
-    tunnel = {
-        **common,
-        "allowtcpforwarding": "local",
-        "allowstreamlocalforwarding": "no",
-        "permitopen": host_port(warehouse.host, warehouse.port),
-        "permitlisten": "none",
-        "permittty": "no",
-        "permituserrc": "no",
-        "forcecommand": facts.nologin,
-        "clientaliveinterval": interval,
-        "clientalivecountmax": count,
-        "authorizedkeysfile": f".ssh/authorized_keys .ssh/{VERIFY_KEYS_NAME}",
+    tunnels = {
+        tunnel.user: {
+            **common,
+            "allowtcpforwarding": "local",
+            "allowstreamlocalforwarding": "no",
+            "permitopen": host_port(warehouse.host, warehouse.port),
+            "permitlisten": "none",
+            "permittty": "no",
+            "permituserrc": "no",
+            "forcecommand": facts.nologin,
+            "clientaliveinterval": str(tunnel.client_alive_interval),
+            "clientalivecountmax": str(tunnel.client_alive_count_max),
+            "authorizedkeysfile": f".ssh/authorized_keys .ssh/{VERIFY_KEYS_NAME}",
+        }
+        for tunnel in settings.tunnels.values()
     }
-    return global_, tunnel
+    return global_, tunnels
 
 
 def desired_host(
@@ -182,13 +203,15 @@ def desired_host(
     ports: tuple[int, ...] | None = None,
 ) -> DesiredHost:
     crypto = crypto_for(settings, facts)
-    effective, effective_tunnel = expected_effective(settings, facts, warehouse, crypto, ports)
+    effective, effective_tunnels = expected_effective(settings, facts, warehouse, crypto, ports)
     return DesiredHost(
         sshd_config=render_sshd_config(settings, facts, warehouse, ports),
         crypto=crypto,
         permit_open=host_port(warehouse.host, warehouse.port),
-        keys=list(settings.tunnel_keys()),
         nologin=facts.nologin,
         effective=effective,
-        effective_tunnel=effective_tunnel,
+        tunnels={
+            tunnel.user: DesiredTunnel(tunnel.user, tunnel.configured_keys(), effective_tunnels[tunnel.user])
+            for tunnel in settings.tunnels.values()
+        },
     )

@@ -21,6 +21,7 @@ from bastion.host.facts import (
     MARKER,
     ROLLBACK_TOKEN,
     SECTION,
+    STATE_DIR,
     VERIFY_KEYS_NAME,
     AutoUpdates,
     FileStat,
@@ -31,6 +32,10 @@ from bastion.host.facts import (
 )
 from bastion.host.journald import FACT_COMMAND as JOURNALD_FACT_COMMAND
 from bastion.host.journald import parse_journald
+from bastion.host.releasever import FACT_COMMAND as RELEASEVER_FACT_COMMAND
+from bastion.host.releasever import parse_releasever
+from bastion.host.selinux import FACT_COMMAND as SELINUX_FACT_COMMAND
+from bastion.host.selinux import parse_selinux
 from bastion.host.systemd import FACT_COMMAND as SYSTEMD_FACT_COMMAND
 from bastion.host.systemd import ON as TIMER_ON
 from bastion.host.systemd import parse_systemd
@@ -167,8 +172,9 @@ class Programs(Fact):
 class Accounts(Fact):
     name = "accounts"
     command = (
-        'echo "$PASSWD"; echo @@group; getent group "$TUNNEL"; echo @@login.defs;'
-        " grep -E '^UID_MIN' /etc/login.defs"
+        'echo "$PASSWD"; echo @@group; [ -n "$USERS" ] && getent group $USERS; echo @@login.defs;'
+        " grep -E '^UID_MIN' /etc/login.defs; echo @@expires;"
+        ' for u in $USERS; do getent shadow "$u" | cut -d: -f1,8; done'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
@@ -185,6 +191,8 @@ class Accounts(Fact):
                 facts.groups[parts[0]] = int(parts[2])
             elif kind == "login.defs" and line.startswith("UID_MIN"):
                 facts.uid_min = int(line.split()[1])
+            elif kind == "expires" and len(parts) == 2 and parts[1].strip().isdigit():
+                facts.expired[parts[0]] = int(parts[1]) <= 1
 
 
 class TunnelFiles(Fact):
@@ -192,9 +200,10 @@ class TunnelFiles(Fact):
 
     name = "files"
     command = (
-        '[ -n "$HOME_DIR" ] && { stat -c "%U|%G|%a|%F|%n" "$HOME_DIR" "$HOME_DIR/.ssh";'
+        "for HOME_DIR in $HOMES; do"
+        ' [ -n "$HOME_DIR" ] && { stat -c "%U|%G|%a|%F|%n" "$HOME_DIR" "$HOME_DIR/.ssh";'
         ' [ ! -L "$HOME_DIR" ] && [ ! -L "$HOME_DIR/.ssh" ] && stat -c "%U|%G|%a|%F|%n"'
-        f' "$HOME_DIR/.ssh/authorized_keys" "$HOME_DIR/.ssh/{VERIFY_KEYS_NAME}"; }}'
+        f' "$HOME_DIR/.ssh/authorized_keys" "$HOME_DIR/.ssh/{VERIFY_KEYS_NAME}"; }}; done'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
@@ -206,26 +215,49 @@ class TunnelFiles(Fact):
 
 
 class AuthorizedKeysContent(Fact):
-    """Read as root, so never through a link (the account may have pointed it anywhere)."""
+    """Read as root, so never through a link (the account may have pointed it anywhere);
+    each tunnel user's (configured or former) after a `@@user NAME` line."""
 
     name = "authorized_keys"
     command = (
-        '[ -n "$HOME_DIR" ] && [ ! -L "$HOME_DIR" ] && [ ! -L "$HOME_DIR/.ssh" ] && '
+        "for P in $PAIRS; do HOME_DIR=${P#*:}; echo \"@@user ${P%%:*}\";"
+        ' [ -n "$HOME_DIR" ] && [ ! -L "$HOME_DIR" ] && [ ! -L "$HOME_DIR/.ssh" ] && '
         '[ ! -L "$HOME_DIR/.ssh/authorized_keys" ] && [ -f "$HOME_DIR/.ssh/authorized_keys" ] && '
-        '{ echo present; base64 -w0 < "$HOME_DIR/.ssh/authorized_keys"; echo; }'
+        '{ echo present; base64 -w0 < "$HOME_DIR/.ssh/authorized_keys"; echo; }; done'
     )
 
     def parse(self, text: str, facts: HostFacts) -> None:
-        lines = text.splitlines()
+        for user, lines in by_user(text).items():
+            content = self._content(lines)
+            if user:
+                facts.authorized_keys_of[user] = content
+            else:  # recorded before a host had several tunnel users: the only one's
+                facts.authorized_keys = content
+                if content is not None:
+                    facts.authorized_keys_sha256 = hashlib.sha256(content.encode()).hexdigest()
+
+    @staticmethod
+    def _content(lines: list[str]) -> str | None:
         if not lines or lines[0] != "present":
-            facts.authorized_keys = None
-            return
+            return None
         try:
             raw = base64.b64decode("".join(lines[1:]), validate=True)
         except binascii.Error:
-            raise HostError("the tunnel user's authorized_keys could not be read back") from None
-        facts.authorized_keys = raw.decode("utf-8", "replace")
-        facts.authorized_keys_sha256 = hashlib.sha256(raw).hexdigest()
+            raise HostError("a tunnel user's authorized_keys could not be read back") from None
+        return raw.decode("utf-8", "replace")
+
+
+def by_user(text: str) -> dict[str, list[str]]:
+    """A fact's lines by the `@@user NAME` line before them ("" for lines before any)."""
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("@@user "):
+            current = line[len("@@user ") :].strip()
+            sections[current] = []
+        else:
+            sections.setdefault(current, []).append(line)
+    return sections
 
 
 class SshdConfigFile(Fact):
@@ -279,11 +311,19 @@ class EffectiveSettings(Fact):
 class EffectiveTunnelSettings(Fact):
     name = "sshd_t_tunnel"
     slow = True
-    command = '"$SSHD" -T -C "user=$TUNNEL,host=$ADDR,addr=$ADDR" 2>&1'
+    command = (
+        'for P in $TUNNEL; do U=${P%%=*} A=${P#*=}; echo "@@user $U";'
+        ' "$SSHD" -T -C "user=$U,host=$A,addr=$A" 2>&1; done'
+    )
 
     def parse(self, text: str, facts: HostFacts) -> None:
-        facts.sshd_tunnel, errors = parse_sshd_t(text)
-        facts.sshd_errors.extend(errors)
+        for user, lines in by_user(text).items():
+            values, errors = parse_sshd_t("\n".join(lines))
+            if user:
+                facts.sshd_tunnel_of[user] = values
+            elif values or errors:  # recorded before a host had several tunnel users
+                facts.sshd_tunnel = values
+            facts.sshd_errors.extend(errors)
 
 
 class HostKeys(Fact):
@@ -402,6 +442,31 @@ class JournaldSettings(Fact):
         facts.journald = parse_journald(text)
 
 
+
+class PackageRelease(Fact):
+    """dnf's `$releasever`: /etc/dnf/vars/releasever where it is set, else the installed
+    system-release package's version, to which Amazon Linux 2023 locks its repositories
+    (bastion.host.releasever)."""
+
+    name = "releasever"
+    command = RELEASEVER_FACT_COMMAND
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        facts.dnf_release = parse_releasever(text)
+
+
+class SeLinuxPorts(Fact):
+    """SELinux's mode (`getenforce`) and the ports labelled ssh_port_t (`semanage port -l`,
+    a Python program that takes a second or two: run beside the others)."""
+
+    name = "selinux"
+    slow = True
+    command = SELINUX_FACT_COMMAND
+
+    def parse(self, text: str, facts: HostFacts) -> None:
+        facts.selinux = parse_selinux(text)
+
+
 class CloudInit(Fact):
     name = "cloud_init"
     command = (
@@ -432,7 +497,7 @@ FACTS: tuple[Fact, ...] = (
     SystemdUnits(), Programs(), Accounts(),
     TunnelFiles(), AuthorizedKeysContent(), SshdConfigFile(), EffectiveSettings(),
     EffectiveTunnelSettings(), HostKeys(), Moduli(), AutomaticUpdates(), InstanceConnect(),
-    JournaldSettings(), CloudInit(), ManagementMarker(),
+    JournaldSettings(), PackageRelease(), SeLinuxPorts(), CloudInit(), ManagementMarker(),
 )  # fmt: skip
 
 
@@ -447,16 +512,25 @@ def _key_values(text: str) -> list[tuple[str, str]]:
 
 _PREAMBLE = """\
 set +e
-SSHC=$1 TUNNEL=$2 ADMIN=$3 ADDR=$4 WAIT=$5
+SSHC=$1 TUNNEL=$2 ADMIN=$3 ADDR=$4 WAIT=$5 STATE=@STATE_DIR@
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LC_ALL=C
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 if [ "$WAIT" = 1 ] && [ -x /usr/bin/cloud-init ] && [ ! -e /var/lib/cloud/instance/boot-finished ]
 then timeout 900 cloud-init status --wait >/dev/null 2>&1
 fi
-PASSWD=$(getent passwd "$TUNNEL" "$ADMIN")
-HOME_DIR=$(printf '%s\n' "$PASSWD" | while IFS=: read -r n _ _ _ _ h _; do [ "$n" = "$TUNNEL" ] && echo "$h"; done)
-"""
+set -f
+# TUNNEL: "user=address ..." (validated names and addresses): each tunnel user, with an
+# address of its sources for `sshd -T -C`. Former tunnel users are read too: accounts
+# bastion made (its mark in the comment field) and those it recorded as tunnel users.
+USERS=$( { for P in $TUNNEL; do echo "${P%%=*}"; done;
+  awk -F: '$5 ~ /dbt-bastion/ {print $1}' /etc/passwd; cat "$STATE/tunnel_users" 2>/dev/null; } |
+  grep -E '^[a-z_][a-z0-9_-]{0,31}$' | grep -vxF -- "$ADMIN" | awk '!seen[$0]++')
+USERS=$(echo $USERS)
+PASSWD=$(getent passwd $USERS "$ADMIN")
+PAIRS=$(printf '%s\n' "$PASSWD" | while IFS=: read -r n _ _ _ _ h _; do [ "$n" != "$ADMIN" ] && case "$h" in *[!A-Za-z0-9/._-]*|'') ;; *) echo "$n:$h";; esac; done)
+HOMES=$(for P in $PAIRS; do echo "${P#*:}"; done)
+""".replace("@STATE_DIR@", STATE_DIR)
 
 
 def facts_script() -> str:

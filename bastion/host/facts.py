@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.host.journald import Journald
+from bastion.host.releasever import DnfRelease
+from bastion.host.selinux import SeLinux
 from bastion.host.systemd import SshdUnit, SshSocket
 
 STATE_DIR = "/var/lib/dbt-bastion"
@@ -94,14 +96,17 @@ class HostFacts:
     groups: dict[str, int] = field(default_factory=dict)
     uid_min: int = 1000
     files: dict[str, FileStat] = field(default_factory=dict)
-    authorized_keys: str | None = None
+    authorized_keys: str | None = None  # a recording's, made before several tunnel users
     authorized_keys_sha256: str = ""
+    authorized_keys_of: dict[str, str | None] = field(default_factory=dict)  # per tunnel user
+    expired: dict[str, bool] = field(default_factory=dict)  # account expired (locked by bastion)
     sshd_config_sha256: str = ""
     sshd_config_header: str = ""
     includes: list[str] = field(default_factory=list)
     dropins: list[str] = field(default_factory=list)
     sshd: dict[str, list[str]] = field(default_factory=dict)
-    sshd_tunnel: dict[str, list[str]] = field(default_factory=dict)
+    sshd_tunnel: dict[str, list[str]] = field(default_factory=dict)  # a recording's (see above)
+    sshd_tunnel_of: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     sshd_errors: list[str] = field(default_factory=list)
     host_keys: list[HostKeyFact] = field(default_factory=list)
     moduli_total: int = 0
@@ -109,6 +114,8 @@ class HostFacts:
     auto_updates: AutoUpdates = AutoUpdates("unknown", False, False)
     instance_connect: list[str] = field(default_factory=list)
     journald: Journald = field(default_factory=Journald)  # what keeps sshd's log, how long
+    dnf_release: DnfRelease = field(default_factory=DnfRelease)  # dnf's $releasever: the image's, or latest
+    selinux: SeLinux = field(default_factory=SeLinux)  # its mode, and the ports sshd may bind
     cloud_init: str = "absent"  # absent | running | done
     marker: dict[str, Any] | None = None
     pending_rollback: str = ""
@@ -123,6 +130,20 @@ class HostFacts:
     def home_of(self, name: str) -> str | None:
         entry = self.users.get(name)
         return entry.home if entry else None
+
+    def keys_text(self, user: str) -> str | None:
+        """The tunnel user's authorized_keys as read (None: no such file)."""
+        if user in self.authorized_keys_of:
+            return self.authorized_keys_of[user]
+        return self.authorized_keys
+
+    def tunnel_sshd(self, user: str) -> dict[str, list[str]]:
+        """`sshd -T -C user=…` for the tunnel user, from one of its sources."""
+        return self.sshd_tunnel_of.get(user, self.sshd_tunnel)
+
+    def former_tunnel_users(self, current: set[str]) -> list[str]:
+        """Tunnel users bastion managed that the config no longer names."""
+        return [u for u in self.authorized_keys_of if u not in current and u in self.users]
 
     def host_key(self, key_type: str) -> HostKeyFact | None:
         return next((k for k in self.host_keys if k.key_type == key_type), None)

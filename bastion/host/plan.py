@@ -25,13 +25,17 @@ from bastion.host.desired import (
     desired_host,
     key_line,
 )
-from bastion.host.facts import HostFacts
+from bastion.host.facts import MARKER, STATE_DIR, HostFacts
 from bastion.host.journald import retention_change
+from bastion.host.releasever import RELEASEVER_FILE, tracking_change
+from bastion.host.selinux import port_label_change
 from bastion.host.sshd_units import UnitChange, command_line_change, pickup, socket_change
 from bastion.host.tunnel_home import kept_line, numbered_keys, refuse_links
 
-USER_COMMENT = "dbt Cloud SSH tunnel (dbt-bastion)"
+USER_COMMENT = "{} SSH tunnel (dbt-bastion)"  # the vendor's name first
 MANAGED_BY = "dbt-bastion"
+TUNNEL_USERS = f"{STATE_DIR}/tunnel_users"  # read by the facts script: former tunnel users
+REMOVED_HEADER = "# Managed by dbt-bastion: this tunnel was removed from the config.\n"
 
 
 @dataclass
@@ -96,8 +100,10 @@ def build_plan(
     host = HostPlan(desired=desired)
     _accounts(settings, facts, host)
     _authorized_keys(settings, facts, warehouse, desired, host, prune=prune, drop=drop)
+    _removed_tunnels(settings, facts, host)
     _host_keys(facts, desired, host)
     _moduli(facts, desired, host)
+    _release_tracking(facts, host)
     _auto_updates(facts, host)
     _instance_connect(facts, host)
     _log_retention(facts, host)
@@ -107,6 +113,7 @@ def build_plan(
     ):
         if change is not None:
             host.add_unit_change(change)
+    _selinux_ports(facts, host, listen_ports or (settings.bastion.ssh_port,))
     _sshd_config(settings, facts, desired, host)
     if host.needs_reload:
         host.pickup, words = pickup(
@@ -118,17 +125,22 @@ def build_plan(
 
 
 def _refuse_system_account(settings: Settings, facts: HostFacts) -> None:
-    entry = facts.user(settings.tunnel.user)
-    if entry is not None and entry.uid < facts.uid_min and MANAGED_BY not in entry.gecos:
-        raise ConfigError(
-            f"tunnel.user {settings.tunnel.user} is an existing system account on this host "
-            f"(uid {entry.uid}); bastion will not turn it into a tunnel user",
-            hint="choose another tunnel.user, such as dbtcloud",
-        )
+    for tunnel in settings.tunnels.values():
+        entry = facts.user(tunnel.user)
+        if entry is not None and entry.uid < facts.uid_min and MANAGED_BY not in entry.gecos:
+            raise ConfigError(
+                f"{tunnel.where}: {tunnel.user} is an existing system account on this host "
+                f"(uid {entry.uid}); bastion will not turn it into a tunnel user",
+                hint="choose another tunnel user, such as dbtcloud",
+            )
 
 
 def _accounts(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
-    name = settings.tunnel.user
+    for tunnel in settings.tunnels.values():
+        _account(tunnel.user, USER_COMMENT.format(tunnel.label), facts, host)
+
+
+def _account(name: str, comment: str, facts: HostFacts, host: HostPlan) -> None:
     user, q = facts.user(name), shlex.quote(name)
     if name not in facts.groups:
         host.add("tunnel_group", "create", f"group {name}", f"mkgroup {q}")
@@ -136,7 +148,7 @@ def _accounts(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
         host.add(
             "tunnel_user", "create",
             f"user {name} (home /home/{name}, shell {facts.nologin}: no login)",
-            f"mkuser {q} {shlex.quote(facts.nologin)} {shlex.quote(USER_COMMENT)}",
+            f"mkuser {q} {shlex.quote(facts.nologin)} {shlex.quote(comment)}",
         )  # fmt: skip
     else:
         fixes, details = [], []
@@ -149,6 +161,10 @@ def _accounts(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
         if fixes:
             host.add("tunnel_user", "update", f"user {name}: {', '.join(details)}",
                      f"moduser {q} {' '.join(fixes)}")  # fmt: skip
+        if facts.expired.get(name):
+            host.add("tunnel_user", "update",
+                     f"user {name}: unlocked (its tunnel is back in the config)",
+                     f"unexpire_user {q}")  # fmt: skip
     home = facts.home_of(name) or f"/home/{name}"
     ssh_dir, qd = f"{home}/.ssh", shlex.quote(f"{home}/.ssh")
     stat = facts.files.get(ssh_dir)
@@ -171,6 +187,21 @@ def _describe(key: Any) -> str:
     return f"{key.fingerprint} ({key.comment})" if key.comment else key.fingerprint
 
 
+def _kept_before(marker: dict[str, Any], user: str) -> tuple[bool, set[str]]:
+    """Whether bastion managed this user's file before, and the keys it kept on adoption.
+    The first tunnel user is recorded at the top (as before several tunnels), the others
+    under `tunnels`."""
+    if marker.get("managed_by") != MANAGED_BY:
+        return False, set()
+    if marker.get("tunnel_user") == user:
+        return True, set(marker.get("kept", []))
+    others = marker.get("tunnels")
+    entry = others.get(user) if isinstance(others, dict) else None
+    if isinstance(entry, dict):
+        return True, set(entry.get("kept", []))
+    return False, set()
+
+
 def _authorized_keys(
     settings: Settings,
     facts: HostFacts,
@@ -181,19 +212,70 @@ def _authorized_keys(
     prune: bool,
     drop: Collection[str],
 ) -> None:
+    """Each tunnel user's file: exactly its configured keys (plus those kept on adoption),
+    and one state file saying which users and kept keys bastion manages."""
+    marker = facts.marker or {}
+    kept_by_user: dict[str, list[str]] = {}
+    changes: list[tuple[Action, str, str]] = []
+    for user, tunnel in desired.tunnels.items():
+        change, kept = _user_keys(
+            user, tunnel.keys, facts, warehouse, host, marker, prune=prune, drop=drop
+        )
+        kept_by_user[user] = kept
+        if change is not None:
+            changes.append(change)
+    first = settings.first_tunnel.user
+    new_marker: dict[str, Any] = {
+        "managed_by": MANAGED_BY,
+        "name": settings.name,
+        "tunnel_user": first,
+        "kept": kept_by_user[first],
+    }
+    if len(desired.tunnels) > 1:
+        new_marker["tunnels"] = {
+            user: {"kept": kept} for user, kept in kept_by_user.items() if user != first
+        }
+    marker_lines: list[str] = []
+    if new_marker != facts.marker:
+        marker_lines = [
+            put_file(MARKER, json.dumps(new_marker, indent=1) + "\n", "644", "root", "root"),
+            put_file(TUNNEL_USERS, "".join(f"{u}\n" for u in desired.tunnels), "644", "root",
+                     "root"),
+        ]  # fmt: skip
+    if not changes and marker_lines:
+        home = facts.home_of(first) or f"/home/{first}"
+        changes.append(
+            ("update", f"{home}/.ssh/authorized_keys: record which keys were kept on adoption",
+             "")
+        )  # fmt: skip
+    for index, (action, detail, line) in enumerate(changes):
+        lines = [line] if line else []
+        host.add("authorized_keys", action, detail, *lines, *(marker_lines if index == 0 else ()))
 
-    name = settings.tunnel.user
+
+def _user_keys(
+    name: str,
+    keys: list[Any],
+    facts: HostFacts,
+    warehouse: Endpoint,
+    host: HostPlan,
+    marker: dict[str, Any],
+    *,
+    prune: bool,
+    drop: Collection[str],
+) -> tuple[tuple[Action, str, str] | None, list[str]]:
+    """One tunnel user's authorized_keys: the change (action, detail, its line) if any, and
+    the fingerprints kept on adoption."""
     home = facts.home_of(name) or f"/home/{name}"
     path = f"{home}/.ssh/authorized_keys"
-    marker = facts.marker or {}
-    managed = marker.get("managed_by") == MANAGED_BY
-    previously_kept = set(marker.get("kept", []))
-    wanted = {key.fingerprint for key in desired.keys}
-    entries, invalid = numbered_keys(facts.authorized_keys or "")
+    managed, previously_kept = _kept_before(marker, name)
+    current = facts.keys_text(name)
+    wanted = {key.fingerprint for key in keys}
+    entries, invalid = numbered_keys(current or "")
     foreign = [e for e in entries if e.key is not None and e.key.fingerprint not in wanted]
     present = {e.key.fingerprint for e in entries if e.key is not None}
 
-    keep_all = not desired.keys and bool(entries) and not prune
+    keep_all = not keys and bool(entries) and not prune
     kept, removed = [], []
     for entry in foreign:
         fp = entry.key.fingerprint if entry.key else ""
@@ -205,8 +287,8 @@ def _authorized_keys(
     listed = ", ".join(_describe(e.key) for e in kept)
     if keep_all:
         host.plan.notices.append(
-            f"host: no tunnel key is configured; the {len(entries)} key(s) on the host stay: "
-            f"{listed} (pass --prune to remove the last key)"
+            f"host: no key is configured for {name}; the {len(entries)} key(s) on the host "
+            f"stay: {listed} (pass --prune to remove the last key)"
         )
     elif kept and not managed:
         host.plan.notices.append(
@@ -219,21 +301,16 @@ def _authorized_keys(
             f"host: {path}: {numbers} not a public key bastion accepts (unreadable, weak or "
             "of an unknown type): dropped, never copied"
         )
-    lines = [key_line(key, warehouse) for key in desired.keys] + [kept_line(e) for e in kept]
+    lines = [key_line(key, warehouse) for key in keys] + [kept_line(e) for e in kept]
     content = "\n".join([KEYS_HEADER, *lines]) + "\n"
-    new_marker = {
-        "managed_by": MANAGED_BY,
-        "name": settings.name,
-        "tunnel_user": name,
-        "kept": sorted(e.key.fingerprint for e in kept if e.key is not None),
-    }
+    kept_fingerprints = sorted(e.key.fingerprint for e in kept if e.key is not None)
     stat = facts.files.get(path)
     wrong_mode = stat is not None and (
         stat.mode != 0o600 or stat.owner != name or stat.group != name
     )
-    if content == facts.authorized_keys and not wrong_mode and new_marker == facts.marker:
-        return
-    details = [f"+ {_describe(k)}" for k in desired.keys if k.fingerprint not in present]
+    if content == current and not wrong_mode:
+        return None, kept_fingerprints
+    details = [f"+ {_describe(k)}" for k in keys if k.fingerprint not in present]
     details += [
         f"- {_describe(e.key)}" + (" (added by hand)" if managed else "")
         for e in removed
@@ -242,19 +319,43 @@ def _authorized_keys(
     details += [f"- line {n}: not a public key" for n in invalid]
     if wrong_mode and stat is not None:
         details.append(f"mode {stat.mode:o} owner {stat.owner} -> 600 {name}")
-    if not details and facts.authorized_keys is None:
-        details.append("no key yet (dbt Cloud shows its key once a connection is saved)")
-    if not details and content != facts.authorized_keys:
+    if not details and current is None:
+        details.append("no key yet (the tool shows its key once a connection is saved)")
+    if not details and content != current:
         details.append("restore the restrict,port-forwarding,permitopen options and layout")
-    if not details:
-        details.append("record which keys were kept on adoption")
-    action: Action = "create" if facts.authorized_keys is None else "update"
-    host.add(
-        "authorized_keys", action, f"{path}: {'; '.join(details)}",
-        put_file(path, content, "600", name, name),
-        put_file("/var/lib/dbt-bastion/state.json", json.dumps(new_marker, indent=1) + "\n",
-                 "644", "root", "root"),
-    )  # fmt: skip
+    action: Action = "create" if current is None else "update"
+    line = put_file(path, content, "600", name, name)
+    return (action, f"{path}: {'; '.join(details)}", line), kept_fingerprints
+
+
+def _removed_tunnels(settings: Settings, facts: HostFacts, host: HostPlan) -> None:
+    """A tunnel taken out of the config loses its access: its keys file is emptied and its
+    account expired (PAM then refuses it); its Match block and AllowUsers entries go with
+    the rendered sshd_config. Its home and files stay."""
+    for name in facts.former_tunnel_users(set(settings.tunnels)):
+        if name == settings.bastion.admin_user:
+            continue
+        entry = facts.user(name)
+        if entry is None or (entry.uid < facts.uid_min and MANAGED_BY not in entry.gecos):
+            continue
+        q = shlex.quote(name)
+        home = facts.home_of(name) or f"/home/{name}"
+        path = f"{home}/.ssh/authorized_keys"
+        lines, done = [], []
+        current = facts.keys_text(name)
+        entries, invalid = numbered_keys(current or "")
+        if entries or invalid:
+            lines.append(put_file(path, REMOVED_HEADER, "600", name, name))
+            done.append(f"{path} emptied ({len(entries) + len(invalid)} key(s))")
+        if not facts.expired.get(name):
+            lines.append(f"expire_user {q}")
+            done.append("account locked (expired)")
+        if lines:
+            host.add(
+                "tunnel_user", "delete",
+                f"{name}: no longer in the config: {', '.join(done)}; home {home} kept",
+                *lines,
+            )  # fmt: skip
 
 
 def _host_keys(facts: HostFacts, desired: DesiredHost, host: HostPlan) -> None:
@@ -302,6 +403,24 @@ _APT_PERIODIC_ON = (
     " /etc/apt/apt.conf.d/20auto-upgrades was written: a later file in /etc/apt/apt.conf.d"
     " turns it off'"
 )
+
+
+def _release_tracking(facts: HostFacts, host: HostPlan) -> None:
+    """Amazon Linux 2023 tracks the latest release, or its updates install nothing new
+    (bastion.host.releasever); written atomically, restored if the run fails."""
+    change = tracking_change(
+        facts.dnf_release, put_file(RELEASEVER_FILE, "latest\n", "644", "root", "root")
+    )
+    if change is not None:
+        host.add("dnf_releasever", change.action, change.detail, *change.lines)
+
+
+def _selinux_ports(facts: HostFacts, host: HostPlan, ports: tuple[int, ...]) -> None:
+    """Where SELinux enforces, sshd binds only ssh_port_t ports: the others are labelled
+    before sshd picks the change up (refused here, before anything changes, if they cannot be)."""
+    change = port_label_change(facts.selinux, ports, "bastion.ssh_port")
+    if change is not None:
+        host.add("selinux_port", "create", change.detail, *change.lines)
 
 
 def _auto_updates(facts: HostFacts, host: HostPlan) -> None:
@@ -382,12 +501,15 @@ def effective_drift(facts: HostFacts, desired: DesiredHost) -> list[str]:
         have = " ".join(facts.sshd.get(keyword, ["(unset)"]))
         if have != value:
             drift.append(f"{keyword} {_short(have)} -> {_short(value)}")
-    for keyword, value in desired.effective_tunnel.items():
-        if desired.effective.get(keyword) == value:
-            continue
-        have = " ".join(facts.sshd_tunnel.get(keyword, ["(unset)"]))
-        if have != value:
-            drift.append(f"tunnel user {keyword} {_short(have)} -> {_short(value)}")
+    for user, tunnel in desired.tunnels.items():
+        effective = facts.tunnel_sshd(user)
+        for keyword, value in tunnel.effective.items():
+            if desired.effective.get(keyword) == value:
+                continue
+            have = " ".join(effective.get(keyword, ["(unset)"]))
+            if have != value:
+                label = "tunnel user" if len(desired.tunnels) == 1 else f"user {user}"
+                drift.append(f"{label} {keyword} {_short(have)} -> {_short(value)}")
     return drift
 
 

@@ -64,13 +64,17 @@ def after_sshd_config(facts: HostFacts, desired: DesiredHost) -> HostFacts:
     """The facts as the host will report them once `desired`'s sshd_config is live: how a
     plan shows phase two of a port change before phase one has run."""
     effective = {key: value.split() for key, value in desired.effective.items()}
-    tunnel = {key: value.split() for key, value in desired.effective_tunnel.items()}
+    tunnels = {
+        user: {**facts.tunnel_sshd(user), **effective}
+        | {key: value.split() for key, value in tunnel.effective.items()}
+        for user, tunnel in desired.tunnels.items()
+    }
     ports = tuple(sorted({int(p) for p in effective.get("port", [])}))
     return replace(
         facts,
         ssh_socket=replace(facts.ssh_socket, ports=ports or facts.ssh_socket.ports),
         sshd={**facts.sshd, **effective},
-        sshd_tunnel={**facts.sshd_tunnel, **effective, **tunnel},
+        sshd_tunnel_of={**facts.sshd_tunnel_of, **tunnels},
         sshd_config_sha256=desired.sshd_config_sha256,
         sshd_config_header=desired.sshd_config.partition("\n")[0],
     )

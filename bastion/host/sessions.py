@@ -35,7 +35,6 @@ from bastion.host.sshd_log import (
     event_of,
     read_entries,
 )
-from bastion.vendors.dbt_cloud import cidrs_for
 
 VERIFY_KEY_COMMENT = "bastion verify (temporary key)"
 KEY_NOT_ALLOWED = "key not allowed"
@@ -57,8 +56,7 @@ class Sources:
 
     @classmethod
     def of(cls, settings: Settings) -> Sources:
-        named = list(cidrs_for(list(settings.dbt_cloud.regions)))
-        named += [(cidr, "extra_cidrs") for cidr in settings.dbt_cloud.extra_cidrs]
+        named = [source for tunnel in settings.tunnels.values() for source in tunnel.sources()]
         named += [(cidr, "admin_cidrs") for cidr in settings.bastion.admin_cidrs]
         return cls(tuple((ipaddress.ip_network(c, strict=False), name) for c, name in named))
 
@@ -236,7 +234,8 @@ def key_comments(log: SshdLog, settings: Settings | None = None) -> dict[str, st
     """Fingerprint -> comment, from the host's authorized_keys, else the config's keys."""
     comments: dict[str, str] = {}
     if settings is not None:
-        comments.update({k.fingerprint: k.comment for k in settings.tunnel_keys()})
+        for tunnel in settings.tunnels.values():
+            comments.update({k.fingerprint: k.comment for k in tunnel.configured_keys()})
     for text in log.authorized_keys.values():
         for entry in parse_authorized_keys(text or ""):
             if entry.key is not None and entry.key.comment:

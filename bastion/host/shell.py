@@ -113,6 +113,10 @@ moduser() {{
   usermod "$@" "$name" || fail "usermod $name failed"
   journal "usermod -g $(q "${{old%%:*}}") -s $(q "${{old#*:}}") $(q "$name")"
 }}
+expire_user() {{  # PAM refuses an expired account, whatever key it offers
+  usermod -e 1 "$1" || fail "usermod -e 1 $1 failed"; journal "usermod -e '' $(q "$1")"
+}}
+unexpire_user() {{ usermod -e '' "$1" || fail "usermod -e '' $1 failed"; journal "usermod -e 1 $(q "$1")"; }}
 makekey() {{
   journal "rm -f $(q "$3.bastion-new") $(q "$3.bastion-new.pub")"
   rm -f "$3.bastion-new" "$3.bastion-new.pub"
@@ -134,6 +138,12 @@ filter_moduli() {{
   awk -v min="$1" '$1 !~ /^[0-9]+$/ || NF != 7 || $5 >= min' /etc/ssh/moduli > /etc/ssh/moduli.bastion-tmp \\
     && chmod 644 /etc/ssh/moduli.bastion-tmp && mv -f /etc/ssh/moduli.bastion-tmp /etc/ssh/moduli \\
     || {{ rm -f /etc/ssh/moduli.bastion-tmp; fail "cannot filter /etc/ssh/moduli (is the disk full?)"; }}
+}}
+label_ssh_port() {{  # SELinux: sshd may bind tcp port $1 (-m where the policy gives it another type)
+  out=$(semanage port -a -t ssh_port_t -p tcp "$1" 2>&1) \\
+    || out=$(semanage port -m -t ssh_port_t -p tcp "$1" 2>&1) \\
+    || fail "semanage could not label tcp port $1 ssh_port_t: $(said "$out")"
+  journal "semanage port -d -p tcp $1 >/dev/null 2>&1"  # the local label goes, the policy's stays
 }}
 put_unit() {{  # a unit drop-in of the tool's own; the rollback timer restores what it replaced
   ensure_dir "${{1%/*}}" 755 root

@@ -16,9 +16,9 @@ from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError
 from bastion.host import apply
 from bastion.host.connection import HostConnection
-from bastion.host.desired import tunnel_sources
+from bastion.host.desired import tunnel_addresses
 from bastion.host.fact_sections import gather
-from bastion.host.facts import HostFacts, match_address
+from bastion.host.facts import HostFacts
 from bastion.host.plan import build_plan, inside_cidrs
 from bastion.host.ports import after_sshd_config, listen_ports, port_move
 from bastion.prefetch import warm
@@ -30,14 +30,14 @@ def read_facts(
     settings: Settings, conn: HostConnection, *, wait_cloud_init: bool = False
 ) -> HostFacts:
 
-    addr = match_address(tunnel_sources(settings))
+    addresses = tunnel_addresses(settings)
     # jinja2 and the compiled sshd_config template load while the host runs the facts script
     warm(_prepare_templates)
     return gather(
         conn,
-        settings.tunnel.user,
+        " ".join(f"{user}={address}" for user, address in addresses.items()),
         settings.bastion.admin_user,
-        addr,
+        addresses[settings.first_tunnel.user],
         wait_cloud_init=wait_cloud_init,
     )
 
@@ -159,7 +159,7 @@ def _apply_once(
     seconds = rollback_seconds or apply.ROLLBACK_SECONDS
     token = apply.new_token()
     script = apply.apply_script(
-        settings, facts, host, match_address(tunnel_sources(settings)),
+        settings, facts, host, tunnel_addresses(settings)[settings.first_tunnel.user],
         rollback_seconds=seconds, token=token,
     )  # fmt: skip
     with progress.status(f"applying {len(host.plan.changes)} change(s) on {conn.address}"):
@@ -171,14 +171,15 @@ def _apply_once(
     return host.plan, facts
 
 
-def effective_summary(facts: HostFacts) -> dict[str, str]:
-    """The tunnel user's effective settings that matter to dbt Cloud and to an auditor."""
+def effective_summary(facts: HostFacts, user: str) -> dict[str, str]:
+    """A tunnel user's effective settings that matter to its tool and to an auditor."""
     keys = (
         "clientaliveinterval", "clientalivecountmax", "allowtcpforwarding", "permitopen",
         "permitlisten", "permittty", "forcecommand", "allowagentforwarding", "x11forwarding",
         "authorizedkeysfile", "passwordauthentication", "permitrootlogin",
     )  # fmt: skip
-    return {k: " ".join(facts.sshd_tunnel.get(k, [])) for k in keys}
+    effective = facts.tunnel_sshd(user)
+    return {k: " ".join(effective.get(k, [])) for k in keys}
 
 
 def status_host(settings: Settings, conn: HostConnection, warehouse: Endpoint) -> dict[str, Any]:
@@ -186,16 +187,17 @@ def status_host(settings: Settings, conn: HostConnection, warehouse: Endpoint) -
 
     facts = read_facts(settings, conn)
     host = build_plan(settings, facts, warehouse)
-    configured = {k.fingerprint for k in settings.tunnel_keys()}
     keys = [
         {
+            "tunnel": tunnel.user,
             "fingerprint": e.key.fingerprint,
             "type": e.key.key_type,
             "comment": e.key.comment,
-            "configured": e.key.fingerprint in configured,
+            "configured": e.key.fingerprint in {k.fingerprint for k in tunnel.configured_keys()},
             "restricted": "permitopen=" in e.options,
         }
-        for e in parse_authorized_keys(facts.authorized_keys or "")
+        for tunnel in settings.tunnels.values()
+        for e in parse_authorized_keys(facts.keys_text(tunnel.user) or "")
         if e.key is not None
     ]
     return {
@@ -206,7 +208,8 @@ def status_host(settings: Settings, conn: HostConnection, warehouse: Endpoint) -
         "service": facts.service,
         "managed": bool(facts.marker),
         "ssh_crypto": settings.bastion.ssh_crypto,
-        "sshd": effective_summary(facts),
+        "sshd": effective_summary(facts, settings.first_tunnel.user),
+        "sshd_by_tunnel": {user: effective_summary(facts, user) for user in settings.tunnels},
         "allow_users": facts.sshd.get("allowusers", []),
         "keys": keys,
         "pending_changes": [c.to_dict() for c in host.plan.changes],

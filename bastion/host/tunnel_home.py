@@ -16,7 +16,11 @@ from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
 def refuse_links(settings: Settings, facts: HostFacts) -> None:
     """A link in the tunnel user's home could point anywhere (/etc/shadow, root's ~/.ssh):
     bastion neither reads nor writes through one, and says so before anything is changed."""
-    name = settings.tunnel.user
+    for tunnel in settings.tunnels.values():
+        _refuse_links_of(tunnel.user, facts)
+
+
+def _refuse_links_of(name: str, facts: HostFacts) -> None:
     home = facts.home_of(name)
     if home is None:
         return

@@ -125,7 +125,7 @@ def connection_info(settings: Settings, tunnel_host: str, warehouse: Endpoint) -
         password_env=w.password_env,
         tunnel_host=tunnel_host,
         tunnel_port=settings.bastion.ssh_port,
-        tunnel_user=settings.tunnel.user,
+        tunnel_user=settings.first_tunnel.user,
         region=settings.aws.region,
         cluster_id=w.redshift_cluster,
         workgroup=w.workgroup,

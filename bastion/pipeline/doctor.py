@@ -126,7 +126,7 @@ def login_findings(settings: Settings, conn: HostConnection) -> list[Finding]:
         return [Finding("warn", "logins", f"cannot read sshd's log: {exc.message}", exc.hint,
                         link="host.last_login")]  # fmt: skip
     found = []
-    for user, session in last_login_per_user(report, [settings.tunnel.user]).items():
+    for user, session in last_login_per_user(report, list(settings.tunnels)).items():
         if session is not None:
             what = f"{user} last connected {describe_login(session)}"
             found.append(Finding("ok", "logins", what, link="host.last_login"))

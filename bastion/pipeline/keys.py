@@ -25,7 +25,7 @@ def host_keys(
     last `since_seconds`, or all of it): one admin connection, one remote command."""
     with admin(locate(settings, host=host), accept_new=accept_new) as conn:
         log, logins = read_logins(settings, conn, since_seconds=since_seconds)
-    entries = parse_authorized_keys(log.authorized_keys.get(settings.tunnel.user) or "")
+    entries = parse_authorized_keys(log.authorized_keys.get(settings.first_tunnel.user) or "")
     return [e.key for e in entries if e.key is not None], logins
 
 
@@ -34,7 +34,7 @@ def list_keys(
 ) -> list[dict[str, Any]]:
     """Each key once: fingerprint, type, bits, comment, where it is (config, host, both),
     and its last login in sshd's log (`last_login`: None when it has none, or offline)."""
-    configured = {k.fingerprint: k for k in settings.tunnel_keys()}
+    configured = {k.fingerprint: k for k in settings.first_tunnel.configured_keys()}
     on_host: dict[str, PublicKey] = {}
     last: dict[str, Session] = {}
     if not offline:
@@ -73,7 +73,7 @@ def remove_from_config(
     """The one key FINGERPRINT_OR_COMMENT names (in the config or on the host), and whether
     it was removed from the config. Refused: no match, several, the last key, or (unless
     `force`) a key that logged in within the last 24 hours: dbt Cloud may still use it."""
-    configured = settings.tunnel_keys()
+    configured = settings.first_tunnel.configured_keys()
     hits = {k.fingerprint: k for k in configured if matches(k, needle)}
     host_hits: dict[str, PublicKey] = {}
     recent: dict[str, Session] = {}

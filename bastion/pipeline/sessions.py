@@ -38,7 +38,7 @@ def parse_since(text: str) -> int:
 
 def tunnel_users(settings: Settings, tunnel: str | None) -> list[str]:
     """The tunnel users to report on: all of them, or the one `--tunnel` names."""
-    users = [settings.tunnel.user]
+    users = list(settings.tunnels)
     if tunnel is None:
         return users
     if tunnel not in users:

@@ -47,5 +47,5 @@ def last_logins(settings: Settings, conn: HostConnection) -> dict[str, Any]:
             "time": iso(s.start), "from": s.address, "source": s.source, "key": s.key,
             "key_comment": s.key_comment,
         }
-        for user, s in last_login_per_user(report, [settings.tunnel.user]).items()
+        for user, s in last_login_per_user(report, list(settings.tunnels)).items()
     }  # fmt: skip

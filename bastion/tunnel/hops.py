@@ -117,7 +117,7 @@ def ssh_hop(
     import paramiko
 
     port = settings.bastion.ssh_port
-    user = settings.tunnel.user
+    user = settings.first_tunnel.user
     if via is not None:  # through an Instance Connect Endpoint: its port and its tunnel
         port, dial = via
     else:

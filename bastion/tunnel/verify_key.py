@@ -139,7 +139,7 @@ class AdminVerifyKeyHost:
                 remove_verify_key(self._connection(fresh=True), self._settings, line)
             except Exception as exc:
                 raise HostError(
-                    f"could not remove verify's key from {self._settings.tunnel.user}'s "
+                    f"could not remove verify's key from {self._settings.first_tunnel.user}'s "
                     f"authorized_keys.verify on {self._address}: {exc}",
                     hint="sshd refuses it by itself within minutes (expiry-time); delete the "
                     "line from the file by hand to tidy up",
@@ -187,7 +187,7 @@ def _refused_link(stderr: str, settings: Settings) -> HostError | None:
     path = links[-1][len(_LINK) :]
     return HostError(
         f"{path} is a symbolic link: verify does not read or write through links in the home "
-        f"of {settings.tunnel.user}, where they could point anywhere",
+        f"of {settings.first_tunnel.user}, where they could point anywhere",
         hint=f"remove the link on the host (sudo rm {path}) and run again",
     )
 
@@ -210,13 +210,13 @@ def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> N
         '{ ours | grep -vxF -- "$2"; printf "%s\\n" "$2"; } > "$tmp" && keep "$1"'
         ' && echo written || { rm -f "$tmp"; exit 1; }\n'
     )
-    result = conn.sudo_script(script, settings.tunnel.user, line.strip())
+    result = conn.sudo_script(script, settings.first_tunnel.user, line.strip())
     if "written" not in result.stdout:
         refused = _refused_link(result.stderr or "", settings)
         if refused is not None:
             raise refused
         raise HostError(
-            f"cannot write the verify key for {settings.tunnel.user}: "
+            f"cannot write the verify key for {settings.first_tunnel.user}: "
             f"{(result.stderr or '').strip()[:200]}",
             hint="run `bastion configure` first: it creates the tunnel user",
         )
@@ -234,9 +234,9 @@ def remove_verify_key(conn: HostConnection, settings: Settings, line: str = "") 
         ' if [ -s "$tmp" ]; then keep "$1"; else rm -f "$tmp" "$f"; fi;'
         ' else rm -f "$f"; fi && echo removed\n'
     )
-    result = conn.sudo_script(script, settings.tunnel.user, line.strip())
+    result = conn.sudo_script(script, settings.first_tunnel.user, line.strip())
     if "removed" not in result.stdout:
         refused = _refused_link(result.stderr or "", settings)
         if refused is not None:
             raise refused
-        raise HostError(f"cannot remove the verify key of {settings.tunnel.user}")
+        raise HostError(f"cannot remove the verify key of {settings.first_tunnel.user}")

@@ -27,14 +27,14 @@ def test_add_and_remove_in_public_keys_keep_comments(
     second = parse_public_key(_pub(tmp_path, "second"))
     assert add_keys(settings, [second]) == [second]
     settings = load(settings.source, environ={})
-    assert [k.comment for k in settings.tunnel_keys()] == ["first", "second"]
+    assert [k.comment for k in settings.first_tunnel.configured_keys()] == ["first", "second"]
     assert (
         "# keys rotate" in settings.source.read_text()
         and "# dbt Cloud" in settings.source.read_text()
     )
     assert add_keys(settings, [second]) == [], "adding twice is a no-op"
     assert remove_keys(settings, {second.fingerprint}) == 1
-    assert [k.comment for k in load(settings.source, environ={}).tunnel_keys()] == ["first"]
+    assert [k.comment for k in load(settings.source, environ={}).first_tunnel.configured_keys()] == ["first"]
 
 
 def test_keys_file_is_preferred_when_configured(make_config: MakeConfig, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def tunnel(configured_host: LabHost) -> Iterator[Any]:
     """A session as the tunnel user, with the key the test holds (what dbt Cloud does)."""
     settings = configured_host.settings()
     conn = connect(
-        configured_host.lab.bastion_address, settings.bastion.ssh_port, settings.tunnel.user,
+        configured_host.lab.bastion_address, settings.bastion.ssh_port, settings.first_tunnel.user,
         configured_host.folder / "tunnel-test", HostKeyPins(expected=(), learn=False),
     )  # fmt: skip
     yield conn

@@ -108,7 +108,7 @@ def test_prune_removes_unknown_keys(make_config: MakeConfig, tunnel_key: str) ->
 def _converged(settings: object, facts: HostFacts) -> HostFacts:
     """The facts a host would report right after a successful configure."""
     desired = desired_host(settings, facts, WAREHOUSE)  # type: ignore[arg-type]
-    lines = [key_line(k, WAREHOUSE) for k in desired.keys]
+    lines = [key_line(k, WAREHOUSE) for k in desired.tunnels["dbtcloud"].keys]
     home = "/home/dbtcloud"
     facts = dataclasses.replace(
         facts,
@@ -132,7 +132,7 @@ def _converged(settings: object, facts: HostFacts) -> HostFacts:
         cloud_init="done",
         files={},
         sshd={k: [v] for k, v in desired.effective.items()},
-        sshd_tunnel={k: [v] for k, v in desired.effective_tunnel.items()},
+        sshd_tunnel={k: [v] for k, v in desired.tunnels["dbtcloud"].effective.items()},
     )
     from bastion.host.facts import FileStat
 

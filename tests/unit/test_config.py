@@ -70,8 +70,8 @@ def with_bastion_value(text: str, key: str, value: str) -> str:
 
 def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
     settings = load(write(tmp_path, VALID), environ={})
-    assert settings.tunnel.user == "dbtcloud"
-    assert settings.tunnel.client_alive_count_max == 10
+    assert list(settings.tunnels) == ["dbtcloud"]
+    assert settings.tunnels["dbtcloud"].client_alive_count_max == 10
     assert settings.warehouse.effective_port == 5439
     assert settings.bastion.ssh_crypto == "compatible"
 

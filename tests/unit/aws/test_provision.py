@@ -73,8 +73,8 @@ def test_bastion_group_admits_ssh_only_from_named_sources(
         for p in group["IpPermissions"]
         for r in p["IpRanges"]
     }
-    expected = {(ssh_listener, cidr, "dbt Cloud us") for cidr in DBT_US}
-    expected |= {(ssh_listener, "192.0.2.0/28", "extra_cidrs")}
+    expected = {(ssh_listener, cidr, "dbtcloud: dbt Cloud us") for cidr in DBT_US}
+    expected |= {(ssh_listener, "192.0.2.0/28", "dbtcloud: extra_cidrs")}
     expected |= {(ssh_listener, "198.51.100.7/32", "admin_cidrs")}
     assert ingress == expected
     assert all(not p["UserIdGroupPairs"] for p in group["IpPermissions"])
