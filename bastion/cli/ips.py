@@ -1,4 +1,5 @@
-"""`bastion ips`: the built-in dbt Cloud IP allow lists, with their source."""
+"""`bastion ips`: the built-in source lists of each vendor (dbt Cloud by default), with
+their source and date."""
 
 from __future__ import annotations
 
@@ -12,24 +13,35 @@ from bastion.errors import InputError
 
 
 def command(
+    vendor: Annotated[
+        str,
+        typer.Option(
+            "--vendor", help="dbt_cloud, fivetran, hightouch or stitch (the tunnel's vendor)."
+        ),
+    ] = "dbt_cloud",
     region: Annotated[
         list[str] | None, typer.Option("--region", "-r", help="Only this region (repeatable).")
     ] = None,
     config: ConfigOption = None,
     json_mode: JsonOption = False,
 ) -> None:
-    """Show dbt Cloud's published IP addresses by region, with their source and date.
+    """Show a vendor's published IP addresses by region, with their source and date.
 
-    dbt can change these; your account shows its own under Account settings -> Connection.
-    Addresses not listed here go in dbt_cloud.extra_cidrs.
+    Vendors can change these; dbt Cloud shows each account's own under Account settings ->
+    Connection. A region without addresses has no list bastion can cite: its addresses go in
+    the tunnel's extra_cidrs (dbt_cloud.extra_cidrs in the one-tool form), which is then
+    required.
 
-    Example:  bastion ips --region us --json
+    Example:  bastion ips --vendor fivetran --region gcp-us-east4 --json
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:
-        from bastion.vendors.dbt_cloud import allow_list  # tomllib and its data: not for --help
+        from bastion.vendors.sources import VENDORS, source_list  # tomllib: not for --help
 
-        table = allow_list()
+        if vendor not in VENDORS or vendor == "custom":
+            listed = ", ".join(v for v in VENDORS if v != "custom")
+            raise InputError(f"--vendor: unknown vendor {vendor!r}", hint=f"use one of {listed}")
+        table = source_list(vendor)
         chosen = []
         for name in region or list(table.regions):
             found = table.resolve(name)
@@ -39,6 +51,7 @@ def command(
                     hint=f"use one of {', '.join(table.names())}",
                 )
             chosen.append(found)
+        document["vendor"] = vendor
         document["source"] = table.source
         document["checked"] = table.checked
         document["regions"] = {
@@ -47,13 +60,19 @@ def command(
                 "cloud": r.cloud,
                 "access_url": r.access_url,
                 "cidrs": list(r.cidrs),
+                "source": r.source or table.source,
             }
             for r in chosen
         }
         console.table(
-            f"dbt Cloud IP addresses (source: {table.source}, checked {table.checked})",
+            f"{table.label} IP addresses (source: {table.source}, checked {table.checked})",
             ["region", "aliases", "cloud", "addresses"],
-            [(r.key, ", ".join(r.aliases), r.cloud, " ".join(r.cidrs)) for r in chosen],
+            [
+                (r.key, ", ".join(r.aliases), r.cloud, " ".join(r.cidrs) or "none: extra_cidrs")
+                for r in chosen
+            ],
         )
+        if table.note:
+            console.say(table.note)
 
     run("ips", json_mode, body)

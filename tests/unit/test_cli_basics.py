@@ -27,6 +27,31 @@ def test_ips_json_lists_the_us_addresses_with_their_source() -> None:
     assert list(document["regions"]["us"]["cidrs"]) == list(allow_list().regions["us"].cidrs)
 
 
+@pytest.mark.parametrize(
+    ("vendor", "region", "cidr", "source"),
+    [
+        ("fivetran", "gcp-us-east4", "35.234.176.144/29", "https://fivetran.com/docs/"),
+        ("stitch", "na", "52.23.137.21/32", "https://github.com/stitchdata/docs/"),
+        ("hightouch", "us-east-1", "54.196.30.169/32", "https://hightouch.io/docs/"),
+    ],
+)
+def test_ips_vendor_shows_its_list_with_source_and_date(
+    vendor: str, region: str, cidr: str, source: str
+) -> None:
+    run = bastion("ips", "--vendor", vendor, "--json")
+    assert run.returncode == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert document["vendor"] == vendor and document["checked"]
+    assert cidr in document["regions"][region]["cidrs"]
+    assert document["regions"][region]["source"].startswith(source)
+
+
+def test_ips_unknown_vendor_is_exit_4() -> None:
+    run = bastion("ips", "--vendor", "airbyte", "--json")
+    assert run.returncode == 4
+    assert "unknown vendor" in json.loads(run.stdout)["error"]["message"]
+
+
 def test_ips_accepts_an_alias() -> None:
     document = json.loads(bastion("ips", "--region", "eu1", "--json").stdout)
     assert list(document["regions"]) == ["emea"]
