@@ -519,8 +519,8 @@ SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 if [ "$WAIT" = 1 ] && [ -x /usr/bin/cloud-init ] && [ ! -e /var/lib/cloud/instance/boot-finished ]
 then timeout 900 cloud-init status --wait >/dev/null 2>&1
 fi
-set -f
-# TUNNEL: "user=address ..." (validated names and addresses): each tunnel user, with an
+# TUNNEL: "user=address ..." (validated names and addresses, nothing a glob or a space
+# could widen): each tunnel user, with an
 # address of its sources for `sshd -T -C`. Former tunnel users are read too: accounts
 # bastion made (its mark in the comment field) and those it recorded as tunnel users.
 USERS=$( { for P in $TUNNEL; do echo "${P%%=*}"; done;
