@@ -154,7 +154,7 @@ def _discovered_scope(settings: Settings, gateway: AwsGateway) -> PolicyScope:
         found = discover_warehouse(settings, gateway)  # config values win, as in `plan`
         scope = replace(scope, vpc_id=found.vpc_id, warehouse_group_id=found.security_group_id)
     if scope.endpoint:
-        scope = replace(scope, **_tunnel_target(settings, gateway, scope.vpc_id))
+        scope = _tunnel_target(scope, settings, gateway)
     if scope.discovers and scope.workgroup:
         workgroup = gateway.serverless_workgroup(scope.workgroup)
         scope = replace(scope, workgroup_arn=workgroup.get("workgroupArn") or None)
@@ -323,10 +323,9 @@ def _instance_connect(scope: PolicyScope) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _tunnel_target(
-    settings: Settings, gateway: AwsGateway, vpc_id: str | None
-) -> dict[str, str | None]:
+def _tunnel_target(scope: PolicyScope, settings: Settings, gateway: AwsGateway) -> PolicyScope:
     """The host's private address (OpenTunnel's privateIpAddress), else its VPC's range."""
+    vpc_id = scope.vpc_id
     for instance in gateway.describe_instances(t.ours(settings.name)):
         live = instance.get("State", {}).get("Name") in (
             "pending",
@@ -335,13 +334,13 @@ def _tunnel_target(
             "stopped",
         )
         if live and instance.get("PrivateIpAddress"):
-            return {"instance_ip": str(instance["PrivateIpAddress"])}
+            return replace(scope, instance_ip=str(instance["PrivateIpAddress"]))
     if vpc_id:
         found = gateway.call("ec2", "describe_vpcs", what=f"VPC {vpc_id}", VpcIds=[vpc_id])
         vpcs = found.get("Vpcs", [])
         if vpcs and vpcs[0].get("CidrBlock"):
-            return {"vpc_cidr": str(vpcs[0]["CidrBlock"])}
-    return {}
+            return replace(scope, vpc_cidr=str(vpcs[0]["CidrBlock"]))
+    return scope
 
 
 def _credentials(scope: PolicyScope) -> list[dict[str, Any]]:
