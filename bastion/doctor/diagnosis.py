@@ -129,17 +129,25 @@ def keepalive_finding(interval: int, count: int, area: str, where: str) -> Findi
 
 
 def host_findings(settings: Settings, facts: HostFacts, target: Endpoint) -> list[Finding]:
-    """The tunnel user's effective sshd settings (`sshd -T -C user=…`): keepalive, forwarding, PermitOpen."""
-    effective = facts.sshd_tunnel
-    user = settings.first_tunnel.user
+    """Each tunnel user's effective sshd settings (`sshd -T -C user=…`): keepalive,
+    forwarding, PermitOpen."""
     found = []
     if facts.sshd_errors:
         found.append(Finding(
             "warn", "host", f"sshd -T reported: {'; '.join(facts.sshd_errors[:2])}",
             "run bastion configure", link="host.sshd",
         ))  # fmt: skip
+    for user in settings.tunnels:
+        found += _tunnel_user_findings(user, facts, target)
+    return found
 
-    if any(path.endswith(f"/{VERIFY_KEYS_NAME}") for path in facts.files):
+
+def _tunnel_user_findings(user: str, facts: HostFacts, target: Endpoint) -> list[Finding]:
+    effective = facts.tunnel_sshd(user)
+    found = []
+    home = facts.home_of(user)
+    leftover = f"{home}/.ssh/{VERIFY_KEYS_NAME}" if home else f"/{VERIFY_KEYS_NAME}"
+    if any(path.endswith(leftover) for path in facts.files):
         found.append(Finding(
             "warn", "host", f"a verify key is left in {user}'s {VERIFY_KEYS_NAME} (an interrupted "
             "verify): it expires by itself", "run bastion verify: it removes the file afterwards",
