@@ -128,8 +128,9 @@ def _refuse_system_account(settings: Settings, facts: HostFacts) -> None:
     for tunnel in settings.tunnels.values():
         entry = facts.user(tunnel.user)
         if entry is not None and entry.uid < facts.uid_min and MANAGED_BY not in entry.gecos:
+            field = f"{tunnel.where}.user" if tunnel.where == "tunnel" else tunnel.where
             raise ConfigError(
-                f"{tunnel.where}: {tunnel.user} is an existing system account on this host "
+                f"{field}: {tunnel.user} is an existing system account on this host "
                 f"(uid {entry.uid}); bastion will not turn it into a tunnel user",
                 hint="choose another tunnel user, such as dbtcloud",
             )
