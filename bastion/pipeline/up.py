@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 
 from bastion.aws.plan import host_key_steps
-from bastion.aws.stage import run_plan, run_steps
+from bastion.aws.stage import AwsPlan, run_plan, run_steps
 from bastion.config.settings import Settings
-from bastion.errors import VerifyError
+from bastion.errors import HostError, SshError, VerifyError
+from bastion.host.stage import plan_host
 from bastion.pipeline.configure import configure_stage
-from bastion.pipeline.locate import Target, before_aws, uses_aws
+from bastion.pipeline.locate import Target, admin, before_aws, uses_aws
 from bastion.pipeline.outcome import Observer, Outcome
 from bastion.pipeline.plan import read_aws
 from bastion.pipeline.port_change import close_old_port
@@ -40,6 +41,7 @@ def up(
         with observer.status("reading AWS"):
             planned = read_aws(target, replace=replace)
         assert planned is not None
+        _host_refusals_first(target, planned, observer, accept_new=accept_new)
         made, facts = run_plan(settings, target.session, planned, observer)
         target.see(facts)
         outcome.record(made, observer)
@@ -80,6 +82,29 @@ def up(
         observer.stage(f"{move.describe()}: verified on {move.new}, closing {move.ports}")
         close_old_port(target, move, observer, outcome, host_key=done.fingerprint)
     return target
+
+
+def _host_refusals_first(
+    target: Target, planned: AwsPlan, observer: Observer, *, accept_new: bool
+) -> None:
+    """What the host would refuse (exit 4: a tunnel user that is a system account there...)
+    must stop the run before AWS changes anything. So where the host already exists and AWS
+    has changes to make, the host is planned first, read-only; a run with nothing to change
+    on AWS pays nothing. A host out of reach is left to the host stage (the AWS changes may be
+    what lets the admin in)."""
+    if not planned.steps or not planned.facts.instance_id:
+        return
+    target.see(planned.facts)
+    if not target.address:
+        return
+    try:
+        with (
+            observer.status("reading the host before changing AWS"),
+            admin(target, accept_new=accept_new) as conn,
+        ):
+            plan_host(target.host_settings, conn, target.warehouse)
+    except (SshError, HostError):
+        return
 
 
 def record_host_key(target: Target, fingerprint: str, observer: Observer, outcome: Outcome) -> None:
