@@ -136,7 +136,10 @@ def pickup(
         commands.append("systemctl daemon-reload")
         words.append("daemon-reload")
     if socket and not unit.per_connection:
-        commands.append(f"systemctl restart {socket} {service}")
+        # one by one: restarted in one transaction, the socket may come back while sshd's
+        # service still runs, and systemd refuses it ("service already active")
+        commands += [f"systemctl stop {service}", f"systemctl restart {socket}",
+                     f"systemctl start {service}"]  # fmt: skip
         words.append(f"restart {socket} and {service}")
     elif socket:
         commands.append(f"systemctl restart {socket}")

@@ -75,7 +75,7 @@ def test_a_socket_activated_sshd_moves_its_port_in_two_phases(lab_host: LabHost)
 
     code, moved, stderr = lab_host.cli("configure")
 
-    assert code == 0, stderr
+    assert code == 0, stderr + lab_host.lab.host_exec("journalctl --no-pager -n 80").stdout
     assert _socket_moves(moved) == PHASES
     assert _socket_ports(lab_host) == {2222}
     assert 22 not in _listening(lab_host) and 2222 in _listening(lab_host)

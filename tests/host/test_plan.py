@@ -377,5 +377,10 @@ def test_ubuntu_2404_moves_its_port_on_the_generated_socket(make_config: MakeCon
     assert "ssh.socket listens on 22 -> 22, 2222" in change.detail
     assert "sshd-socket-generator reads the Port lines" in change.detail
     assert not any("ssh.socket.d/zz-dbt-bastion.conf" in line for line in host.lines)
-    assert host.pickup == ("systemctl daemon-reload", "systemctl restart ssh.socket ssh.service")
+    assert host.pickup == (
+        "systemctl daemon-reload",
+        "systemctl stop ssh.service",
+        "systemctl restart ssh.socket",
+        "systemctl start ssh.service",
+    )
     assert "sshd_command_line" in resources(facts, make_config())  # EIC's options go too

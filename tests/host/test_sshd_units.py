@@ -165,7 +165,9 @@ def test_a_port_change_moves_the_socket_in_two_phases(make_config: MakeConfig) -
     )
     assert first.pickup == (
         "systemctl daemon-reload",
-        "systemctl restart ssh.socket ssh.service",
+        "systemctl stop ssh.service",
+        "systemctl restart ssh.socket",
+        "systemctl start ssh.service",
     )
     assert any("'22 2222 '" in check for check in first.after)
 
@@ -243,7 +245,10 @@ def test_the_apply_script_lets_systemd_pick_the_units_up_then_checks(
     for shell in ("dash", "bash"):
         result = subprocess.run([shell, "-n", "-c", script], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
-    pickup = "out=$(systemctl daemon-reload 2>&1 && systemctl restart ssh.socket ssh.service 2>&1)"
+    pickup = (
+        "out=$(systemctl daemon-reload 2>&1 && systemctl stop ssh.service 2>&1 && "
+        "systemctl restart ssh.socket 2>&1 && systemctl start ssh.service 2>&1)"
+    )
     assert script.count(pickup) == 1
     body = script[script.index(pickup) :]
     assert "argv[]=/usr/sbin/sshd -D ;" in body and "'22 2222 '" in body
@@ -252,14 +257,19 @@ def test_the_apply_script_lets_systemd_pick_the_units_up_then_checks(
 
 
 def test_the_rollback_puts_the_units_back_and_lets_systemd_pick_them_up() -> None:
-    pickup = ("systemctl daemon-reload", "systemctl restart ssh.socket ssh.service")
+    pickup = (
+        "systemctl daemon-reload",
+        "systemctl stop ssh.service",
+        "systemctl restart ssh.socket",
+        "systemctl start ssh.service",
+    )
     script = rollback_script(run_all(pickup, "6>&- 2>&1"))
     for shell in ("dash", "bash"):
         result = subprocess.run([shell, "-n", "-c", script], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
     assert "prev/units/*.path" in script
     restore = script.index('stage "${p%.path}.file" "$t"')
-    assert restore < script.index("out=$(systemctl daemon-reload 6>&- 2>&1 && systemctl restart")
+    assert restore < script.index("out=$(systemctl daemon-reload 6>&- 2>&1 && systemctl stop")
 
 
 @pytest.mark.parametrize(

@@ -61,4 +61,9 @@ def test_a_socket_activated_sshd_gets_the_port_on_its_socket(tmp_path: Path) -> 
         "ListenStream=2222",
         "BindIPv6Only=both",
     ]
-    assert calls[-2:] == ["daemon-reload", "restart ssh.socket ssh.service"]
+    assert calls[-4:] == [
+        "daemon-reload",
+        "stop ssh.service",
+        "restart ssh.socket",
+        "start ssh.service",
+    ]
