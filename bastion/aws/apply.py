@@ -65,29 +65,27 @@ class Runner:
 def create_security_group(run: Runner, name: str, vpc_id: str, tags: dict[str, str]) -> None:
     """Create the group; one of ours by that name already there (a retry whose answer was
     lost, a concurrent run) is adopted, a stranger's is not."""
-    description = "dbt-bastion: SSH from dbt Cloud and admins only"
-    try:
-        group = run.gateway.create_security_group(name, description, vpc_id, tags)
-    except AlreadyExists:
-        mine = run.gateway.describe_security_groups(
-            [{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc_id]},
-             *t.ours(tags[t.NAME_TAG])]
-        )  # fmt: skip
-        if not mine:
-            raise
-        group = str(mine[0]["GroupId"])
-        # its launch must use that group's generation: the same ClientToken, the same host
-        found = {tag["Key"]: tag["Value"] for tag in mine[0].get("Tags", [])}
-        if found.get(t.GENERATION_TAG):
-            run.ids["generation"] = found[t.GENERATION_TAG]
+    group, found = _create_or_adopt_group(
+        run, name, vpc_id, tags, "dbt-bastion: SSH from dbt Cloud and admins only"
+    )
+    # an adopted group's launch must use its generation: the same ClientToken, the same host
+    if found.get(t.GENERATION_TAG):
+        run.ids["generation"] = found[t.GENERATION_TAG]
     run.ids["security_group"] = group
 
 
 def create_endpoint_group(run: Runner, name: str, vpc_id: str, tags: dict[str, str]) -> None:
     """The Instance Connect Endpoint's own group (egress: SSH to the bastion group only)."""
     description = "dbt-bastion: the Instance Connect Endpoint, SSH to the bastion only"
+    run.ids["endpoint_group"] = _create_or_adopt_group(run, name, vpc_id, tags, description)[0]
+
+
+def _create_or_adopt_group(
+    run: Runner, name: str, vpc_id: str, tags: dict[str, str], description: str
+) -> tuple[str, dict[str, str]]:
+    """The group's id, and the tags of one of ours adopted by name (none when created)."""
     try:
-        group = run.gateway.create_security_group(name, description, vpc_id, tags)
+        return run.gateway.create_security_group(name, description, vpc_id, tags), {}
     except AlreadyExists:
         mine = run.gateway.describe_security_groups(
             [{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc_id]},
@@ -95,8 +93,8 @@ def create_endpoint_group(run: Runner, name: str, vpc_id: str, tags: dict[str, s
         )  # fmt: skip
         if not mine:
             raise
-        group = str(mine[0]["GroupId"])
-    run.ids["endpoint_group"] = group
+        found = {tag["Key"]: tag["Value"] for tag in mine[0].get("Tags", [])}
+        return str(mine[0]["GroupId"]), found
 
 
 def create_instance_connect_endpoint(
