@@ -186,9 +186,8 @@ class Bench:
         configure does; neither parses a CLI, validates a config or renders a template.
         """
         from bastion.config.settings import load
-        from bastion.host.desired import tunnel_sources
+        from bastion.host.desired import tunnel_addresses
         from bastion.host.fact_sections import facts_script
-        from bastion.host.facts import match_address
 
         lab = self.lab
         script = self.space.folder / "facts.sh"
@@ -197,9 +196,10 @@ class Bench:
         settings = load(self.space.existing_config, environ=self.bastion.env)
         # the arguments configure passes: the client's address as sshd reports it, the
         # tunnel and admin users, an address of dbt Cloud's, and "wait for cloud-init"
+        addresses = tunnel_addresses(settings)
         args = [f"{lab.operator_address} 50000 {lab.bastion_address} {lab.ssh_port}",
-                settings.tunnel.user, settings.bastion.admin_user,
-                match_address(tunnel_sources(settings)), "1"]  # fmt: skip
+                " ".join(f"{user}={address}" for user, address in addresses.items()),
+                settings.bastion.admin_user, addresses[settings.first_tunnel.user], "1"]  # fmt: skip
         probe = [sys.executable, "-m", "bench.floor_probe", lab.bastion_address,
                  str(lab.ssh_port), lab.admin_user, str(lab.admin_key), known_hosts,
                  str(script), *args]  # fmt: skip

@@ -92,6 +92,7 @@ class OfferedAlgorithms(Fact):
     """
 
     name = "ssh_algorithms"
+    slow = True  # four runs of ssh (~35 ms): beside the quick facts
     command = 'for q in kex cipher mac key-sig; do echo "@@$q"; ssh -Q "$q"; done'
 
     def parse(self, text: str, facts: HostFacts) -> None:
@@ -369,6 +370,7 @@ class AutomaticUpdates(Fact):
     Without systemd, cron's apt-compat runs them and no timer is asked about."""
 
     name = "auto_updates"
+    slow = True  # apt-config and systemctl (~40 ms): beside the quick facts
     command = (
         "[ -d /run/systemd/system ] && echo 'pid1 systemd';"
         " if [ -d /var/lib/dpkg ]; then echo manager apt;"
