@@ -95,11 +95,14 @@ def _build_root(target: Path, suite: str, packages: tuple[str, ...]) -> None:
         )
     log = target.parent / "build.log"
     script = [str(SCRIPTS / "rootfs_build.sh"), str(target), suite, MIRROR, ",".join(packages)]
-    with log.open("w") as out:
-        result = subprocess.run(["/bin/sh", *script], stdout=out, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise LabBuildError(f"building the {suite} root filesystem failed:\n{tail}")
+    for _attempt in (1, 2):  # a mirror's hiccup fails debootstrap outright: once more, from scratch
+        with log.open("w") as out:
+            result = subprocess.run(["/bin/sh", *script], stdout=out, stderr=subprocess.STDOUT)
+        if result.returncode == 0:
+            return
+        shutil.rmtree(target, ignore_errors=True)
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+    raise LabBuildError(f"building the {suite} root filesystem failed twice:\n{tail}")
 
 
 def database_template() -> Path:
