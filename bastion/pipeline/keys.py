@@ -1,4 +1,4 @@
-"""`keys list|add|remove`: the tunnel user's keys in the config and on the host.
+"""`keys list|add|remove`: a tunnel user's keys in the config and on the host.
 
 Rotation is the normal case (dbt Cloud makes a new key each time a connection is saved):
 add the new key, let dbt Cloud use it, then remove the old one. The last key is never
@@ -11,7 +11,7 @@ from typing import Any
 
 from bastion.config.edit import add_keys, matches, read_argument, remove_keys
 from bastion.config.keys import PublicKey, parse_authorized_keys
-from bastion.config.settings import Settings
+from bastion.config.settings import Settings, TunnelSettings
 from bastion.errors import InputError
 from bastion.host.sessions import Session, SessionReport, iso
 from bastion.pipeline.locate import admin, locate
@@ -20,26 +20,47 @@ from bastion.pipeline.sessions import RECENT_SECONDS, read_logins
 
 def host_keys(
     settings: Settings, host: str | None, accept_new: bool, *, since_seconds: int | None = None
-) -> tuple[list[PublicKey], SessionReport]:
-    """The keys in the tunnel user's authorized_keys and the logins sshd's log holds (the
+) -> tuple[dict[str, list[PublicKey]], SessionReport]:
+    """Each tunnel user's keys in its authorized_keys and the logins sshd's log holds (the
     last `since_seconds`, or all of it): one admin connection, one remote command."""
     with admin(locate(settings, host=host), accept_new=accept_new) as conn:
         log, logins = read_logins(settings, conn, since_seconds=since_seconds)
-    entries = parse_authorized_keys(log.authorized_keys.get(settings.first_tunnel.user) or "")
-    return [e.key for e in entries if e.key is not None], logins
+    keys = {}
+    for user in settings.tunnels:
+        entries = parse_authorized_keys(log.authorized_keys.get(user) or "")
+        keys[user] = [e.key for e in entries if e.key is not None]
+    return keys, logins
 
 
 def list_keys(
-    settings: Settings, *, host: str | None, accept_new: bool, offline: bool
+    settings: Settings,
+    tunnels: list[TunnelSettings],
+    *,
+    host: str | None,
+    accept_new: bool,
+    offline: bool,
 ) -> list[dict[str, Any]]:
-    """Each key once: fingerprint, type, bits, comment, where it is (config, host, both),
-    and its last login in sshd's log (`last_login`: None when it has none, or offline)."""
-    configured = {k.fingerprint: k for k in settings.first_tunnel.configured_keys()}
-    on_host: dict[str, PublicKey] = {}
-    last: dict[str, Session] = {}
+    """Each key of each tunnel once: fingerprint, type, bits, comment, where it is (config,
+    host, both), and its last login as that user in sshd's log (`last_login`: None when it
+    has none, or offline). With several tunnel users in the config each row names its
+    `user` (first); with one, the rows are as they always were."""
+    on_host: dict[str, list[PublicKey]] = {}
+    logins: SessionReport | None = None
     if not offline:
-        keys, logins = host_keys(settings, host, accept_new)
-        on_host, last = {k.fingerprint: k for k in keys}, logins.last_logins()
+        on_host, logins = host_keys(settings, host, accept_new)
+    rows = []
+    for tunnel in tunnels:
+        last = {} if logins is None else logins.last_logins(users=[tunnel.user])
+        for row in _user_rows(tunnel, on_host.get(tunnel.user, []), last):
+            rows.append({"user": tunnel.user, **row} if len(settings.tunnels) > 1 else row)
+    return rows
+
+
+def _user_rows(
+    tunnel: TunnelSettings, host_keys: list[PublicKey], last: dict[str, Session]
+) -> list[dict[str, Any]]:
+    configured = {k.fingerprint: k for k in tunnel.configured_keys()}
+    on_host = {k.fingerprint: k for k in host_keys}
     rows = []
     for fingerprint in dict.fromkeys([*configured, *on_host]):
         key = configured.get(fingerprint) or on_host[fingerprint]
@@ -55,13 +76,17 @@ def list_keys(
     return rows
 
 
-def add_to_config(settings: Settings, key_or_file: str) -> list[PublicKey]:
-    """The keys of KEY_OR_FILE that the config did not hold yet, now written to it."""
-    return add_keys(settings, read_argument(key_or_file))
+def add_to_config(
+    settings: Settings, tunnel: TunnelSettings, key_or_file: str
+) -> list[PublicKey]:
+    """The keys of KEY_OR_FILE that the tunnel did not hold yet, now written to its table
+    (or its keys_file)."""
+    return add_keys(settings, read_argument(key_or_file), tunnel)
 
 
 def remove_from_config(
     settings: Settings,
+    tunnel: TunnelSettings,
     needle: str,
     *,
     host: str | None,
@@ -70,39 +95,67 @@ def remove_from_config(
     prune: bool,
     force: bool = False,
 ) -> tuple[PublicKey, bool]:
-    """The one key FINGERPRINT_OR_COMMENT names (in the config or on the host), and whether
-    it was removed from the config. Refused: no match, several, the last key, or (unless
-    `force`) a key that logged in within the last 24 hours: dbt Cloud may still use it."""
-    configured = settings.first_tunnel.configured_keys()
+    """The one key of the tunnel that FINGERPRINT_OR_COMMENT names (in its config or its
+    authorized_keys on the host), and whether it was removed from the config. Refused: no
+    match, several, the last key, a --prune that would reach another user's keys, or
+    (unless `force`) a key that logged in as that user within the last 24 hours: the
+    vendor may still use it."""
+    configured = tunnel.configured_keys()
     hits = {k.fingerprint: k for k in configured if matches(k, needle)}
     host_hits: dict[str, PublicKey] = {}
     recent: dict[str, Session] = {}
     if read_the_host:
         on_host, logins = host_keys(settings, host, accept_new, since_seconds=RECENT_SECONDS)
-        host_hits = {k.fingerprint: k for k in on_host if matches(k, needle)}
-        recent = logins.last_logins()
+        host_hits = {k.fingerprint: k for k in on_host.get(tunnel.user, []) if matches(k, needle)}
+        recent = logins.last_logins(users=[tunnel.user])
+        if prune:
+            _prune_reaches_no_one_else(settings, tunnel, on_host)
     found = {**host_hits, **hits}
+    whose = "" if len(settings.tunnels) == 1 else f" of {tunnel.user}"
     if not found:
-        raise InputError(f"no tunnel key matches {needle!r}", hint="see `bastion keys list`")
+        raise InputError(f"no tunnel key{whose} matches {needle!r}",
+                         hint="see `bastion keys list`")  # fmt: skip
     if len(found) > 1:
         listed = ", ".join(k.describe() for k in found.values())
-        raise InputError(f"{needle!r} matches {len(found)} keys: {listed}",
+        raise InputError(f"{needle!r} matches {len(found)} keys{whose}: {listed}",
                          hint="name the key by its fingerprint")  # fmt: skip
     fingerprint, key = next(iter(found.items()))
     if hits and len(configured) == 1 and not prune:
         raise InputError(
-            "that is the last tunnel key: dbt Cloud could no longer connect",
+            f"that is the last tunnel key{whose}: {tunnel.label} could no longer connect",
             hint="add the new key first (rotation), or pass --prune to remove it anyway",
         )
     used = recent.get(fingerprint)
     if used is not None and not force:
         raise InputError(
             f"{key.describe()} logged in {iso(used.start)} from {used.address} ({used.source}), "
-            "within the last 24 hours: whatever uses it (dbt Cloud's connection) would be cut "
-            "off. Nothing was changed",
-            hint="check that dbt Cloud's connection uses the new key (`bastion sessions`), or "
-            "pass --force to remove it anyway",
+            f"within the last 24 hours: whatever uses it ({tunnel.label}'s connection) would be "
+            "cut off. Nothing was changed",
+            hint=f"check that {tunnel.label}'s connection uses the new key (`bastion sessions`), "
+            "or pass --force to remove it anyway",
         )
     if hits:
-        remove_keys(settings, {fingerprint})
+        remove_keys(settings, {fingerprint}, tunnel)
     return key, bool(hits)
+
+
+def _prune_reaches_no_one_else(
+    settings: Settings, tunnel: TunnelSettings, on_host: dict[str, list[PublicKey]]
+) -> None:
+    """--prune reaches every tunnel user's authorized_keys on the host (the host stage has no
+    per-user prune): refused while another user has keys there its config does not list."""
+    others = []
+    for other in settings.tunnels.values():
+        if other.user == tunnel.user:
+            continue
+        wanted = {k.fingerprint for k in other.configured_keys()}
+        extra = [k for k in on_host.get(other.user, []) if k.fingerprint not in wanted]
+        if extra:
+            others.append(f"{other.user} ({', '.join(k.describe() for k in extra)})")
+    if others:
+        raise InputError(
+            "--prune would also remove keys that other tunnel users have on the host and their "
+            f"config does not list: {'; '.join(others)}. Nothing was changed",
+            hint="add those keys to their [tunnels.<user>] tables first, or remove the key "
+            "without --prune",
+        )
