@@ -42,6 +42,11 @@ AcceptNewOption = Annotated[
     bool,
     typer.Option("--accept-new-host-key", help="Trust a changed host key (the host was replaced)."),
 ]
+TunnelOption = Annotated[
+    str | None,
+    typer.Option("--tunnel", metavar="USER", show_default=False,
+                 help="Only this tunnel user (a [tunnels.<user>] table's name)."),
+]  # fmt: skip
 PruneOption = Annotated[
     bool,
     typer.Option("--prune", help="Remove tunnel keys on the host that the config does not list."),

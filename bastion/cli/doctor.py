@@ -31,6 +31,7 @@ def command(
 
     def body(console: Console, document: dict[str, Any]) -> int:
         from bastion.pipeline.doctor import diagnose
+        from bastion.pipeline.verify import verify_document
 
         settings = load_settings(config)
         console.heading("doctor: the path from dbt Cloud to the warehouse")
@@ -40,8 +41,9 @@ def command(
             on_finding=lambda f: console.findings([finding_row(f)]),
         )
         document["doctor"] = diagnosis.to_dict()
-        if diagnosis.verify is not None:
-            document["verify"] = diagnosis.verify.to_dict()
+        if diagnosis.verify:
+            several = len(settings.tunnels) > 1
+            document["verify"] = verify_document(diagnosis.verify, several)
         if not diagnosis.ok:
             failures = diagnosis.failures
             raise VerifyError(

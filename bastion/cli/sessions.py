@@ -12,6 +12,7 @@ from bastion.cli.common import (
     ConfigOption,
     HostOption,
     JsonOption,
+    TunnelOption,
     load_settings,
     run,
 )
@@ -25,10 +26,6 @@ SinceOption = Annotated[
     typer.Option("--since", metavar="DURATION",
                  help="How far back: a number and s, m, h, d or w (90m, 24h, 30d)."),
 ]  # fmt: skip
-TunnelOption = Annotated[
-    str | None,
-    typer.Option("--tunnel", metavar="USER", help="Only this tunnel user.", show_default=False),
-]
 
 
 def command(

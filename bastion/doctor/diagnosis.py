@@ -28,7 +28,7 @@ class Diagnosis:
     """Every finding in path order, and the verify run when it could be made."""
 
     findings: list[Finding] = field(default_factory=list)
-    verify: VerifyResult | None = None
+    verify: list[VerifyResult] = field(default_factory=list)  # one walk per tunnel user
 
     @property
     def ok(self) -> bool:
@@ -137,12 +137,14 @@ def host_findings(settings: Settings, facts: HostFacts, target: Endpoint) -> lis
             "warn", "host", f"sshd -T reported: {'; '.join(facts.sshd_errors[:2])}",
             "run bastion configure", link="host.sshd",
         ))  # fmt: skip
-    for user in settings.tunnels:
-        found += _tunnel_user_findings(user, facts, target)
+    for user, tunnel in settings.tunnels.items():
+        found += _tunnel_user_findings(user, tunnel.where, facts, target)
     return found
 
 
-def _tunnel_user_findings(user: str, facts: HostFacts, target: Endpoint) -> list[Finding]:
+def _tunnel_user_findings(
+    user: str, where: str, facts: HostFacts, target: Endpoint
+) -> list[Finding]:
     effective = facts.tunnel_sshd(user)
     found = []
     home = facts.home_of(user)
@@ -164,7 +166,7 @@ def _tunnel_user_findings(user: str, facts: HostFacts, target: Endpoint) -> list
         )
     except ValueError:
         interval, count = 0, 3
-    found.append(keepalive_finding(interval, count, "host", f"for {user}: tunnel.client_alive_*"))
+    found.append(keepalive_finding(interval, count, "host", f"for {user}: {where}.client_alive_*"))
     forwarding = first("allowtcpforwarding", "no").lower()
     if forwarding not in _FORWARDING_ON or first("disableforwarding", "no").lower() == "yes":
         found.append(Finding(
@@ -202,10 +204,11 @@ def _tunnel_user_findings(user: str, facts: HostFacts, target: Endpoint) -> list
     return found
 
 
-def hop_finding(hop: Hop) -> Finding:
+def hop_finding(hop: Hop, user: str = "") -> Finding:
+    """A verify hop as a finding; `user` names the tunnel user where there are several."""
     return Finding(
         "ok" if hop.ok else "fail",
         "tunnel",
-        f"{hop.name}: {hop.detail} [{hop.ms:.0f} ms]",
+        f"{user + ': ' if user else ''}{hop.name}: {hop.detail} [{hop.ms:.0f} ms]",
         link=f"tunnel.{hop.name}",
     )

@@ -56,15 +56,22 @@ def diagnose(
         add([hop_finding(hop)])
         add([Finding("skip", "tunnel", "verify needs the admin login to install its key")])
         return diagnosis
-    result = verify(
-        settings,
-        address=address,
-        target=target.warehouse,
-        host=AdminVerifyKeyHost(settings, address),
-        gateway=target.gateway if settings.warehouse.auth == "iam" else None,
-    )
-    diagnosis.verify = result
-    add([hop_finding(hop) for hop in result.hops])
+    keys = AdminVerifyKeyHost(settings, address)
+    try:
+        for user in settings.tunnels:
+            keys.user = user
+            result = verify(
+                settings,
+                address=address,
+                target=target.warehouse,
+                host=keys,
+                user=user,
+                gateway=target.gateway if settings.warehouse.auth == "iam" else None,
+            )
+            diagnosis.verify.append(result)
+            add([hop_finding(hop, user if len(settings.tunnels) > 1 else "") for hop in result.hops])
+    finally:
+        keys.close()
     return diagnosis
 
 
@@ -132,10 +139,11 @@ def login_findings(settings: Settings, conn: HostConnection) -> list[Finding]:
             found.append(Finding("ok", "logins", what, link="host.last_login"))
             continue
         back = f" (sshd's log goes back to {iso(report.begins)})" if report.begins else ""
+        vendor = settings.tunnels[user].label
         found.append(Finding(
             "warn", "logins",
-            f"{user}: dbt Cloud has not connected since the key was installed{back}",
-            "check the key in dbt Cloud's connection: it must be one `bastion keys list` shows",
+            f"{user}: {vendor} has not connected since the key was installed{back}",
+            f"check the key in {vendor}'s connection: it must be one `bastion keys list` shows",
             link="host.last_login",
         ))  # fmt: skip
     return found

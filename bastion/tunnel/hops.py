@@ -111,13 +111,13 @@ def ssh_hop(
     key: EphemeralKey,
     result: VerifyResult,
     *,
+    user: str,
     via: tuple[int, Dial] | None = None,
 ) -> tuple[Hop, paramiko.Transport | None]:
-    """Hop 2: SSH handshake, host key against the pins, public-key login as the tunnel user."""
+    """Hop 2: SSH handshake, host key against the pins, public-key login as `user`."""
     import paramiko
 
     port = settings.bastion.ssh_port
-    user = settings.first_tunnel.user
     if via is not None:  # through an Instance Connect Endpoint: its port and its tunnel
         port, dial = via
     else:

@@ -37,6 +37,7 @@ class VerifyResult:
     host_key_fingerprint: str = ""
     key_comment: str = ""
     idle_seconds: float = 0
+    user: str = ""
 
     @property
     def ok(self) -> bool:

@@ -41,12 +41,14 @@ def verify(
     address: str,
     target: Endpoint,
     host: VerifyKeyHost,
+    user: str = "",
     idle: float = 0,
     gateway: AwsGateway | None = None,
     on_hop: Callable[[Hop], None] | None = None,
     via: tuple[int, Dial] | None = None,
 ) -> VerifyResult:
-    """Walk tcp -> ssh -> forward -> database (-> idle re-query) and return every hop.
+    """Walk tcp -> ssh -> forward -> database (-> idle re-query) as tunnel user `user` (the
+    first tunnel's when not given) and return every hop.
 
     `host` installs the ephemeral key (an admin login to the bastion); `gateway` asks AWS
     for temporary database credentials when `warehouse.auth = "iam"`. Runtime errors of the
@@ -56,7 +58,8 @@ def verify(
     if logs_in(settings):  # psycopg loads while the SSH logins wait on the network
         warm("psycopg")
     port = via[0] if via is not None else settings.bastion.ssh_port
-    result = VerifyResult(address, port, str(target), idle_seconds=idle)
+    user = user or settings.first_tunnel.user
+    result = VerifyResult(address, port, str(target), idle_seconds=idle, user=user)
 
     def record(hop: Hop) -> bool:
         result.hops.append(hop)
@@ -70,39 +73,35 @@ def verify(
     key = EphemeralKey.generate(settings.name)
     result.key_comment = key.comment
     lifetime = KEY_LIFETIME + timedelta(seconds=idle)
-    with _installed(settings, address, key, target, banner, host, lifetime):
+    with _installed(key, target, banner, host, lifetime):
         _walk_tunnel(settings, address, key, target, idle, gateway, result, record, via)
     return result
 
 
 @contextlib.contextmanager
 def _installed(
-    settings: Settings,
-    address: str,
     key: EphemeralKey,
     target: Endpoint,
     banner: str,
     host: VerifyKeyHost,
     lifetime: timedelta,
 ) -> Iterator[str]:
-    """Install the ephemeral key; remove it on every way out, a second Ctrl-C included."""
+    """Install the ephemeral key; remove it on every way out, a second Ctrl-C included.
+    The admin login stays open (the caller closes `host`): the next tunnel user's key may
+    need it."""
+    expires = datetime.now(UTC) + lifetime
+    line = authorized_line(key, target, expiry_time(expires, openssh_version(banner), host))
     try:
-        expires = datetime.now(UTC) + lifetime
-        line = authorized_line(key, target, expiry_time(expires, openssh_version(banner), host))
-        try:
-            host.install(line)
-        except BaseException:
-            with _sigint_deferred(), contextlib.suppress(Exception):
-                host.remove(line)  # a half-done install must not stay either
-            raise
-        try:
-            yield line
-        finally:
-            with _sigint_deferred():
-                host.remove(line)
+        host.install(line)
+    except BaseException:
+        with _sigint_deferred(), contextlib.suppress(Exception):
+            host.remove(line)  # a half-done install must not stay either
+        raise
+    try:
+        yield line
     finally:
-        with contextlib.suppress(Exception):
-            host.close()
+        with _sigint_deferred():
+            host.remove(line)
 
 
 @contextlib.contextmanager
@@ -132,7 +131,7 @@ def _walk_tunnel(
     record: Callable[[Hop], bool],
     via: tuple[int, Dial] | None = None,
 ) -> None:
-    hop, transport = ssh_hop(settings, address, key, result, via=via)
+    hop, transport = ssh_hop(settings, address, key, result, user=result.user, via=via)
     try:
         if not record(hop) or transport is None:
             return

@@ -99,7 +99,10 @@ def authorized_line(key: EphemeralKey, target: Endpoint, expiry: str) -> str:
 
 
 class AdminVerifyKeyHost:
-    """Installs/removes the verify key through an admin login (opened lazily, reopened once)."""
+    """Installs/removes the verify key through an admin login (opened lazily, reopened once).
+
+    One login serves every tunnel user of a run (`user` is set before each); `close` ends it.
+    """
 
     def __init__(
         self,
@@ -108,8 +111,10 @@ class AdminVerifyKeyHost:
         connection: HostConnection | None = None,
         *,
         via: tuple[int, Dial] | None = None,
+        user: str = "",
     ) -> None:
         self._settings = settings
+        self.user = user or settings.first_tunnel.user  # whose second keys file: set per tunnel
         self._address = address
         self._via = via  # through an Instance Connect Endpoint: its port and its tunnel
         self._conn: HostConnection | None = connection
@@ -129,17 +134,17 @@ class AdminVerifyKeyHost:
         return self._conn
 
     def install(self, line: str) -> None:
-        install_verify_key(self._connection(), self._settings, line)
+        install_verify_key(self._connection(), self.user, line)
 
     def remove(self, line: str) -> None:
         try:  # only this run's line: a verify running at the same time keeps its own
-            remove_verify_key(self._connection(), self._settings, line)
+            remove_verify_key(self._connection(), self.user, line)
         except Exception:
             try:
-                remove_verify_key(self._connection(fresh=True), self._settings, line)
+                remove_verify_key(self._connection(fresh=True), self.user, line)
             except Exception as exc:
                 raise HostError(
-                    f"could not remove verify's key from {self._settings.first_tunnel.user}'s "
+                    f"could not remove verify's key from {self.user}'s "
                     f"authorized_keys.verify on {self._address}: {exc}",
                     hint="sshd refuses it by itself within minutes (expiry-time); delete the "
                     "line from the file by hand to tidy up",
@@ -180,19 +185,19 @@ _VERIFY_FILE = (
 )
 
 
-def _refused_link(stderr: str, settings: Settings) -> HostError | None:
+def _refused_link(stderr: str, user: str) -> HostError | None:
     links = [line for line in stderr.splitlines() if line.startswith(_LINK)]
     if not links:
         return None
     path = links[-1][len(_LINK) :]
     return HostError(
         f"{path} is a symbolic link: verify does not read or write through links in the home "
-        f"of {settings.first_tunnel.user}, where they could point anywhere",
+        f"of {user}, where they could point anywhere",
         hint=f"remove the link on the host (sudo rm {path}) and run again",
     )
 
 
-def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> None:
+def install_verify_key(conn: HostConnection, user: str, line: str) -> None:
     """Add a line to the second keys file `verify` uses (never the managed authorized_keys).
 
     `line` is one full authorized_keys line (options + key) built by the caller; it must be
@@ -210,19 +215,19 @@ def install_verify_key(conn: HostConnection, settings: Settings, line: str) -> N
         '{ ours | grep -vxF -- "$2"; printf "%s\\n" "$2"; } > "$tmp" && keep "$1"'
         ' && echo written || { rm -f "$tmp"; exit 1; }\n'
     )
-    result = conn.sudo_script(script, settings.first_tunnel.user, line.strip())
+    result = conn.sudo_script(script, user, line.strip())
     if "written" not in result.stdout:
-        refused = _refused_link(result.stderr or "", settings)
+        refused = _refused_link(result.stderr or "", user)
         if refused is not None:
             raise refused
         raise HostError(
-            f"cannot write the verify key for {settings.first_tunnel.user}: "
+            f"cannot write the verify key for {user}: "
             f"{(result.stderr or '').strip()[:200]}",
             hint="run `bastion configure` first: it creates the tunnel user",
         )
 
 
-def remove_verify_key(conn: HostConnection, settings: Settings, line: str = "") -> None:
+def remove_verify_key(conn: HostConnection, user: str, line: str = "") -> None:
     """Remove `line` from the verify keys file, and the file once it is empty (all of it
     when no line is given); removing what is not there is not an error."""
     script = (
@@ -234,9 +239,9 @@ def remove_verify_key(conn: HostConnection, settings: Settings, line: str = "") 
         ' if [ -s "$tmp" ]; then keep "$1"; else rm -f "$tmp" "$f"; fi;'
         ' else rm -f "$f"; fi && echo removed\n'
     )
-    result = conn.sudo_script(script, settings.first_tunnel.user, line.strip())
+    result = conn.sudo_script(script, user, line.strip())
     if "removed" not in result.stdout:
-        refused = _refused_link(result.stderr or "", settings)
+        refused = _refused_link(result.stderr or "", user)
         if refused is not None:
             raise refused
-        raise HostError(f"cannot remove the verify key of {settings.first_tunnel.user}")
+        raise HostError(f"cannot remove the verify key of {user}")

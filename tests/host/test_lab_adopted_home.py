@@ -105,9 +105,9 @@ def test_the_verify_key_file_is_never_written_through_a_link(lab_host: LabHost, 
     )
     with open_admin(settings, lab_host.lab.bastion_address) as conn, pytest.raises(HostError):
         if step == "install":
-            install_verify_key(conn, settings, line)
+            install_verify_key(conn, settings.first_tunnel.user, line)
         else:
-            remove_verify_key(conn, settings, line)
+            remove_verify_key(conn, settings.first_tunnel.user, line)
     assert lab_host.sh("sha256sum /etc/shadow; stat -c '%a %U' /etc/shadow") == before
     found = lab_host.sh(f"find {HOME} -type f -exec cat {{}} +")
     for shadow_line in _shadow_lines(lab_host):

@@ -99,10 +99,10 @@ def test_verify_key_goes_to_the_second_file_only(configured_host: LabHost) -> No
         make_key(configured_host.folder, "verify").with_suffix(".pub").read_text().strip()
     )
     with open_admin(settings, configured_host.lab.bastion_address) as conn:
-        install_verify_key(conn, settings, line)
+        install_verify_key(conn, settings.first_tunnel.user, line)
         stat = configured_host.sh("stat -c '%U %a' /home/dbtcloud/.ssh/authorized_keys.verify")
         assert stat.split() == ["dbtcloud", "600"]
-        remove_verify_key(conn, settings)
+        remove_verify_key(conn, settings.first_tunnel.user)
     assert (
         configured_host.lab.host_exec(
             "test -e /home/dbtcloud/.ssh/authorized_keys.verify"
