@@ -1,7 +1,8 @@
-"""What to type into dbt Cloud's connection form, and the matching profiles.yml snippet.
+"""What to type into each tool's connection form (dbt Cloud's, and the SSH tunnel fields of
+Fivetran's, Hightouch's, Stitch's or a custom tool's), and dbt's profiles.yml snippet.
 
 The warehouse hostname must be exactly the name PermitOpen allows (sshd matches it
-literally), and the SSH tunnel host is the Elastic IP dbt Cloud's addresses were admitted
+literally), and the SSH tunnel host is the Elastic IP the tools' addresses were admitted
 to. Secrets appear only as `env_var(...)` references, never as values.
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.config.settings import Settings
+from bastion.config.settings import Settings, TunnelSettings
 from bastion.endpoint import Endpoint
-from bastion.errors import AwsError
+from bastion.errors import AwsError, InputError
 from bastion.pipeline.locate import Target, locate
+from bastion.vendors.sources import LABELS
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class ConnectionInfo:
     cluster_id: str
     workgroup: str
     profile_name: str
+    vendor = "dbt_cloud"
+    label = LABELS["dbt_cloud"]
 
     def fields(self) -> list[tuple[str, str]]:
         """(label, value) in the order dbt Cloud's form asks for them."""
@@ -112,8 +116,74 @@ class ConnectionInfo:
         return note + "\n".join(lines) + "\n"
 
 
-def connection_info(settings: Settings, tunnel_host: str, warehouse: Endpoint) -> ConnectionInfo:
-    """Assemble the fields from the config, the Elastic IP and the warehouse endpoint."""
+@dataclass(frozen=True)
+class TunnelForm:
+    """The fields of another tool's connection form with an SSH tunnel (Fivetran, Hightouch,
+    Stitch, custom): the warehouse as PermitOpen names it, then the tunnel's host, port and
+    user. The warehouse login is the tool's own, not the config's (that one is dbt's)."""
+
+    vendor: str
+    adapter: str
+    hostname: str
+    port: int
+    database: str
+    tunnel_host: str
+    tunnel_port: int
+    tunnel_user: str
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.vendor]
+
+    def fields(self) -> list[tuple[str, str]]:
+        """(label, value) in the order the tool's form asks for them."""
+        fivetran = self.vendor == "fivetran"
+        rows = [
+            ("Host", self.hostname),
+            ("Port", str(self.port)),
+            ("Database", self.database),
+            ("Connection method", "Connect via an SSH tunnel") if fivetran
+            else ("Use SSH tunnel", "yes"),
+            ("SSH host", self.tunnel_host),
+            ("SSH port", str(self.tunnel_port)),
+            ("SSH user", self.tunnel_user),
+        ]  # fmt: skip
+        if fivetran:
+            rows.append(
+                ("Require TLS through tunnel", "yours to choose (on if the warehouse requires TLS)")
+            )
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        tunnel: dict[str, Any] = {
+            "hostname": self.tunnel_host,
+            "port": self.tunnel_port,
+            "username": self.tunnel_user,
+        }
+        if self.vendor == "fivetran":
+            tunnel["require_tls"] = None  # Fivetran asks; the warehouse's own TLS decides
+        return {
+            "warehouse": {
+                "type": self.adapter,
+                "hostname": self.hostname,
+                "port": self.port,
+                "database": self.database,
+            },
+            "ssh_tunnel": tunnel,
+        }
+
+
+ConnectionForm = ConnectionInfo | TunnelForm
+
+
+def connection_info(
+    settings: Settings,
+    tunnel_host: str,
+    warehouse: Endpoint,
+    tunnel: TunnelSettings | None = None,
+) -> ConnectionInfo:
+    """Assemble dbt Cloud's fields from the config, the Elastic IP and the warehouse
+    endpoint, for the tunnel user given (else the first)."""
     w = settings.warehouse
     return ConnectionInfo(
         adapter="redshift" if w.kind.startswith("redshift") else "postgres",
@@ -125,7 +195,7 @@ def connection_info(settings: Settings, tunnel_host: str, warehouse: Endpoint) -
         password_env=w.password_env,
         tunnel_host=tunnel_host,
         tunnel_port=settings.bastion.ssh_port,
-        tunnel_user=settings.first_tunnel.user,
+        tunnel_user=(tunnel or settings.first_tunnel).user,
         region=settings.aws.region,
         cluster_id=w.redshift_cluster,
         workgroup=w.workgroup,
@@ -133,9 +203,59 @@ def connection_info(settings: Settings, tunnel_host: str, warehouse: Endpoint) -
     )
 
 
+def connection_form(
+    settings: Settings, tunnel: TunnelSettings, tunnel_host: str, warehouse: Endpoint
+) -> ConnectionForm:
+    """The form of the tunnel's vendor: dbt Cloud's whole page, else the SSH tunnel fields."""
+    if tunnel.vendor == "dbt_cloud":
+        return connection_info(settings, tunnel_host, warehouse, tunnel)
+    return TunnelForm(
+        vendor=tunnel.vendor,
+        adapter="redshift" if settings.warehouse.kind.startswith("redshift") else "postgres",
+        hostname=warehouse.host,
+        port=warehouse.port,
+        database=settings.warehouse.database,
+        tunnel_host=tunnel_host,
+        tunnel_port=settings.bastion.ssh_port,
+        tunnel_user=tunnel.user,
+    )
+
+
 def connection_fields(settings: Settings) -> ConnectionInfo:
-    """The fields for the located bastion: the Elastic IP (provider aws), else bastion.address.
-    AWS out of reach is no obstacle when bastion.address and warehouse.host say it all."""
+    """dbt Cloud's fields for the located bastion and the first tunnel user."""
+    tunnel_host, warehouse = _located(settings)
+    return connection_info(settings, tunnel_host, warehouse)
+
+
+def connection_forms(settings: Settings, user: str | None) -> dict[str, ConnectionForm]:
+    """Each selected tunnel user's form (all, or the one `--tunnel` names), in config order."""
+    tunnels = settings.selected(user)
+    tunnel_host, warehouse = _located(settings)
+    return {t.user: connection_form(settings, t, tunnel_host, warehouse) for t in tunnels}
+
+
+def profiles_form(forms: dict[str, ConnectionForm]) -> ConnectionInfo:
+    """The one dbt Cloud user whose profiles.yml `--format profiles` prints."""
+    dbt = [form for form in forms.values() if isinstance(form, ConnectionInfo)]
+    if not dbt:
+        raise InputError(
+            "--format profiles writes dbt's profiles.yml, and no tunnel user here has "
+            f"vendor dbt_cloud ({', '.join(f'{u}: {LABELS[f.vendor]}' for u, f in forms.items())})",
+            hint="use --format text or json for the other tools' fields",
+        )
+    if len(dbt) > 1:
+        users = ", ".join(form.tunnel_user for form in dbt)
+        raise InputError(
+            f"several dbt Cloud tunnel users ({users}): name one with --tunnel USER for its "
+            "profiles.yml"
+        )
+    return dbt[0]
+
+
+def _located(settings: Settings) -> tuple[str, Endpoint]:
+    """The tunnel host (the Elastic IP with provider aws, else bastion.address) and the
+    warehouse. AWS out of reach is no obstacle when bastion.address and warehouse.host say
+    it all."""
     try:
         target = locate(settings)
     except AwsError:
@@ -144,5 +264,4 @@ def connection_fields(settings: Settings) -> ConnectionInfo:
             raise
         endpoint = Endpoint(warehouse.host, warehouse.effective_port)
         target = Target(settings, endpoint, settings.bastion.address)
-    tunnel_host = target.tunnel_host or target.require_address()
-    return connection_info(settings, tunnel_host, target.warehouse)
+    return target.tunnel_host or target.require_address(), target.warehouse
