@@ -33,21 +33,19 @@ def command(
             "--vendor",
             metavar="VENDOR",
             show_default=False,
-            help="A tool sharing the bastion, one [tunnels.<user>] table each (repeatable): "
+            help="A tool sharing the bastion, one tunnels.<user> table each (repeatable): "
             "dbt_cloud, fivetran, hightouch, stitch, custom.",
         ),
     ] = None,
 ) -> None:
     """Write a commented starter bastion.toml that explains every key.
 
-    Refuses to overwrite an existing file. Fill in bastion.admin_cidrs and the warehouse,
-    then run `bastion plan`. Without --vendor it is the one-tool form for dbt Cloud
-    ([dbt_cloud] and [tunnel]); with --vendor (repeatable) one [tunnels.<user>] table per
-    tool: dbtcloud, fivetran, hightouch, stitch, or tunnel for a custom tool (whose
-    extra_cidrs you must fill in: it has no built-in address list).
+    Refuses to overwrite an existing file. Fill in bastion.admin_cidrs and the warehouse, then run `bastion plan`.
+
+    Without --vendor it is the one-tool form for dbt Cloud (dbt_cloud and tunnel tables). With --vendor (repeatable), one tunnels.<user> table per tool: dbtcloud, fivetran, hightouch, stitch, or tunnel for a custom tool, whose extra_cidrs you must fill in (it has no built-in address list).
 
     Example:  bastion init --name analytics --admin-cidr 198.51.100.7/32
-    Example:  bastion init --vendor dbt_cloud --vendor fivetran --admin-cidr 198.51.100.7/32
+    Example:  bastion init --vendor dbt_cloud --vendor fivetran
     """
 
     def body(console: Console, document: dict[str, Any]) -> None:

@@ -39,7 +39,7 @@ def command(
 ) -> None:
     """Add a tunnel key to the config (keys_file or public_keys), then apply it to the host.
 
-    With several tunnel users ([tunnels.<user>] tables), --tunnel USER names whose key it is; the key goes into that user's table (or its keys_file).
+    With several tunnel users (tunnels.<user> tables), --tunnel USER names whose key it is; the key goes into that user's table (or its keys_file).
 
     Example:  bastion keys add "ssh-ed25519 AAAAC3Nz… dbt-cloud-2026-11"
     Example:  bastion keys add --tunnel fivetran ./fivetran_key.pub

@@ -150,3 +150,25 @@ def test_keys_add_edits_a_table_the_starter_wrote(
 
 def test_every_vendor_has_a_starter_table() -> None:
     assert {v: s.user for v, s in STARTER_TUNNELS.items()} == USERS
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        (("init",), "bastion init --vendor dbt_cloud --vendor fivetran"),
+        (("keys", "add"), "bastion keys add --tunnel fivetran"),
+        (("keys", "remove"), "bastion keys remove --tunnel fivetran"),
+        (("keys", "list"), "bastion keys list --tunnel fivetran"),
+        (("connection",), "bastion connection --tunnel fivetran"),
+    ],
+)
+def test_help_teaches_the_several_tools_options_with_an_example(
+    capsys: pytest.CaptureFixture[str], command: tuple[str, ...], example: str
+) -> None:
+    from bastion.cli.app import main
+
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"Example: {example}" in text
+    assert "tunnels.<user>" in text or "several tunnel users" in text.lower()
