@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Side = Literal["aws", "host"]  # the JSON field "target": which half of the bastion changes
+Side = Literal["aws", "host", "dbt_cloud"]  # the JSON field "target": what changes (dbt_cloud: its API)
 Action = Literal["create", "update", "delete"]
 
 

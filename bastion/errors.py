@@ -58,6 +58,13 @@ class HostError(BastionError):
     exit_code = 1
 
 
+class VendorError(BastionError):
+    """A vendor's API (dbt Cloud, Fivetran) refused the credentials or failed."""
+
+    kind = "vendor"
+    exit_code = 1
+
+
 class VerifyError(BastionError):
     """The tunnel is broken: a verify hop or a doctor finding failed."""
 

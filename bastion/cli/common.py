@@ -45,7 +45,7 @@ AcceptNewOption = Annotated[
 TunnelOption = Annotated[
     str | None,
     typer.Option("--tunnel", metavar="USER", show_default=False,
-                 help="Only this tunnel user (a [tunnels.<user>] table's name)."),
+                 help="Only this tunnel user (the name of its tunnels.<user> table)."),
 ]  # fmt: skip
 PruneOption = Annotated[
     bool,

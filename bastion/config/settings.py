@@ -28,6 +28,7 @@ from pydantic import (
 from bastion.config import images, rules
 from bastion.config.keys import parse_public_key, read_keys_file
 from bastion.config.source import anchor, describe, interpolate, resolve_paths
+from bastion.config.vendor_api import DbtCloudApi, FivetranApi, api_for
 from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError, InputError
 from bastion.vendors.dbt_cloud import allow_list
@@ -296,6 +297,7 @@ class DbtCloudSettings(_Section):
 
     regions: list[str] = Field(default_factory=lambda: ["us"])
     extra_cidrs: list[Cidr] = Field(default_factory=list)
+    api: DbtCloudApi | None = None  # `[dbt_cloud.api]`: keys from dbt Cloud's API
 
     @field_validator("regions")
     @classmethod
@@ -365,7 +367,17 @@ class TunnelSettings(_Section):
     keys_file: Path | None = None
     client_alive_interval: PositiveInt = 30
     client_alive_count_max: PositiveInt = 10
+    api: DbtCloudApi | FivetranApi | None = None  # keys from the vendor's API
     key: str = Field(default="", exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api(cls, data: Any) -> Any:
+        """`api` is read as the vendor's own table (dbt Cloud's or Fivetran's)."""
+        if not isinstance(data, dict) or data.get("api") is None:
+            return data
+        where = "dbt_cloud" if data.get("key") == "tunnel" else data.get("key") or "tunnels"
+        return {**data, "api": api_for(str(data.get("vendor", "")), data["api"], where)}
 
     @field_validator("user")
     @classmethod
@@ -498,6 +510,7 @@ class Settings(_Section):
                 keys_file=tunnel.keys_file,
                 client_alive_interval=tunnel.client_alive_interval,
                 client_alive_count_max=tunnel.client_alive_count_max,
+                api=dbt_cloud.api,
                 key="tunnel",
             ))
             object.__setattr__(self, "tunnels", {one.user: one})

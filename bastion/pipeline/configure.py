@@ -17,6 +17,7 @@ from bastion.host.stage import apply_host
 from bastion.pipeline.locate import Target, admin, locate
 from bastion.pipeline.outcome import Observer, Outcome
 from bastion.pipeline.port_change import PendingMove, close_old_port, pending_move, pin_new_port
+from bastion.pipeline.vendor import read_for
 
 
 @dataclass
@@ -82,6 +83,14 @@ def configure(
     ports, the fresh admin login on the new one (which disarms the rollback timer) proves
     it, then the old port closes on the host (AWS's side waits for `up`)."""
     target = locate(settings, host=host)
+    vendors = read_for(target, observer)  # keys from the vendors' APIs; nothing written there
+    if vendors is not None and vendors.writes:
+        outcome.notice(
+            "dbt Cloud's SSH tunnel settings differ for "
+            + ", ".join(f"connection {w.connection_id}" for w in vendors.writes)
+            + ": `bastion up` saves them (configure writes nothing to dbt Cloud)",
+            observer,
+        )
     done = configure_stage(target, observer, outcome, accept_new=accept_new, prune=prune, drop=drop)
     outcome.bastion = target.bastion_json(done.fingerprint)
     outcome.bastion.update(instance_id=None, public_ip=None)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from bastion.aws.facts import AwsFacts
     from bastion.aws.gateway import AwsGateway
+    from bastion.config.keys import PublicKey
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Target:
     warehouse: Endpoint
     override: str | None = None  # --host, else bastion.address
     facts: AwsFacts | None = None  # provider aws: what AWS holds now
+    vendor_keys: dict[str, list[PublicKey]] = field(default_factory=dict)  # from vendors' APIs
     _session: boto3.Session | None = field(default=None, repr=False)
     _gateway: AwsGateway | None = field(default=None, repr=False)
 
@@ -112,13 +114,24 @@ class Target:
         """The settings the host is configured and verified with: through an Instance Connect
         Endpoint, the admin (and the tunnel user, for verify) log in from the endpoint's own
         addresses, so AllowUsers admits those besides admin_cidrs. The AWS stage keeps the
-        config as written: no rule of the group names them."""
+        config as written: no rule of the group names them. Keys read from the vendors'
+        APIs join their tunnel user's own."""
+        settings = self.settings
+        if self.vendor_keys:
+            keys = self.vendor_keys
+            tunnels = {
+                user: tunnel.model_copy(update={"public_keys": [
+                    *tunnel.public_keys, *(key.openssh() for key in keys.get(user, []))
+                ]})
+                for user, tunnel in settings.tunnels.items()
+            }  # fmt: skip
+            settings = settings.model_copy(update={"tunnels": tunnels})
         extra = [f"{address}/32" for address in self.endpoint_addresses]
         if not extra:
-            return self.settings
-        bastion = self.settings.bastion
+            return settings
+        bastion = settings.bastion
         cidrs = list(dict.fromkeys([*bastion.admin_cidrs, *extra]))
-        return self.settings.model_copy(
+        return settings.model_copy(
             update={"bastion": bastion.model_copy(update={"admin_cidrs": cidrs})}
         )
 

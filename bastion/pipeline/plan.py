@@ -1,6 +1,6 @@
 """`plan`: every change `up` would make, in the order `up` makes them, and nothing changed.
 
-The AWS stage, the host stage, the host-key tag, then phase two of an ssh_port change
+The AWS stage, dbt Cloud's SSH tunnels (keys from the vendors' APIs), the host stage, the host-key tag, then phase two of an ssh_port change
 (after the tunnel verified on the new port): `up` runs the same planners stage by stage,
 so the two list the same changes.
 """
@@ -16,6 +16,7 @@ from bastion.host.stage import plan_host, plan_port_phase_two, read_facts
 from bastion.pipeline.locate import Target, admin, before_aws, uses_aws
 from bastion.pipeline.outcome import Outcome
 from bastion.pipeline.port_change import pending_move
+from bastion.pipeline.vendor import read_for
 
 NOT_RUNNING = (
     "host: the instance does not exist or is not running yet; "
@@ -41,6 +42,9 @@ def plan(
     aws = read_aws(target)
     if aws is not None:
         outcome.plan.extend(aws.plan)
+    vendors = read_for(target)  # keys from the vendors' APIs, dbt Cloud tunnels to save
+    if vendors is not None:
+        outcome.plan.extend(vendors.plan())
     outcome.bastion = target.bastion_json(None)
     if not target.running:
         outcome.plan.notices.append(NOT_RUNNING)

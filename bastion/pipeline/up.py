@@ -1,7 +1,8 @@
 """`up` = `plan` + apply + verify, stage by stage.
 
 Each stage is planned by the same code `plan` runs, then applied: AWS (phase one of an
-ssh_port change keeps the old port open), the host, the host-key tag, verify, and only
+ssh_port change keeps the old port open), dbt Cloud's SSH tunnels (keys from the vendors'
+APIs), the host, the host-key tag, verify, and only
 then phase two of a port change. A stage that fails stops the run; what the stages before
 it changed is already in the Outcome.
 """
@@ -20,6 +21,7 @@ from bastion.pipeline.locate import Target, admin, before_aws, uses_aws
 from bastion.pipeline.outcome import Observer, Outcome
 from bastion.pipeline.plan import read_aws
 from bastion.pipeline.port_change import close_old_port
+from bastion.pipeline.vendor import vendor_stage
 from bastion.pipeline.verify import verify_tunnel
 
 
@@ -47,6 +49,7 @@ def up(
         outcome.record(made, observer)
     else:
         observer.stage(f"1/{stages} provision: skipped (provider = existing)")
+    vendor_stage(target, observer, outcome)  # after AWS: the Elastic IP is known
     observer.stage(f"2/{stages} configure: the host at {target.address}")
     with contextlib.ExitStack() as keep:
         # The admin connection stays open and is lent to verify (its key goes in and out

@@ -291,10 +291,10 @@ def test_the_key_is_removed_whatever_ends_the_run(
     key = EphemeralKey.generate("analytics")
     with (
         pytest.raises(interrupt),
-        _installed(settings, "h", key, TARGET, "SSH-2.0-OpenSSH_9.6", host, timedelta(minutes=1)),
+        _installed(key, TARGET, "SSH-2.0-OpenSSH_9.6", host, timedelta(minutes=1)),
     ):  # type: ignore[arg-type]
         raise interrupt
-    assert host.calls == ["install", "remove", "close"]
+    assert host.calls == ["install", "remove"], "the admin login stays for the next user"
 
 
 def test_a_failed_install_is_cleaned_up_too(settings: object) -> None:
@@ -306,7 +306,7 @@ def test_a_failed_install_is_cleaned_up_too(settings: object) -> None:
     key = EphemeralKey.generate("analytics")
     with (
         pytest.raises(OSError),
-        _installed(settings, "h", key, TARGET, "SSH-2.0-OpenSSH_9.6", host, timedelta(minutes=1)),
+        _installed(key, TARGET, "SSH-2.0-OpenSSH_9.6", host, timedelta(minutes=1)),
     ):  # type: ignore[arg-type]
         pass
-    assert host.calls == ["install", "remove", "close"]
+    assert host.calls == ["install", "remove"], "the admin login stays for the next user"

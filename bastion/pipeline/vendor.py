@@ -1,0 +1,185 @@
+"""The vendor stage: keys from the vendors' APIs instead of pasted ones.
+
+For every tunnel with an `api` table. dbt Cloud: each listed connection's SSH tunnel must
+name the bastion's public address, `ssh_port` and the tunnel user; where it does not, the
+change is `dbt_cloud/ssh_tunnel` (create or update), which `up` writes after the AWS stage
+(the Elastic IP is known then); dbt generates a key pair on every save, and the public half
+it returns becomes that user's key for that connection. Fivetran: the group's public key is
+read; nothing is written there.
+
+The keys reach the host stage as extra keys of their tunnel user, each marked in its
+comment with where it came from (`dbt-cloud-connection-678`, `fivetran-group-g_1`): the
+managed authorized_keys holds exactly the configured keys plus these, so a key of a
+connection no longer listed, or replaced by a newer one, goes; keys given by hand stay.
+`plan` reads and never writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bastion.apis.dbt_cloud import DbtCloud, SshTunnel
+from bastion.changes import Action, Plan
+from bastion.config.keys import PublicKey
+from bastion.config.settings import Settings, TunnelSettings
+from bastion.config.vendor_api import DbtCloudApi, FivetranApi
+from bastion.pipeline.locate import Target
+from bastion.pipeline.outcome import Observer, Outcome
+
+
+def connection_mark(connection_id: int) -> str:
+    return f"dbt-cloud-connection-{connection_id}"
+
+
+def group_mark(group_id: str) -> str:
+    return f"fivetran-group-{group_id}"
+
+
+@dataclass(frozen=True)
+class TunnelWrite:
+    """One dbt Cloud connection whose SSH tunnel `up` saves."""
+
+    user: str
+    connection_id: int
+    existing: SshTunnel | None
+    enable: bool  # the connection's "Use SSH tunnel" is off
+
+    def describe(self, hostname: str, port: int) -> str:
+        where = f"{self.user}@{hostname or '(the Elastic IP)'}:{port}"
+        if self.existing is None:
+            return f"connection {self.connection_id}: SSH tunnel to {where} (dbt Cloud generates its key)"
+        old = f"{self.existing.username}@{self.existing.hostname}:{self.existing.port}"
+        return f"connection {self.connection_id}: SSH tunnel {old} -> {where} (dbt Cloud generates a new key)"
+
+
+@dataclass
+class VendorPlan:
+    """What the vendors hold now: the writes `up` makes and the keys known so far."""
+
+    hostname: str
+    port: int
+    writes: list[TunnelWrite] = field(default_factory=list)
+    keys: dict[str, list[PublicKey]] = field(default_factory=dict)
+
+    def plan(self) -> Plan:
+        planned = Plan()
+        for write in self.writes:
+            action: Action = "create" if write.existing is None else "update"
+            planned.add("dbt_cloud", "ssh_tunnel", action, write.describe(self.hostname, self.port))
+        return planned
+
+
+def uses_vendor_api(settings: Settings) -> bool:
+    return any(tunnel.api is not None for tunnel in settings.tunnels.values())
+
+
+def read_for(target: Target, observer: Observer | None = None) -> VendorPlan | None:
+    """Read-only, for a run's target: the vendors' keys join the host stage's settings;
+    None when no tunnel has an api table."""
+    if not uses_vendor_api(target.settings):
+        return None
+    if observer is not None:
+        with observer.status("reading the vendors' APIs"):
+            found = read_vendors(target.settings, target.tunnel_host)
+    else:
+        found = read_vendors(target.settings, target.tunnel_host)
+    target.vendor_keys = found.keys
+    return found
+
+
+def vendor_stage(target: Target, observer: Observer, outcome: Outcome) -> None:
+    """`up`'s stage between AWS and the host: save the dbt Cloud tunnels that differ, and
+    hand every api tunnel user's keys to the host stage."""
+    found = read_for(target, observer)
+    if found is None:
+        return
+    target.vendor_keys = apply_vendors(target.settings, found, observer, outcome)
+
+
+def read_vendors(
+    settings: Settings, hostname: str, environ: Mapping[str, str] | None = None
+) -> VendorPlan:
+    """Read-only: each api tunnel's keys now, and the dbt Cloud tunnels to save."""
+    environ = os.environ if environ is None else environ
+    port = settings.bastion.ssh_port
+    found = VendorPlan(hostname, port)
+    for tunnel in settings.tunnels.values():
+        api = tunnel.api
+        if isinstance(api, DbtCloudApi):
+            _read_dbt_cloud(tunnel, api, found, environ)
+        elif isinstance(api, FivetranApi):
+            found.keys.setdefault(tunnel.user, []).append(_fivetran_key(api, environ))
+    return found
+
+
+def apply_vendors(
+    settings: Settings,
+    planned: VendorPlan,
+    observer: Observer,
+    outcome: Outcome,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, list[PublicKey]]:
+    """Save the planned dbt Cloud tunnels; every api tunnel user's keys, the new ones in."""
+    environ = os.environ if environ is None else environ
+    keys = {user: list(found) for user, found in planned.keys.items()}
+    done = Plan()
+    for write in planned.writes:
+        tunnel = settings.tunnels[write.user]
+        assert isinstance(tunnel.api, DbtCloudApi)
+        client = _dbt_cloud(tunnel, tunnel.api, environ)
+        try:
+            with observer.status(f"dbt Cloud: saving connection {write.connection_id}'s SSH tunnel"):
+                if write.enable:
+                    client.enable_tunnel(write.connection_id)
+                saved = client.save_tunnel(
+                    write.connection_id, write.existing, planned.hostname, planned.port, write.user
+                )
+        finally:
+            client.close()
+        assert saved.public_key is not None
+        keys.setdefault(write.user, []).append(_marked(saved.public_key, write.connection_id))
+        action: Action = "create" if write.existing is None else "update"
+        done.add("dbt_cloud", "ssh_tunnel", action, write.describe(planned.hostname, planned.port))
+    if done.changes:
+        outcome.record(done, observer)
+    return keys
+
+
+def _read_dbt_cloud(
+    tunnel: TunnelSettings, api: DbtCloudApi, found: VendorPlan, environ: Mapping[str, str]
+) -> None:
+    client = _dbt_cloud(tunnel, api, environ)
+    try:
+        for connection_id in api.connection_ids:
+            connection = client.connection(connection_id)
+            current = client.tunnel(connection_id)
+            enable = connection.get("is_ssh_tunnel_enabled") is not True
+            right = current is not None and current.points_at(found.hostname, found.port, tunnel.user)
+            if right and not enable and current is not None and current.public_key is not None:
+                found.keys.setdefault(tunnel.user, []).append(
+                    _marked(current.public_key, connection_id)
+                )
+                continue
+            found.writes.append(TunnelWrite(tunnel.user, connection_id, current, enable))
+    finally:
+        client.close()
+
+
+def _dbt_cloud(tunnel: TunnelSettings, api: DbtCloudApi, environ: Mapping[str, str]) -> DbtCloud:
+    token = api.secret("token_env", environ)
+    return DbtCloud(api.base_url(list(tunnel.regions)), api.account_id, token, api.token_env)
+
+
+def _fivetran_key(api: FivetranApi, environ: Mapping[str, str]) -> PublicKey:
+    from bastion.apis.fivetran import group_public_key
+
+    auth = (api.secret("key_env", environ), api.secret("secret_env", environ))
+    key = group_public_key(api.base_url(), api.group_id, auth, f"{api.key_env} and {api.secret_env}")
+    return dataclasses.replace(key, comment=group_mark(api.group_id))
+
+
+def _marked(key: PublicKey, connection_id: int) -> PublicKey:
+    return dataclasses.replace(key, comment=connection_mark(connection_id))
