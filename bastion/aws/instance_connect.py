@@ -165,6 +165,11 @@ class WebSocketStream:
         self._timeout: float | None = None
         self.closed = False
 
+    @property
+    def _closed(self) -> bool:
+        """What paramiko's Transport.close() reads of its socket while its thread winds down."""
+        return self.closed
+
     def settimeout(self, timeout: float | None) -> None:
         self._timeout = timeout
 

@@ -270,7 +270,12 @@ def _login_on(settings: Settings, conn: HostConnection, port: int) -> HostConnec
     while True:
         try:
             return connect(
-                conn.address, port, settings.bastion.admin_user, settings.bastion.admin_key, pins
+                conn.address,
+                port,
+                settings.bastion.admin_user,
+                settings.bastion.admin_key,
+                pins,
+                dial=conn.dial,  # through an Instance Connect Endpoint: a new tunnel
             )
         except HostUnreachable:
             if time.monotonic() > deadline:

@@ -151,11 +151,16 @@ class HostConnection:
     """An open, authenticated connection; counts the commands it runs (one per round trip)."""
 
     def __init__(
-        self, connection: Connection, host_key_fingerprint: str, pins: HostKeyPins
+        self,
+        connection: Connection,
+        host_key_fingerprint: str,
+        pins: HostKeyPins,
+        dial: Dial = ssh_socket,
     ) -> None:
         self.connection = connection
         self.host_key_fingerprint = host_key_fingerprint
         self.pins = pins
+        self.dial = dial  # how this connection's stream was opened: a fresh login opens alike
         self.commands_run = 0
 
     @property
@@ -267,7 +272,7 @@ def connect(
             f"cannot connect to {pattern} as {user}: {exc or type(exc).__name__}", hint=hint
         ) from None
     try:
-        return _login(sock, address, port, user, private_key, pins, pattern, timeout)
+        return _login(sock, address, port, user, private_key, pins, pattern, timeout, dial)
     except BaseException:
         sock.close()
         raise
@@ -282,6 +287,7 @@ def _login(
     pins: HostKeyPins,
     pattern: str,
     timeout: float,
+    dial: Dial = ssh_socket,
 ) -> HostConnection:
     import paramiko
     from fabric import Config, Connection
@@ -320,7 +326,7 @@ def _login(
         ) from None
     if pins.learn and pins.known_hosts is not None and not seen.pinned:
         pins.known_hosts.pin(pattern, seen.key_type, seen.key_data)
-    return HostConnection(connection, seen.fingerprint, pins)
+    return HostConnection(connection, seen.fingerprint, pins, dial)
 
 
 def _open(connection: Connection, sock: socket.socket | Any) -> None:

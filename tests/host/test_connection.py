@@ -16,7 +16,7 @@ from bastion.host.connection import (
     fingerprint,
     host_pattern,
 )
-from tests.host.conftest import make_key
+from tests.host.conftest import MakeConfig, make_key
 
 
 def _key(folder: Path, name: str) -> paramiko.PKey:
@@ -83,3 +83,32 @@ def test_known_hosts_replacement_keeps_other_hosts(tmp_path: Path) -> None:
     known.pin("203.0.113.10", b.get_name(), b.get_base64())
     assert known.fingerprints("198.51.100.1") == [fingerprint(a.asbytes())]
     assert known.fingerprints("203.0.113.10") == [fingerprint(b.asbytes())]
+
+
+def test_the_fresh_admin_login_opens_its_stream_the_way_the_first_login_did(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    """Through an Instance Connect Endpoint the host's address is a private one that only the
+    endpoint reaches: the login that disarms the rollback timer must not dial it directly."""
+    from types import SimpleNamespace
+
+    from bastion.host import apply
+
+    dialled: list[tuple[str, int]] = []
+
+    class Dialled(Exception):
+        pass
+
+    def through_endpoint(address: str, port: int, timeout: float) -> None:
+        dialled.append((address, port))
+        raise Dialled
+
+    conn = SimpleNamespace(
+        address="127.0.0.9",  # loopback: where the old bug dialled directly, it stays here
+        pins=HostKeyPins(known_hosts=KnownHosts(tmp_path / "known_hosts")),
+        host_key_fingerprint="SHA256:first",
+        dial=through_endpoint,
+    )
+    with pytest.raises(Dialled):
+        apply._fresh_login(make_config(), conn)  # type: ignore[arg-type]
+    assert dialled == [("127.0.0.9", 22)]
