@@ -29,7 +29,7 @@ def command(
 ) -> None:
     """List the tunnel keys: fingerprint, type, comment, where each is (config, host, both), and its last login.
 
-    The last login (time, address and whose it is) comes from sshd's log on the host, as far back as the host keeps it (30 days at least once bastion configured it). With several tunnel users, every user's keys are listed, each with its user, unless --tunnel USER names one.
+    A key installed from a vendor's API says which connection (dbt Cloud) or group (Fivetran) it came from; `bastion up` keeps those in step with the vendor. The last login (time, address and whose it is) comes from sshd's log on the host, as far back as the host keeps it (30 days at least once bastion configured it). With several tunnel users, every user's keys are listed, each with its user, unless --tunnel USER names one.
 
     Example:  bastion keys list --json
     Example:  bastion keys list --tunnel fivetran --offline
@@ -49,7 +49,8 @@ def command(
             "tunnel keys" + (" (config only)" if offline else ""),
             (("user", *columns) if several else columns),
             [((r["user"],) if several else ()) + (r["fingerprint"], r["type"], r["comment"],
-              r["where"], last_login(r, offline)) for r in rows],
+              f"{r['where']}, from {r['api']}" if r["api"] else r["where"],
+              last_login(r, offline)) for r in rows],
         )  # fmt: skip
         address = host or settings.bastion.address or "<bastion address>"
         if not several and not rows:

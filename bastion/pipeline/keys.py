@@ -16,6 +16,7 @@ from bastion.errors import InputError
 from bastion.host.sessions import Session, SessionReport, iso
 from bastion.pipeline.locate import admin, locate
 from bastion.pipeline.sessions import RECENT_SECONDS, read_logins
+from bastion.pipeline.vendor import CONNECTION_MARK, GROUP_MARK
 
 
 def host_keys(
@@ -69,11 +70,20 @@ def _user_rows(
         )  # fmt: skip
         login = last.get(fingerprint)
         rows.append({"fingerprint": fingerprint, "type": key.key_type, "bits": key.bits,
-                     "comment": key.comment, "where": where,
+                     "comment": key.comment, "where": where, "api": api_source(key.comment),
                      "last_login": None if login is None else {
                          "time": iso(login.start), "from": login.address,
                          "source": login.source, "user": login.user}})  # fmt: skip
     return rows
+
+
+def api_source(comment: str) -> str | None:
+    """Where a key installed from a vendor's API came from, by the mark `up` gives it
+    ("dbt Cloud connection 678", "Fivetran group decent_dragon"); None for a key given by hand."""
+    for mark, label in ((CONNECTION_MARK, "dbt Cloud connection"), (GROUP_MARK, "Fivetran group")):
+        if comment.startswith(mark) and len(comment) > len(mark):
+            return f"{label} {comment[len(mark):]}"
+    return None
 
 
 def add_to_config(

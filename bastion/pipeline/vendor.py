@@ -29,13 +29,16 @@ from bastion.config.vendor_api import DbtCloudApi, FivetranApi
 from bastion.pipeline.locate import Target
 from bastion.pipeline.outcome import Observer, Outcome
 
+CONNECTION_MARK = "dbt-cloud-connection-"  # the comment of a key dbt Cloud's API gave
+GROUP_MARK = "fivetran-group-"  # the comment of a key Fivetran's API gave
+
 
 def connection_mark(connection_id: int) -> str:
-    return f"dbt-cloud-connection-{connection_id}"
+    return f"{CONNECTION_MARK}{connection_id}"
 
 
 def group_mark(group_id: str) -> str:
-    return f"fivetran-group-{group_id}"
+    return f"{GROUP_MARK}{group_id}"
 
 
 @dataclass(frozen=True)

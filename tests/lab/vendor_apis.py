@@ -97,11 +97,15 @@ class DbtCloudState(_Service):
         ]  # fmt: skip
         return found[-1] if found else None
 
-    def private_key(self, connection_id: int) -> paramiko.PKey:
-        """The private half of the connection's current key, which dbt Cloud logs in with."""
+    def private_pem(self, connection_id: int) -> str:
+        """The private half of the connection's current key (OpenSSH PEM), which dbt Cloud
+        logs in with."""
         active = self.active(connection_id)
         assert active is not None, f"connection {connection_id} has no SSH tunnel"
-        return paramiko.Ed25519Key.from_private_key(io.StringIO(self.private[active["id"]]))
+        return self.private[active["id"]]
+
+    def private_key(self, connection_id: int) -> paramiko.PKey:
+        return paramiko.Ed25519Key.from_private_key(io.StringIO(self.private_pem(connection_id)))
 
     def resave(self, connection_id: int) -> None:
         """Someone saves the connection in dbt Cloud: a new key pair for its tunnel."""

@@ -285,7 +285,7 @@ def test_list_of_the_one_tool_form_has_no_user_field(
     code, document = run_json(config, capsys, "keys", "list", "--offline")
     assert code == 0
     assert [sorted(k) for k in document["keys"]] == [
-        ["bits", "comment", "fingerprint", "last_login", "type", "where"]
+        ["api", "bits", "comment", "fingerprint", "last_login", "type", "where"]
     ]
 
 

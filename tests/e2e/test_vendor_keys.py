@@ -1,0 +1,155 @@
+"""Keys straight from the vendor, end to end on the lab: dbt Cloud's API (a loopback
+stand-in, tests/lab/vendor_apis.py) holds connection 678; the config names it and no key.
+
+From nothing, `plan` lists the `dbt_cloud/ssh_tunnel` it would save and writes nothing;
+one `up` points the connection's tunnel at the bastion's address, port and user, and the
+key dbt Cloud generated logs in and reaches the warehouse, as dbt Cloud would with its
+private half; a second `up` writes nothing anywhere; a key regenerated in dbt Cloud (the
+connection saved again) is rotated by the next `up`: the old key is refused, the new one
+works.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.world import World, bastion, lab_world
+from tests.host.tunnel_clients import TunnelSession, refused_login
+from tests.lab import Lab, bastion_toml
+from tests.lab.vendor_apis import Running, dbt_cloud
+
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+
+NAME = "fromapi"
+ACCOUNT, CONNECTION = 4242, 678
+TOKEN = "dbtc_" + "e2e-token-" * 4
+
+
+@pytest.fixture(scope="module")
+def dbt() -> Iterator[Running]:
+    with dbt_cloud(TOKEN, ACCOUNT, [CONNECTION]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory, dbt: Running) -> Iterator[World]:
+    with lab_world(lab, tmp_path_factory, NAME) as found:
+        found.config.write_text(bastion_toml(lab, NAME, extra=(
+            '[tunnels.dbtcloud]\nvendor = "dbt_cloud"\nregions = ["us"]\n'
+            f"[tunnels.dbtcloud.api]\naccount_id = {ACCOUNT}\nconnection_ids = [{CONNECTION}]\n"
+            f'token_env = "DBT_CLOUD_API_TOKEN"\nurl = "{dbt.url}"\n'
+        )))  # fmt: skip
+        patch = pytest.MonkeyPatch()
+        patch.setenv("DBT_CLOUD_API_TOKEN", TOKEN)
+        try:
+            yield found
+        finally:
+            patch.undo()
+
+
+def dbt_clouds_key(dbt: Running, folder: Path, name: str) -> Path:
+    """The private half dbt Cloud holds for the connection, as a key file for a client."""
+    path = folder / name
+    path.write_text(dbt.state.private_pem(CONNECTION))
+    os.chmod(path, 0o600)
+    return path
+
+
+def logs_in_and_forwards(lab: Lab, key: Path) -> bool:
+    session = TunnelSession(lab, "dbtcloud", key).open()
+    try:
+        return session.forward(lab.warehouse_host, lab.warehouse_port)
+    finally:
+        session.close()
+
+
+def test_plan_from_nothing_lists_the_tunnel_and_writes_nothing(
+    world: World, dbt: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, planned = bastion(world, capsys, "plan")
+    assert code == 0, planned["error"]
+    tunnel = [c for c in planned["changes"] if c["target"] == "dbt_cloud"]
+    assert [(c["resource"], c["action"]) for c in tunnel] == [("ssh_tunnel", "create")]
+    assert f"connection {CONNECTION}" in tunnel[0]["detail"]
+    assert dbt.state.writes == 0 and dbt.state.encryptions == {}
+
+
+def test_one_up_points_dbt_cloud_at_the_bastion_and_its_key_reaches_the_warehouse(
+    world: World, dbt: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, made = bastion(world, capsys, "up")
+    assert code == 0, made["error"]
+    kinds = [(c["target"], c["resource"], c["action"]) for c in made["changes"]]
+    assert ("dbt_cloud", "ssh_tunnel", "create") in kinds
+    saved = kinds.index(("dbt_cloud", "ssh_tunnel", "create"))
+    first_host = next(i for i, kind in enumerate(kinds) if kind[0] == "host")
+    assert {kind[0] for kind in kinds[:saved]} == {"aws"} and saved < first_host, (
+        "after the AWS stage (the Elastic IP is known), before the host stage (the key)"
+    )
+    assert made["verify"]["ok"]
+
+    tunnel = dbt.state.active(CONNECTION)
+    assert tunnel is not None
+    assert (tunnel["hostname"], tunnel["port"], tunnel["username"]) == (
+        made["bastion"]["public_ip"], 22, "dbtcloud",
+    )  # fmt: skip
+    assert dbt.state.connections[CONNECTION]["is_ssh_tunnel_enabled"] is True
+    on_host = world.lab.host_exec("cat /home/dbtcloud/.ssh/authorized_keys").stdout
+    assert tunnel["public_key"].split()[1] in on_host
+    assert f"dbt-cloud-connection-{CONNECTION}" in on_host, "marked with its connection"
+    assert logs_in_and_forwards(world.lab, dbt_clouds_key(dbt, world.folder, "dbt-first"))
+
+    code, listing = bastion(world, capsys, "keys", "list")
+    assert code == 0, listing["error"]
+    (row,) = listing["keys"]
+    assert row["api"] == f"dbt Cloud connection {CONNECTION}" and row["where"] == "host"
+
+
+def test_a_second_up_writes_nothing_anywhere(
+    world: World, dbt: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    writes = dbt.state.writes
+    code, again = bastion(world, capsys, "up")
+    assert code == 0, again["error"]
+    assert (again["changed"], again["changes"]) == (False, [])
+    assert dbt.state.writes == writes, "no write to dbt Cloud"
+    code, planned = bastion(world, capsys, "plan", "--detailed-exitcode")
+    assert (code, planned["changes"]) == (0, [])
+
+
+def test_a_key_regenerated_in_dbt_cloud_is_rotated_by_the_next_up(
+    world: World, dbt: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = dbt_clouds_key(dbt, world.folder, "dbt-before")
+    dbt.state.resave(CONNECTION)  # someone saves the connection in dbt Cloud: a new key pair
+    new = dbt_clouds_key(dbt, world.folder, "dbt-after")
+    writes = dbt.state.writes
+
+    code, planned = bastion(world, capsys, "plan", "--detailed-exitcode")
+    assert code == 2, planned["error"]
+    assert [(c["target"], c["resource"]) for c in planned["changes"]] == [
+        ("host", "authorized_keys")
+    ]
+    code, made = bastion(world, capsys, "up")
+    assert code == 0, made["error"]
+    assert made["changes"] == planned["changes"]
+    assert dbt.state.writes == writes, "the tunnel already points at the bastion"
+
+    refused_login(world.lab, "dbtcloud", old)
+    assert logs_in_and_forwards(world.lab, new)
+
+
+def test_a_token_dbt_cloud_refuses_is_exit_1_naming_the_variable(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBT_CLOUD_API_TOKEN", "dbtc_revoked")
+    code, refused = bastion(world, capsys, "plan")
+    assert code == 1
+    assert refused["error"]["kind"] == "vendor"
+    assert "DBT_CLOUD_API_TOKEN" in refused["error"]["message"]
+    assert "dbtc_revoked" not in capsys.readouterr().err
+
