@@ -4,12 +4,14 @@ Found by tags, in the warehouse's VPC (bastion.vpc_id, else discovered; a wareho
 gone leaves the tags alone to go by, as long as they name one VPC). A name is owned per
 region: resources of this name in another VPC belong to another config, and are refused,
 never touched. The order matters on real AWS: our rule on the warehouse group first, then the host
-(waited for, since a group in use cannot be deleted), the address, the group, the key.
+(waited for, since a group in use cannot be deleted), the Instance Connect Endpoint (waited
+for: its group is in use until it is gone), the address, the rule by which the bastion group
+admits the endpoint's group, the groups (the endpoint's first), the key.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bastion.aws import tags as t
 from bastion.aws.apply import Runner
@@ -34,9 +36,12 @@ def plan_destroy(gateway: AwsGateway, name: str, vpc_id: str | None = None) -> l
     live = [
         i for i in gateway.describe_instances(t.ours(name)) if i["State"]["Name"] in LIVE_STATES
     ]
+    endpoints = _endpoints(gateway, name, found)
     vpcs = {g.get("VpcId") for g in found} | {i.get("VpcId") for i in live}
+    vpcs |= {e.get("VpcId") for e in endpoints}
     holders = [(g["GroupId"], g.get("VpcId")) for g in found]
     holders += [(i["InstanceId"], i.get("VpcId")) for i in live]
+    holders += [(e["InstanceConnectEndpointId"], e.get("VpcId")) for e in endpoints]
     if vpc_id is None and len(vpcs - {None}) > 1:
         listed = ", ".join(f"{rid} in {vpc}" for rid, vpc in holders)
         raise ConfigError(
@@ -52,16 +57,29 @@ def plan_destroy(gateway: AwsGateway, name: str, vpc_id: str | None = None) -> l
             f"config's warehouse is in {vpc_id}); nothing was changed",
             hint="destroy it from the config that made it; a name is owned per region",
         )
-    groups = sorted(g["GroupId"] for g in found)
+    # the endpoint's group first: the bastion group's rule naming it goes just before it
+    groups = [g["GroupId"] for g in sorted(found, key=lambda g: (not _serves(g), g["GroupId"]))]
+    between: list[Step] = []  # our rules that name another of our groups
     for group in groups:
         referencing = gateway.describe_security_groups(
             [{"Name": "ip-permission.group-id", "Values": [group]}]
         )
         for other in referencing:
-            if other["GroupId"] in groups:
+            if other["GroupId"] == group:
                 continue
             for rule in flatten(other.get("IpPermissions", [])):
-                if rule.source == group:
+                if rule.source == group and other["GroupId"] in groups:
+                    between.append(
+                        new_step(
+                            "security_group_rule",
+                            "delete",
+                            f"{rule.describe('from')} on {other['GroupId']}",
+                            "revoke_ingress",
+                            group=other["GroupId"],
+                            rule=rule,
+                        )
+                    )
+                elif rule.source == group:
                     steps.append(
                         new_step(
                             "warehouse_rule",
@@ -73,16 +91,17 @@ def plan_destroy(gateway: AwsGateway, name: str, vpc_id: str | None = None) -> l
                         )
                     )
     instances = live
-    if instances and groups:
+    own = [g for g in groups if g not in {f["GroupId"] for f in found if _serves(f)}]
+    if instances and own:
         # Bump the generation first: if the run stops here, the next host gets a new token.
         generation = max([_int(t.tag_map(i).get(t.GENERATION_TAG)) for i in instances] + [0]) + 1
         steps.append(
             new_step(
                 "security_group",
                 "update",
-                f"{groups[0]}: generation -> {generation}",
+                f"{own[0]}: generation -> {generation}",
                 "set_generation",
-                group=groups[0],
+                group=own[0],
                 generation=generation,
             )
         )
@@ -97,6 +116,16 @@ def plan_destroy(gateway: AwsGateway, name: str, vpc_id: str | None = None) -> l
                 wait=True,
             )
         )
+    for endpoint in sorted(e["InstanceConnectEndpointId"] for e in endpoints):
+        steps.append(
+            new_step(
+                "instance_connect_endpoint",
+                "delete",
+                endpoint,
+                "delete_instance_connect_endpoint",
+                endpoint=endpoint,
+            )
+        )
     for address in sorted(
         gateway.describe_addresses(t.ours(name)), key=lambda a: a["AllocationId"]
     ):
@@ -109,10 +138,10 @@ def plan_destroy(gateway: AwsGateway, name: str, vpc_id: str | None = None) -> l
                 allocation=address["AllocationId"],
             )
         )
+    steps += between
     for group in groups:
-        steps.append(
-            new_step("security_group", "delete", group, "delete_security_group", group=group)
-        )
+        resource = "security_group" if group in own else "instance_connect_endpoint_group"
+        steps.append(new_step(resource, "delete", group, "delete_security_group", group=group))
     for pair in gateway.describe_key_pairs(t.resource_name(name)):
         if (
             t.tag_map(pair).get("managed-by") == t.MANAGED_BY
@@ -135,6 +164,22 @@ def destroy_aws(settings: Settings, session: boto3.Session, progress: Progress) 
     runner = Runner(gateway, progress)
     runner.run(steps)
     return Plan(changes=runner.made, notices=runner.notices)
+
+
+def _serves(group: dict[str, Any]) -> bool:
+    """The Instance Connect Endpoint's own group (admin_access = "eice")."""
+    return t.tag_map(group).get(t.ROLE_TAG) == t.ENDPOINT_ROLE
+
+
+def _endpoints(
+    gateway: AwsGateway, name: str, groups: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The Instance Connect Endpoints this name created and that are not already going: only
+    asked where the endpoint's group shows there was one (an emulator may lack the call)."""
+    if not any(_serves(g) for g in groups):
+        return []
+    found = gateway.describe_instance_connect_endpoints(t.ours(name))
+    return [e for e in found if e.get("State") not in ("delete-in-progress", "delete-complete")]
 
 
 def _int(value: str | None) -> int:
