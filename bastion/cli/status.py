@@ -27,12 +27,19 @@ def command(
         with recorded(document) as outcome:
             found = status(settings, outcome, host=host)
         document["status"] = found
+        labels = {user: tunnel.label for user, tunnel in settings.tunnels.items()}
         if found["aws"] is not None:
             _show_aws(console, found["aws"])
         if found["host"] is not None and found["host"].get("reachable") is False:
             console.warn(f"host: {found['host']['error']}")
         elif found["host"] is not None:
-            _show_host(console, found["host"])
+            _show_host(console, found["host"], labels)
+            fingerprint = found["host"].get("host_key_fingerprint")
+            if any(t.vendor == "fivetran" for t in settings.tunnels.values()):
+                console.say(f"  Fivetran pins the bastion's host key: approve {fingerprint} in "
+                            "its connection setup (again whenever the host is replaced)")  # fmt: skip
+        if "vendors" in found:
+            console.warn(f"the vendors' APIs were not read: {found['vendors']['error']}")
 
     run("status", json_mode, body)
 
@@ -48,11 +55,11 @@ def _show_aws(console: Console, aws: dict[str, Any]) -> None:
             console.say(f"  {key}: {value}")
 
 
-def _show_host(console: Console, host: dict[str, Any]) -> None:
+def _show_host(console: Console, host: dict[str, Any], labels: dict[str, str]) -> None:
     console.heading("host")
     for key, value in host.items():
         if key == "last_logins":
-            _show_logins(console, value)
+            _show_logins(console, value, labels)
             continue
         if isinstance(value, dict):
             console.say(f"  {key}:")
@@ -66,15 +73,16 @@ def _show_host(console: Console, host: dict[str, Any]) -> None:
             console.say(f"  {key}: {value}")
 
 
-def _show_logins(console: Console, logins: dict[str, Any]) -> None:
+def _show_logins(console: Console, logins: dict[str, Any], labels: dict[str, str]) -> None:
     console.say("  last tunnel logins:")
     if "error" in logins:
         console.say(f"    sshd's log was not read: {logins['error']}")
         return
     for user, login in logins.items():
         if login is None:
-            console.say(f"    {user}: never (dbt Cloud has not connected since the key was "
-                        "installed: check the key in dbt Cloud's connection)")  # fmt: skip
+            label = labels.get(user, "the tool")
+            console.say(f"    {user}: never ({label} has not connected since the key was "
+                        f"installed: check the key in {label}'s connection)")  # fmt: skip
         else:
             key = f"{login['key']} ({login['key_comment']})" if login["key_comment"] else login["key"]
             console.say(f"    {user}: {login['time']} from {login['from']} ({login['source']}) "

@@ -62,7 +62,7 @@ def command(
 
 
 def summary(console: Console, target: Target, outcome: Outcome) -> None:
-    from bastion.pipeline.connection_info import connection_info
+    from bastion.pipeline.connection_info import connection_form
 
     settings = target.settings
     fingerprint = (outcome.bastion or {}).get("host_key_fingerprint") or ""
@@ -71,15 +71,27 @@ def summary(console: Console, target: Target, outcome: Outcome) -> None:
     console.say(
         f"  bastion: {target.tunnel_host}:{settings.bastion.ssh_port}  host key {fingerprint}"
     )
-    info = connection_info(settings, target.tunnel_host, target.warehouse)
-    console.heading("enter in dbt Cloud (connection -> SSH tunnel):")
-    for label, value in info.fields():
-        console.say(f"  {label:<36} {value}")
-    if not settings.first_tunnel.configured_keys():
-        console.warn("no dbt Cloud key is installed yet. To finish:")
-        console.say(
-            "  1. in dbt Cloud, save the connection above with 'Use SSH tunnel' on\n"
-            "  2. copy the public key dbt Cloud then shows\n"
-            "  3. run: bastion keys add 'ssh-ed25519 AAAA… dbtcloud'\n"
-            "  4. in dbt Cloud, test the connection"
-        )
+    several = len(settings.tunnels) > 1
+    for tunnel in settings.tunnels.values():
+        form = connection_form(settings, tunnel, target.tunnel_host, target.warehouse)
+        whose = f" for {tunnel.user}" if several else ""
+        console.heading(f"enter in {tunnel.label}{whose} (connection -> SSH tunnel):")
+        for label, value in form.fields():
+            console.say(f"  {label:<36} {value}")
+        if tunnel.vendor == "fivetran":
+            console.say(f"  Fivetran pins the bastion's host key: approve {fingerprint} there")
+        if tunnel.api is not None:
+            console.say(f"  keys: from {tunnel.label}'s API; `bastion up` keeps them in step")
+        elif not tunnel.configured_keys():
+            _no_key_yet(console, tunnel.label, tunnel.user, several)
+
+
+def _no_key_yet(console: Console, label: str, user: str, several: bool) -> None:
+    option = f" --tunnel {user}" if several else ""
+    console.warn(f"no {label} key is installed yet. To finish:")
+    console.say(
+        f"  1. in {label}, save the connection above with its SSH tunnel on\n"
+        f"  2. copy the public key {label} then shows\n"
+        f"  3. run: bastion keys add{option} 'ssh-ed25519 AAAA… {user}'\n"
+        f"  4. in {label}, test the connection"
+    )

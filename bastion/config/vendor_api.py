@@ -22,6 +22,8 @@ PositiveInt = Annotated[int, BeforeValidator(rules.positive_int)]
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _GROUP_ID = re.compile(r"[A-Za-z0-9_]{1,64}")
 
+CONNECTION_MARK = "dbt-cloud-connection-"  # the comment of a key dbt Cloud's API gave
+GROUP_MARK = "fivetran-group-"  # the comment of a key Fivetran's API gave
 DBT_CLOUD_DEFAULT_URL = "https://cloud.getdbt.com/api"  # the "us" multi-tenant access URL
 FIVETRAN_DEFAULT_URL = "https://api.fivetran.com"
 
@@ -49,6 +51,11 @@ class _Api(BaseModel):
         return value
 
     what: ClassVar[str] = "API credentials"
+
+
+def from_api(comment: str) -> bool:
+    """The key was installed from a vendor's API (its comment is the mark `up` gives it)."""
+    return comment.startswith((CONNECTION_MARK, GROUP_MARK))
 
 
 def _env_name(value: str) -> str:

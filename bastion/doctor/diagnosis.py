@@ -8,12 +8,13 @@ bastion.pipeline.doctor walks the path and gathers what is judged here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.config.rules import host_port
-from bastion.config.settings import Settings
+from bastion.config.settings import Settings, TunnelSettings
 from bastion.doctor.findings import Finding
 from bastion.endpoint import Endpoint
 from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
@@ -59,31 +60,17 @@ class Diagnosis:
 def config_findings(settings: Settings) -> list[Finding]:
     """What the config alone tells: keepalive against dbt's needs, keys, credentials."""
     found = []
+    several = len(settings.tunnels) > 1
     for tunnel in settings.tunnels.values():
-        found.append(
-            keepalive_finding(
-                tunnel.client_alive_interval,
-                tunnel.client_alive_count_max,
-                "config",
-                f"{tunnel.where}.client_alive_*",
-            )
+        who = f"{tunnel.user}: " if several else ""
+        keepalive = keepalive_finding(
+            tunnel.client_alive_interval,
+            tunnel.client_alive_count_max,
+            "config",
+            f"{tunnel.where}.client_alive_*",
         )
-    keys = settings.first_tunnel.configured_keys()
-    if not keys:
-        found.append(Finding(
-            "warn", "config", "no dbt Cloud public key configured: only verify's own key can log in",
-            "save the connection in dbt Cloud, copy its public key, then `bastion keys add KEY`",
-            link="config.keys",
-        ))  # fmt: skip
-    else:
-        found.append(
-            Finding(
-                "ok",
-                "config",
-                f"{len(keys)} tunnel key(s) configured",
-                link="config.keys",
-            )
-        )
+        found.append(dataclasses.replace(keepalive, what=who + keepalive.what))
+        found.append(_keys_finding(tunnel, who))
     w = settings.warehouse
     if w.auth == "password" and not os.environ.get(w.password_env, ""):
         found.append(Finding(
@@ -93,6 +80,25 @@ def config_findings(settings: Settings) -> list[Finding]:
             link="config.credentials",
         ))  # fmt: skip
     return found
+
+
+def _keys_finding(tunnel: TunnelSettings, who: str) -> Finding:
+    keys = tunnel.configured_keys()
+    if tunnel.api is not None:
+        what = f"{who}keys from {tunnel.label}'s API (read by plan and up)"
+        if keys:
+            what += f", and {len(keys)} configured"
+        return Finding("ok", "config", what, link="config.keys")
+    if keys:
+        return Finding("ok", "config", f"{who}{len(keys)} tunnel key(s) configured",
+                       link="config.keys")  # fmt: skip
+    return Finding(
+        "warn", "config",
+        f"{who}no {tunnel.label} public key configured: only verify's own key can log in",
+        f"save the connection in {tunnel.label}, copy its public key, then `bastion keys add"
+        f"{' --tunnel ' + tunnel.user if who else ''} KEY`",
+        link="config.keys",
+    )  # fmt: skip
 
 
 def keepalive_finding(interval: int, count: int, area: str, where: str) -> Finding:

@@ -15,6 +15,7 @@ from typing import Any
 
 from bastion.changes import Action, Change, Plan
 from bastion.config.settings import Settings
+from bastion.config.vendor_api import from_api
 from bastion.endpoint import Endpoint
 from bastion.errors import ConfigError
 from bastion.host.desired import (
@@ -313,7 +314,7 @@ def _user_keys(
         return None, kept_fingerprints
     details = [f"+ {_describe(k)}" for k in keys if k.fingerprint not in present]
     details += [
-        f"- {_describe(e.key)}" + (" (added by hand)" if managed else "")
+        f"- {_describe(e.key)}" + _why_removed(e.key.comment, managed)
         for e in removed
         if e.key is not None
     ]
@@ -567,3 +568,9 @@ def inside_cidrs(address: str, cidrs: list[str]) -> bool:
     except ValueError:
         return True
     return any(ip in ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def _why_removed(comment: str, managed: bool) -> str:
+    if from_api(comment):
+        return " (replaced at the vendor, or its connection is no longer listed)"
+    return " (added by hand)" if managed else ""

@@ -12,11 +12,11 @@ from typing import Any
 from bastion.config.edit import add_keys, matches, read_argument, remove_keys
 from bastion.config.keys import PublicKey, parse_authorized_keys
 from bastion.config.settings import Settings, TunnelSettings
+from bastion.config.vendor_api import CONNECTION_MARK, GROUP_MARK
 from bastion.errors import InputError
 from bastion.host.sessions import Session, SessionReport, iso
 from bastion.pipeline.locate import admin, locate
 from bastion.pipeline.sessions import RECENT_SECONDS, read_logins
-from bastion.pipeline.vendor import CONNECTION_MARK, GROUP_MARK
 
 
 def host_keys(

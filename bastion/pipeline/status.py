@@ -15,6 +15,7 @@ from bastion.host.stage import status_host
 from bastion.pipeline.locate import admin, locate
 from bastion.pipeline.outcome import Outcome
 from bastion.pipeline.sessions import last_login_per_user, read_logins
+from bastion.pipeline.vendor import read_for, uses_vendor_api
 
 
 def status(settings: Settings, outcome: Outcome, *, host: str | None = None) -> dict[str, Any]:
@@ -24,10 +25,15 @@ def status(settings: Settings, outcome: Outcome, *, host: str | None = None) -> 
     fingerprint = None
     if target.facts is not None:
         found["aws"] = target.facts.to_dict()
+    if uses_vendor_api(settings):
+        try:  # keys from the vendors' APIs are part of what the host should hold
+            read_for(target)
+        except BastionError as exc:
+            found["vendors"] = {"read": False, "error": exc.message}
     if target.address and target.running:
         try:
             with admin(target) as conn:
-                found["host"] = status_host(settings, conn, target.warehouse)
+                found["host"] = status_host(target.host_settings, conn, target.warehouse)
                 found["host"]["last_logins"] = last_logins(settings, conn)
                 fingerprint = conn.host_key_fingerprint
         except SshError as exc:

@@ -25,12 +25,9 @@ from bastion.apis.dbt_cloud import DbtCloud, SshTunnel
 from bastion.changes import Action, Plan
 from bastion.config.keys import PublicKey
 from bastion.config.settings import Settings, TunnelSettings
-from bastion.config.vendor_api import DbtCloudApi, FivetranApi
+from bastion.config.vendor_api import CONNECTION_MARK, GROUP_MARK, DbtCloudApi, FivetranApi
 from bastion.pipeline.locate import Target
 from bastion.pipeline.outcome import Observer, Outcome
-
-CONNECTION_MARK = "dbt-cloud-connection-"  # the comment of a key dbt Cloud's API gave
-GROUP_MARK = "fivetran-group-"  # the comment of a key Fivetran's API gave
 
 
 def connection_mark(connection_id: int) -> str:
