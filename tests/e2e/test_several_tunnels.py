@@ -89,6 +89,36 @@ def group_rules() -> dict[str, str]:
     }
 
 
+BAD = {
+    "both forms": '[tunnel]\nuser = "dbtcloud"\n[tunnels.fivetran]\nvendor = "fivetran"\n'
+                  'regions = ["gcp-us-east4"]\n',
+    "a duplicate user": '[tunnels.fivetran]\nvendor = "fivetran"\nregions = ["gcp-us-east4"]\n'
+                        '[tunnels.fivetran]\nvendor = "custom"\nextra_cidrs = ["10.231.0.9/32"]\n',
+    "an unknown vendor": '[tunnels.airbyte]\nvendor = "airbyte"\nextra_cidrs = ["10.231.0.9/32"]\n',
+    "a region without a list": '[tunnels.fivetran]\nvendor = "fivetran"\n'
+                               'regions = ["gcp-europe-west2"]\n',
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_tunnel_tables_are_exit_4_and_change_nothing(
+    tools: Tools, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    good = tools.world.config.read_text()
+    tools.world.config.write_text(bastion_toml(tools.lab, NAME, extra=BAD[case]))
+    try:
+        code, refused = bastion(tools.world, capsys, "up")
+    finally:
+        tools.world.config.write_text(good)
+    assert code == 4 and refused["error"]["kind"] == "config", refused["error"]
+    assert refused["changes"] == []
+    groups = boto3.client("ec2", region_name="us-east-1").describe_security_groups(
+        Filters=[{"Name": "tag:bastion:name", "Values": [NAME]}]
+    )["SecurityGroups"]
+    assert groups == [], "nothing was created"
+    assert tools.lab.host_exec("getent passwd fivetran dbtcloud").stdout == ""
+
+
 def test_up_gives_one_group_with_the_union_and_verifies_every_user(
     tools: Tools, capsys: pytest.CaptureFixture[str]
 ) -> None:
