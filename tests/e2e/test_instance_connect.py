@@ -33,8 +33,7 @@ from bastion.errors import AwsError
 from bastion.vendors.dbt_cloud import source_cidrs
 from tests.e2e.world import World, bastion, lab_world
 from tests.lab import Lab, bastion_toml
-from tests.lab.instance_connect import InstanceConnectStandIn, instance_connect_stand_in
-from tests.lab.network import ip
+from tests.lab.instance_connect import InstanceConnectStandIn, lab_instance_connect
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -55,42 +54,13 @@ class EiceWorld:
         return self.world.lab
 
 
-@contextmanager
-def unreachable(network: str) -> Iterator[None]:
-    """The instances' private addresses are moto's: nothing may dial them but the endpoint's
-    stand-in (which relays to the lab host). A route makes a stray direct connection fail at
-    once instead of leaving the machine by its default route."""
-    if ip("route", "show", "exact", network).stdout.strip():
-        yield  # another run guards it already
-        return
-    ip("route", "add", "unreachable", network)
-    try:
-        yield
-    finally:
-        ip("route", "del", "unreachable", network, check=False)
-
-
 @pytest.fixture(scope="module")
 def eice(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EiceWorld]:
-    aws = lab.aws_env()
-    assert lab.aws is not None
-    (vpc,) = boto3.client(
-        "ec2", region_name="us-east-1", endpoint_url=lab.moto_endpoint,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    ).describe_vpcs(VpcIds=[lab.aws.vpc_id])["Vpcs"]  # fmt: skip
     with (
-        unreachable(vpc["CidrBlock"]),
         lab_world(lab, tmp_path_factory, NAME) as world,
-        lab.extra_operator_address(ENDPOINT_HOST) as endpoint_address,
+        lab_instance_connect(lab, ENDPOINT_HOST) as stand_in,
         lab.extra_operator_address(RUNNER_HOSTS[0]) as first,
         lab.extra_operator_address(RUNNER_HOSTS[1]) as second,
-        instance_connect_stand_in(
-            lab.moto_endpoint,
-            (lab.bastion_address, 22),
-            endpoint_address,
-            aws["AWS_ACCESS_KEY_ID"],
-            aws["AWS_SECRET_ACCESS_KEY"],
-        ) as stand_in,
     ):
         world.config.write_text(
             bastion_toml(
@@ -106,7 +76,7 @@ def eice(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EiceWor
         for key, value in stand_in.env().items():
             patch.setenv(key, value)
         try:
-            yield EiceWorld(world, stand_in, endpoint_address, (first, second))
+            yield EiceWorld(world, stand_in, stand_in.source_address or "", (first, second))
         finally:
             patch.undo()
 

@@ -18,6 +18,8 @@ the EC2 API reference), not from the tool's code:
   accepted tunnel relays BINARY frames to `relay_to` (the lab host's port 22) from
   `source_address`; a TEXT frame from the client ends it; at `maxTunnelDuration` it is
   closed with code 1008 and a reason.
+
+`lab_instance_connect(lab, host)` sets it up on a lab (the e2e tests and the bench).
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 import boto3
+
+from tests.lab.network import ip
+
+if TYPE_CHECKING:
+    from tests.lab.lab import Lab
 
 SERVICE = "ec2-instance-connect"
 MAX_TUNNEL_SECONDS = 3600
@@ -472,6 +479,56 @@ def instance_connect_stand_in(
             thread.join(timeout=5)
 
 
+@contextlib.contextmanager
+def lab_instance_connect(lab: Lab, endpoint_host: int) -> Iterator[InstanceConnectStandIn]:
+    """The stand-in on a lab: in front of its moto, relaying accepted tunnels to the lab
+    host's port 22 from the operator's extra address 10.231.<slot>.<endpoint_host> (the
+    endpoint's own: what sshd sees, and what DescribeNetworkInterfaces reports).
+
+    The tool reaches the host at the instance's private address in moto's VPC, which only
+    the endpoint may dial: meanwhile that VPC's range is an unreachable route, so a direct
+    connection by mistake fails at once instead of leaving by the default route.
+    """
+    if lab.aws is None:
+        raise RuntimeError("the Instance Connect stand-in needs a lab started with AWS")
+    env = lab.aws_env()
+    ec2 = boto3.client(
+        "ec2",
+        region_name=env["AWS_REGION"],
+        endpoint_url=lab.moto_endpoint,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    (vpc,) = ec2.describe_vpcs(VpcIds=[lab.aws.vpc_id])["Vpcs"]
+    with (
+        unreachable_route(vpc["CidrBlock"]),
+        lab.extra_operator_address(endpoint_host) as endpoint_address,
+        instance_connect_stand_in(
+            lab.moto_endpoint,
+            (lab.bastion_address, lab.ssh_port),
+            endpoint_address,
+            env["AWS_ACCESS_KEY_ID"],
+            env["AWS_SECRET_ACCESS_KEY"],
+            region=env["AWS_REGION"],
+        ) as stand_in,
+    ):
+        yield stand_in
+
+
+@contextlib.contextmanager
+def unreachable_route(network: str) -> Iterator[None]:
+    """`network` unreachable from the root namespace while the block runs (left alone where
+    a route for it exists already: another run guards it, or the machine uses it)."""
+    if ip("route", "show", "exact", network).stdout.strip():
+        yield
+        return
+    ip("route", "add", "unreachable", network)
+    try:
+        yield
+    finally:
+        ip("route", "del", "unreachable", network, check=False)
+
+
 # --- EC2 query protocol ----------------------------------------------------------------
 
 
@@ -480,7 +537,7 @@ def _one(params: dict[str, list[str]], name: str) -> str:
 
 
 def _numbered(params: dict[str, list[str]], prefix: str) -> list[str]:
-    found = []
+    found: list[str] = []
     for index in itertools.count(1):
         value = params.get(f"{prefix}.{index}")
         if value is None:
@@ -490,7 +547,7 @@ def _numbered(params: dict[str, list[str]], prefix: str) -> list[str]:
 
 
 def _tags(params: dict[str, list[str]]) -> list[tuple[str, str]]:
-    tags = []
+    tags: list[tuple[str, str]] = []
     for spec in itertools.count(1):
         if f"TagSpecification.{spec}.ResourceType" not in params:
             return tags
@@ -503,7 +560,7 @@ def _tags(params: dict[str, list[str]]) -> list[tuple[str, str]]:
 
 
 def _filters(params: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
-    found = []
+    found: list[tuple[str, list[str]]] = []
     for index in itertools.count(1):
         name = params.get(f"Filter.{index}.Name")
         if name is None:
