@@ -1,7 +1,8 @@
 """`invoke bench`: bastion's commands on one lab, medians over repeated runs, beside Ansible.
 
-Starts a lab (tests/lab), writes two bastion.toml files for it in a temporary folder (the
-host as provider "existing", and the whole thing as provider "aws" against the lab's moto),
+Starts a lab (tests/lab), writes three bastion.toml files for it in a temporary folder (the
+host as provider "existing", the whole thing as provider "aws" against the lab's moto, and
+the same with admin_access = "eice" through the Instance Connect Endpoint's stand-in),
 runs the real `bastion` console script again and again, and prints a table of medians with
 the targets of issue 7. Commands not in this checkout yet show "n/a (command missing)".
 Only loopback and the lab's namespaces are ever contacted. Needs root (the lab does).
@@ -57,6 +58,7 @@ SESSIONS_MONTH = at_most(2.0, "s")
 PEER_REFERENCE = 1.7  # seconds: the playbook's no-change run on the machines issue 7 names
 CHECKOUT = Path(__file__).resolve().parent.parent
 FLOOR_PARAMIKO = "floor: python + paramiko, login + facts"
+ENDPOINT_HOST = 20  # the stand-in's endpoint relays from 10.231.<slot>.20: what sshd sees
 
 
 def say(message: str) -> None:
@@ -338,6 +340,48 @@ class Bench:
         self.rows.append(row)
         self.rows += series.count_rows("sessions", name)
 
+    # --- admin_access = "eice": configure through the Instance Connect Endpoint -----------
+
+    def instance_connect_row(self) -> None:
+        """No-change `configure` with every admin login through the endpoint's stand-in
+        (tests/lab/instance_connect.py): provider "aws", so AWS is read first (through the
+        stand-in's EC2 proxy to moto), then one openTunnel websocket carries the SSH login.
+        Set up by one untimed `up` on a pristine host: the rows above left AllowUsers
+        admitting the operator's address, not the endpoint's."""
+        name = "no-change configure over the endpoint's stand-in"
+        if self.missing(
+            "configure", name, f"ssh connections / {name}", f"remote commands / {name}"
+        ):
+            return
+        from tests.lab.instance_connect import lab_instance_connect
+
+        config = str(self.space.eice_config)
+        say('bastion up with admin_access = "eice" (a pristine lab host, the stand-in\'s endpoint)')
+        self.lab.restart_host()
+        with lab_instance_connect(self.lab, ENDPOINT_HOST) as stand_in:
+            env = stand_in.env()
+            made = self.bastion.run("up", "-c", config, "--json", env=env, timeout=600)
+            if made.returncode != 0:
+                self.rows.append(Series(failure=made).row(name, None))
+                return
+            say(f"no-change configure over the endpoint's stand-in, {self.runs} runs")
+            series = self.series(
+                self.runs,
+                lambda: self.bastion.run("configure", "-c", config, "--json", env=env),
+                count_ssh=True,
+                changed=bastion_changed,
+            )
+            tunnels = len(stand_in.tunnels)
+        row = series.row(name, None)
+        note = (
+            "provider aws: AWS read through the stand-in's EC2 proxy to moto, then the SSH "
+            f"login over one openTunnel websocket ({tunnels} tunnels opened in all, the "
+            "untimed up's included)"
+        )
+        row.note = "; ".join(n for n in (note, row.note) if n)
+        self.rows.append(row)
+        self.rows += series.count_rows("configure", name)
+
     # --- provider "aws": up --------------------------------------------------------------
 
     def up_rows(self) -> None:
@@ -448,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.configure_and_peer()
             bench.verify_row()
             bench.sessions_row()
+            bench.instance_connect_row()  # before up's rows: they reset moto's account
             if args.skip_up:
                 bench.rows.append(Row("first up from nothing", absent="skipped (--skip-up)"))
             else:

@@ -1,4 +1,4 @@
-"""The bench's folder: two bastion.toml files for the lab, its known_hosts, a tunnel key."""
+"""The bench's folder: three bastion.toml files for the lab, its known_hosts, a tunnel key."""
 
 from __future__ import annotations
 
@@ -50,6 +50,10 @@ class Workspace:
     def aws_config(self) -> Path:
         return self.folder / "aws" / "bastion.toml"
 
+    @property
+    def eice_config(self) -> Path:
+        return self.folder / "eice" / "bastion.toml"
+
     def tunnel_public_key(self) -> str:
         key = self.folder / "dbt_cloud_ed25519"
         if not key.exists():
@@ -72,7 +76,8 @@ class Workspace:
         return key.with_suffix(".pub").read_text().strip()
 
     def write_configs(self) -> None:
-        """provider "existing" (configure, verify) and provider "aws" with moto (up)."""
+        """provider "existing" (configure, verify), provider "aws" with moto (up), and
+        provider "aws" with admin_access = "eice" (configure over the endpoint's stand-in)."""
         lab = self.lab
         head = f'name = "{NAME}"\n\n[aws]\nregion = "us-east-1"\n\n'
         warehouse = (
@@ -105,10 +110,22 @@ class Workspace:
             + bastion
             + tunnel
         )
+        # admin through the Instance Connect Endpoint's stand-in: no operator address, and
+        # the host reached at its private address (through the endpoint), not at the lab's
+        eice = (
+            f'name = "{NAME}-eice"\n\n[aws]\nregion = "us-east-1"\n\n'
+            + '[warehouse]\nkind = "redshift"\nredshift_cluster = "prod"\n'
+            + warehouse
+            + '\n[bastion]\nprovider = "aws"\nadmin_access = "eice"\nadmin_cidrs = []\n'
+            + f'admin_user = "{lab.admin_user}"\nadmin_key = "{lab.admin_key}"\n'
+            + 'known_hosts = "known_hosts"\n'
+            + tunnel
+        )
         known = "".join(f"{line}\n" for line in lab.known_hosts_lines)
         for path, text, hosts in (
             (self.existing_config, existing, known),
             (self.aws_config, aws, ""),
+            (self.eice_config, eice, ""),
         ):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
