@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -143,3 +143,55 @@ def test_destroy_in_a_terminal_asks_first(
         assert snapshot() == before
     else:
         assert _tagged_with_name() == []
+
+
+class _EndpointAccount:
+    """What AWS answers destroy for a bastion with admin_access = "eice": its group admits
+    the endpoint's group, whose egress names the bastion's (plain moto lacks the endpoint)."""
+
+    bastion_group, endpoint_group = "sg-0000000000000000b", "sg-0000000000000000e"
+    tags: ClassVar[list[dict[str, str]]] = [
+        {"Key": t.NAME_TAG, "Value": "analytics"}, {"Key": "managed-by", "Value": t.MANAGED_BY},
+    ]  # fmt: skip
+
+    def describe_security_groups(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pair = {"UserIdGroupPairs": [{"GroupId": self.endpoint_group}]}
+        bastion = {"GroupId": self.bastion_group, "VpcId": "vpc-1", "Tags": self.tags,
+                   "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **pair}]}  # fmt: skip
+        endpoint = {"GroupId": self.endpoint_group, "VpcId": "vpc-1", "IpPermissions": [],
+                    "Tags": [*self.tags, {"Key": t.ROLE_TAG, "Value": t.ENDPOINT_ROLE}]}  # fmt: skip
+        if filters[0]["Name"] == "ip-permission.group-id":
+            return [bastion] if filters[0]["Values"] == [self.endpoint_group] else []
+        return [endpoint, bastion]
+
+    def describe_instances(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"InstanceId": "i-1", "VpcId": "vpc-1", "State": {"Name": "running"}}]
+
+    def describe_instance_connect_endpoints(self, filters: list[Any]) -> list[dict[str, Any]]:
+        return [
+            {"InstanceConnectEndpointId": "eice-1", "VpcId": "vpc-1", "State": "create-complete"}
+        ]
+
+    def describe_addresses(self, filters: list[Any]) -> list[dict[str, Any]]:
+        return []
+
+    def describe_key_pairs(self, name: str) -> list[dict[str, Any]]:
+        return []
+
+
+def test_destroy_removes_the_endpoint_then_the_rule_naming_its_group_then_both_groups() -> None:
+    """Real AWS refuses a group an endpoint's interface uses, or another group's rule names."""
+    from bastion.aws.destroy import plan_destroy
+
+    steps = plan_destroy(_EndpointAccount(), "analytics", "vpc-1")  # type: ignore[arg-type]
+    assert [(s.change.resource, s.op) for s in steps] == [
+        ("security_group", "set_generation"),
+        ("instance", "terminate_instance"),
+        ("instance_connect_endpoint", "delete_instance_connect_endpoint"),
+        ("security_group_rule", "revoke_ingress"),
+        ("instance_connect_endpoint_group", "delete_security_group"),
+        ("security_group", "delete_security_group"),
+    ]
+    assert steps[0].args["group"] == _EndpointAccount.bastion_group
+    assert steps[3].args["group"] == _EndpointAccount.bastion_group
+    assert steps[4].args["group"] == _EndpointAccount.endpoint_group
