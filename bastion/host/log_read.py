@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
+import codecs
 import re
+import shlex
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bastion.errors import HostError
-from bastion.host.connection import HostConnection
+from bastion.errors import HostError, SshError
+from bastion.host.connection import CONNECT_TIMEOUT, HostConnection
 from bastion.host.sshd_log import HOST_FILTER, parse_time
 
 MARK = "@@bastion-log "
+END = f"{MARK}end"
+CHUNK = 1 << 16  # bytes read from the channel at a time
 
 # $1 seconds back ("" for all the log keeps), $2 the grep pattern, then the tunnel users.
 # A month of the log is megabytes of repetitive text: gzip (essential on Debian, Ubuntu and
@@ -67,7 +72,11 @@ if command -v gzip >/dev/null; then answer "$@" | gzip -1; else answer "$@"; fi
 @dataclass
 class SshdLog:
     """The host's answer: its clock, where the log came from, its lines, the tunnel users'
-    authorized_keys (None where there is none)."""
+    authorized_keys (None where there is none).
+
+    From `read_sshd_log`, `lines` is read from the host as it is iterated (once, before the
+    connection closes): a month of the log is made into sessions while the host is still
+    reading its journal."""
 
     now: datetime
     utc_offset: timedelta = timedelta(0)
@@ -75,7 +84,7 @@ class SshdLog:
     forwards_logged: bool = False
     begins: datetime | None = None  # journald's oldest entry: how far back the log goes
     authorized_keys: dict[str, str | None] = field(default_factory=dict)
-    lines: list[str] = field(default_factory=list)
+    lines: Iterable[str] = field(default_factory=list)
 
 
 def login_filter(users: list[str]) -> str:
@@ -87,10 +96,12 @@ def login_filter(users: list[str]) -> str:
 def read_sshd_log(
     conn: HostConnection, users: list[str], *, since_seconds: int | None, logins_only: bool = False
 ) -> SshdLog:
-    """Run the script as root (one command) and parse its answer."""
+    """Run the script as root (one command) and read its answer up to the log's lines,
+    which are read as `lines` is iterated."""
     pattern = login_filter(users) if logins_only else HOST_FILTER
     since = "" if since_seconds is None else str(int(since_seconds))
-    log = parse_answer(answer_text(conn, users, since, pattern))
+    answer = _Answer(conn)
+    log = parse_lines(answer.lines(SCRIPT, since, pattern, *users), missing_end=answer.failed)
     if log.source == "none":
         raise HostError(
             f"{conn.address} keeps no sshd log bastion can read: no journald, no "
@@ -100,28 +111,97 @@ def read_sshd_log(
     return log
 
 
-def answer_text(conn: HostConnection, users: list[str], since: str, pattern: str) -> str:
-    """The script's answer as text (gunzipped), or HostError with what the host said."""
-    status, raw, errors = conn.sudo_bytes(SCRIPT, since, pattern, *users, timeout=300)
-    if raw[:2] == b"\x1f\x8b":
+class _Answer:
+    """The script's answer as it arrives: gunzipped, decoded, split into lines. (The
+    connection's `sudo_bytes` waits for all of it; here the lines are used as they come.)"""
+
+    def __init__(self, conn: HostConnection) -> None:
+        self.conn = conn
+        self.status = -1
+        self.errors = b""
+        self.opening = ""  # the answer's first characters, for an error message
+
+    def lines(self, script: str, *args: str, timeout: float = 300) -> Iterator[str]:
+        return answer_lines(self._chunks(script, *args, timeout=timeout), self._keep_opening)
+
+    def _keep_opening(self, text: str) -> None:
+        if len(self.opening) < 300:
+            self.opening += text[: 300 - len(self.opening)]
+
+    def _chunks(self, script: str, *args: str, timeout: float) -> Iterator[bytes]:
+        conn = self.conn
+        quoted = " ".join(shlex.quote(a) for a in args)
+        conn.commands_run += 1
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError):
-            raw = b""
-    text = raw.decode("utf-8", "replace")
-    if f"{MARK}end" not in text:
-        detail = (errors.decode("utf-8", "replace") or text).strip()[:300]
-        raise HostError(f"reading sshd's log on {conn.address} failed (exit {status}): {detail}")
-    return text
+            channel = conn.connection.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
+            channel.settimeout(timeout)
+            channel.exec_command(f"sudo -n sh -c {shlex.quote(script)} sh {quoted}")
+            while chunk := channel.recv(CHUNK):
+                yield chunk
+            self.errors = channel.makefile_stderr("rb").read()
+            self.status = channel.recv_exit_status()
+        except TimeoutError:
+            raise HostError(f"a command on {conn.address} did not finish in {timeout} s") from None
+        except (OSError, EOFError, AttributeError) as exc:
+            raise SshError(f"the connection to {conn.address} broke: {exc}") from None
+
+    def failed(self) -> None:
+        """The answer ended without its end mark: HostError with what the host said."""
+        detail = (self.errors.decode("utf-8", "replace") or self.opening).strip()[:300]
+        raise HostError(
+            f"reading sshd's log on {self.conn.address} failed (exit {self.status}): {detail}"
+        )
+
+
+def answer_lines(
+    chunks: Iterable[bytes], seen: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """The answer's bytes as lines, as `str.splitlines` would cut the whole: gunzipped when
+    the host had gzip, UTF-8 with replacement; a gzip stream that breaks ends the lines."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    inflate: zlib._Decompress | None = None
+    head: bytes | None = b""
+    tail = ""
+    for chunk in chunks:
+        if head is not None:  # the first two bytes say whether it is gzip
+            head += chunk
+            if len(head) < 2:
+                continue
+            chunk, head = head, None
+            inflate = zlib.decompressobj(wbits=31) if chunk[:2] == b"\x1f\x8b" else None
+        if inflate is not None:
+            try:
+                data = inflate.decompress(chunk)
+                while inflate.eof and inflate.unused_data:  # gzip's several members
+                    rest, inflate = inflate.unused_data, zlib.decompressobj(wbits=31)
+                    data += inflate.decompress(rest)
+            except zlib.error:
+                return
+        else:
+            data = chunk
+        text = tail + decoder.decode(data)
+        if seen is not None:
+            seen(text)
+        cut = text.rfind("\n") + 1  # "\n" ends a line whatever follows it
+        tail = text[cut:]
+        yield from text[:cut].splitlines()
+    if head:
+        tail += decoder.decode(head)
+    yield from (tail + decoder.decode(b"", final=True)).splitlines()
 
 
 def parse_answer(text: str) -> SshdLog:
+    """The script's whole answer, as text."""
+    log = parse_lines(iter(text.splitlines()))
+    log.lines = list(log.lines)
+    return log
+
+
+def parse_lines(answer: Iterator[str], missing_end: Callable[[], None] | None = None) -> SshdLog:
+    """The answer's head, read here; the log's lines are left in `answer` for `lines`.
+    `missing_end` is called where the answer ends without its end mark."""
     log = SshdLog(now=datetime.now().astimezone())
-    lines = text.splitlines()
-    index, user = 0, ""
-    while index < len(lines):
-        line = lines[index]
-        index += 1
+    for line in answer:
         if not line.startswith(MARK):
             continue
         word, _, rest = line[len(MARK) :].partition(" ")
@@ -133,20 +213,29 @@ def parse_answer(text: str) -> SshdLog:
             log.forwards_logged = rest.strip() not in ("", "0")
         elif word == "keys":
             user = rest.strip()
-            encoded = lines[index] if index < len(lines) else ""
-            index += 1
-            log.authorized_keys[user] = _decode(encoded, user)
+            log.authorized_keys[user] = _decode(next(answer, ""), user)
         elif word == "source":
             words = rest.split()
             log.source = words[0] if words else "none"
             if len(words) > 1 and words[1][:1].isdigit():
                 log.begins = parse_time(words[1])
         elif word == "log":
-            end = next((i for i in range(index, len(lines)) if lines[i] == f"{MARK}end"),
-                       len(lines))  # fmt: skip
-            log.lines = lines[index:end]
-            index = end
+            log.lines = _log_lines(answer, missing_end)
+            return log
+        elif word == "end":
+            return log
+    if missing_end is not None:
+        missing_end()
     return log
+
+
+def _log_lines(answer: Iterator[str], missing_end: Callable[[], None] | None) -> Iterator[str]:
+    for line in answer:
+        if line == END:
+            return
+        yield line
+    if missing_end is not None:
+        missing_end()
 
 
 def _offset(text: str) -> timedelta:

@@ -44,8 +44,9 @@ SHELL_REFUSED = "shell or PTY"
 
 
 def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC to the second, as `--json` shows every time."""
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 UTC to the second, as `--json` shows every time: `YYYY-MM-DDTHH:MM:SSZ`
+    (isoformat's first 19 characters: half strftime's time, twice for each session)."""
+    return None if moment is None else moment.isoformat()[:19] + "Z"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Sources:
     """Whose an address is: a dbt Cloud region's list, extra_cidrs, admin_cidrs, or unknown."""
 
     networks: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]
+    # each address once: a month of dbt Cloud's runs comes from a handful of addresses
+    _named: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, settings: Settings) -> Sources:
@@ -61,6 +64,12 @@ class Sources:
         return cls(tuple((ipaddress.ip_network(c, strict=False), name) for c, name in named))
 
     def name(self, address: str) -> str:
+        named = self._named.get(address)
+        if named is None:
+            named = self._named[address] = self._lookup(address)
+        return named
+
+    def _lookup(self, address: str) -> str:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
@@ -94,58 +103,62 @@ class _Connection:
 _OPENING = (KeyFound, LoggedIn, KeyRefused, UserRefused)
 
 
-def _connections(entries: Iterable[Entry]) -> list[_Connection]:
-    """Every connection the lines show, in the order they began."""
+def _connections(entries: Iterable[Entry], since: datetime | None = None) -> list[_Connection]:
+    """Every connection the lines show (those since `since`), in the order they began."""
     found: list[_Connection] = []
     processes: dict[tuple[int, int], _Connection] = {}
-    for entry in entries:
-        event = event_of(entry.message)
+    for when, boot, pid, message in entries:
+        if since is not None and when < since:
+            continue
+        event = event_of(message)
         if event is None:
             continue
-        key = (entry.boot, entry.pid)
-        if isinstance(event, Connected):  # a new process: a pid seen before was reused
-            processes[key] = _Connection(event.address, event.port)
-            found.append(processes[key])
+        if type(event) is Connected:  # a new process: a pid seen before was reused
+            processes[(boot, pid)] = _Connection(event.address, event.port)
+            found.append(processes[(boot, pid)])
             continue
-        conn = processes.get(key)
-        if isinstance(event, _OPENING) and (conn is None or conn.start is not None):
+        conn = processes.get((boot, pid))
+        if (conn is None or conn.start is not None) and isinstance(event, _OPENING):
             # its "Connection from" line is older than the part of the log read, or was
             # left on the host (`logins_only`): a line before the login opens it
             conn = _Connection(getattr(event, "address", ""), getattr(event, "port", 0))
-            processes[key] = conn
+            processes[(boot, pid)] = conn
             found.append(conn)
-        if conn is None:
-            continue
-        _record(conn, entry, event, processes)
+        if conn is not None:
+            _record(conn, when, boot, event, processes)
     return found
 
 
 def _record(
-    conn: _Connection, entry: Entry, event: Any, processes: dict[tuple[int, int], _Connection]
+    conn: _Connection,
+    when: datetime,
+    boot: int,
+    event: Any,
+    processes: dict[tuple[int, int], _Connection],
 ) -> None:
-    when = entry.time
-    if isinstance(event, ChildStarted):
-        processes[(entry.boot, event.pid)] = conn
-    elif isinstance(event, KeyFound):
-        conn.found_at[event.key] = event.path
-    elif isinstance(event, LoggedIn):
-        conn.user, conn.key, conn.key_type, conn.start = event.user, event.key, event.key_type, when
-        conn.address, conn.port = event.address, event.port
-        conn.key_file = conn.found_at.get(event.key, "")
-    elif isinstance(event, KeyRefused):
-        conn.failed.append((when, event.user, event.key))
-    elif isinstance(event, UserRefused):
-        conn.refused_user = (when, event.user, event.why)
-    elif isinstance(event, ForwardAsked):
+    kind = type(event)  # the most frequent first: three forwards and two key lines a session
+    if kind is ForwardAsked:
         conn.asked[event.target] += 1
-    elif isinstance(event, ForwardRefused):
-        conn.denied.append((when, event.target))
-    elif isinstance(event, ShellAsked):
-        conn.shell.append((when, event.what))
-    elif isinstance(event, Ended):
+    elif kind is KeyFound:
+        conn.found_at[event.key] = event.path
+    elif kind is ChildStarted:
+        processes[(boot, event.pid)] = conn
+    elif kind is LoggedIn:
+        conn.user, conn.key, conn.key_type = event.user, event.key, event.key_type
+        conn.start, conn.address, conn.port = when, event.address, event.port
+        conn.key_file = conn.found_at.get(event.key, "")
+    elif kind is Ended:
         if conn.start is not None and conn.end is None:
             conn.end, conn.ended = when, event.why
-    elif isinstance(event, Transferred):
+    elif kind is KeyRefused:
+        conn.failed.append((when, event.user, event.key))
+    elif kind is UserRefused:
+        conn.refused_user = (when, event.user, event.why)
+    elif kind is ForwardRefused:
+        conn.denied.append((when, event.target))
+    elif kind is ShellAsked:
+        conn.shell.append((when, event.what))
+    elif kind is Transferred:
         conn.sent, conn.received = event.sent, event.received
 
 
@@ -255,11 +268,9 @@ def build_report(
     the attempts sshd refused them, grouped by user, address and reason."""
     tunnel_users = set(users)
     entries = read_entries(log.lines, now=log.now, utc_offset=log.utc_offset)
-    if since is not None:
-        entries = (e for e in entries if e.time >= since)
     sessions: list[Session] = []
     refusals: list[tuple[str, str, str, datetime, str]] = []
-    for conn in _connections(entries):
+    for conn in _connections(entries, since):
         if conn.start is not None and conn.user in tunnel_users:
             sessions.append(_session(conn, log, sources, comments))
             refusals += [(conn.user, conn.address, FORWARD_REFUSED, t, target)
@@ -290,8 +301,10 @@ def _session(
 ) -> Session:
     assert conn.start is not None
     verify = conn.key_file.endswith(f"/{VERIFY_KEYS_NAME}")
-    denied = Counter(target for _, target in conn.denied)
-    forwards = {t: n - denied[t] for t, n in conn.asked.items() if n - denied[t] > 0}
+    forwards = dict(conn.asked)
+    if conn.denied:
+        denied = Counter(target for _, target in conn.denied)
+        forwards = {t: n - denied[t] for t, n in conn.asked.items() if n - denied[t] > 0}
     comment = VERIFY_KEY_COMMENT if verify else comments.get(conn.key, "")
     return Session(
         user=conn.user, address=conn.address, port=conn.port, source=sources.name(conn.address),

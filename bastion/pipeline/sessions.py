@@ -61,8 +61,8 @@ def read_sessions(
     users = tunnel_users(settings, tunnel)
     with admin(locate(settings, host=host), accept_new=accept_new) as conn:
         log = read_sshd_log(conn, users, since_seconds=since_seconds)
-    since = log.now - timedelta(seconds=since_seconds)
-    return _report(settings, log, users, since)
+        since = log.now - timedelta(seconds=since_seconds)
+        return _report(settings, log, users, since)  # reads the log's lines as they arrive
 
 
 def read_logins(

@@ -4,6 +4,7 @@ lab's Debian 13, 12 and 11 hosts)."""
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import json
 import re
@@ -14,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from bastion.errors import InputError
+from bastion.errors import HostError, InputError
 from bastion.host.journald import Journald, parse_journald, retention_change, timespan_seconds
-from bastion.host.log_read import SshdLog, login_filter, parse_answer
+from bastion.host.log_read import SshdLog, answer_lines, login_filter, parse_answer, parse_lines
 from bastion.host.sessions import (
     ADDRESS_NOT_ALLOWED,
     FORWARD_REFUSED,
@@ -193,6 +194,50 @@ def test_syslog_files_read_as_journald(release: str) -> None:
     assert [(r.reason, r.count) for r in report.refused] == [
         (r.reason, r.count) for r in journal_report.refused
     ]
+
+
+def _pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("size", [1, 7, 1000])
+def test_the_answer_read_as_it_arrives_gives_the_report_of_the_whole(release: str, size: int) -> None:
+    """The host's answer is made into sessions while it arrives, in pieces that cut gzip's
+    blocks and the lines anywhere: the same lines and the same report as the whole text."""
+    text = (RECORDED / f"debian{release}.answer.txt").read_text()
+    for data in (gzip.compress(text.encode()), text.encode()):  # a host without gzip: plain
+        assert list(answer_lines(_pieces(data, size))) == text.splitlines()
+    whole, record = recorded_report(release)
+    log = parse_lines(answer_lines(_pieces(gzip.compress(text.encode()), size)))
+    streamed = report_of(log, record)
+    assert [s.to_dict() for s in streamed.sessions] == [s.to_dict() for s in whole.sessions]
+    assert [r.to_dict() for r in streamed.refused] == [r.to_dict() for r in whole.refused]
+    assert (log.now, log.authorized_keys, log.begins) == (whole.now, parse_answer(text).authorized_keys,
+                                                          whole.begins)  # fmt: skip
+
+
+def test_lines_cut_inside_a_character_or_a_line_break_are_whole() -> None:
+    text = "é\r\nü x\u2028y\rz\n\n€ end"
+    assert list(answer_lines(_pieces(text.encode(), 1))) == text.splitlines()
+    assert list(answer_lines(_pieces(gzip.compress(text.encode()) * 2, 3))) == (text + text).splitlines()
+
+
+def test_an_answer_cut_short_is_an_error() -> None:
+    """The end mark is the last line: an answer without it (the script died, gzip broke) is
+    the host's failure, not a shorter log."""
+    lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
+    assert lines[-1] == "@@bastion-log end"
+
+    def missing_end() -> None:
+        raise HostError("cut short")
+
+    whole = gzip.compress("\n".join(lines).encode())
+    assert len(list(parse_lines(answer_lines([whole]), missing_end).lines)) > 10
+    for raw in (whole[:-30], gzip.compress("\n".join(lines[:-1]).encode()),
+                gzip.compress("\n".join(lines[:3]).encode())):  # fmt: skip
+        with pytest.raises(HostError, match="cut short"):
+            list(parse_lines(answer_lines([raw]), missing_end).lines)
 
 
 def test_a_reboot_ends_the_pid_namespace() -> None:
