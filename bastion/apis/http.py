@@ -61,18 +61,26 @@ class VendorApi:
     ) -> Any:
         """The decoded JSON answer of `method path`; `what` names the object for a 404."""
         url = f"{self.base}{path}"
+        # A read is retried on any failure; a write only where the request cannot have
+        # been acted on (no connection made, or 429: refused before it was read), so a
+        # save is never made twice.
+        safe = method == "GET"
+        retried = _RETRIED if safe else {429}
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 answer = self._client.request(method, url, json=json, params=params)
             except httpx.TransportError as exc:
-                if attempt == ATTEMPTS:
+                unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if attempt == ATTEMPTS or not (safe or unsent):
                     raise VendorError(
-                        f"{self.who}'s API at {self.base} did not answer: {type(exc).__name__}",
-                        hint="check the api url and this machine's route to it",
+                        f"{self.who}'s API at {self.base} did not answer {method} {path}: "
+                        f"{type(exc).__name__}",
+                        hint="check the api url and this machine's route to it"
+                        + ("" if safe else "; run again: the next run reads what was saved"),
                     ) from None
                 self._sleep(min(2.0**attempt, MAX_WAIT))
                 continue
-            if answer.status_code in _RETRIED and attempt < ATTEMPTS:
+            if answer.status_code in retried and attempt < ATTEMPTS:
                 self._sleep(retry_after(answer.headers.get("Retry-After"), attempt))
                 continue
             return self._decode(answer, method, path, what)

@@ -418,6 +418,19 @@ class TunnelSettings(_Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _api_url(self) -> TunnelSettings:
+        """dbt Cloud's API has one default address (region us); the others need `url`."""
+        if isinstance(self.api, DbtCloudApi) and not self.api.url:
+            where = "dbt_cloud" if self.key == "tunnel" else self.where
+            if self.regions and self.regions[0] != "us":
+                raise ValueError(
+                    f"{where}.api.url is required for dbt Cloud region {self.regions[0]!r}: "
+                    "set it to your account's access URL followed by /api (Account settings "
+                    'shows it), e.g. "https://ab123.eu1.dbt.com/api"'
+                )
+        return self
+
     @property
     def label(self) -> str:
         return LABELS[self.vendor]

@@ -42,11 +42,16 @@ class _Api(BaseModel):
         """The value of the variable `name_field` names; ConfigError (exit 4) naming the
         variable, never its value, when it is not set."""
         name = getattr(self, name_field)
-        value = environ.get(name, "")
+        value = environ.get(name, "").strip()  # a pasted secret often ends in a newline
         if not value:
             raise ConfigError(
                 f"{name} is not set: it holds the {self.what} for this tunnel's api",
                 hint=f"export {name} (in CI: from the secrets store); its value is never shown",
+            )
+        if not all(33 <= ord(char) < 127 for char in value):
+            raise ConfigError(
+                f"{name} holds spaces, control or non-ASCII characters: not a {self.what}",
+                hint=f"set {name} to the value exactly as the vendor shows it (it is not shown here)",
             )
         return value
 

@@ -7,6 +7,7 @@ short-lived key.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from bastion.aws.stage import status_aws
@@ -16,10 +17,10 @@ from bastion.doctor.diagnosis import Diagnosis, config_findings, hop_finding, ho
 from bastion.doctor.findings import Finding
 from bastion.endpoint import Endpoint
 from bastion.errors import BastionError
-from bastion.host.connection import HostConnection, connect_admin
+from bastion.host.connection import HostConnection
 from bastion.host.sessions import iso
 from bastion.host.stage import read_facts
-from bastion.pipeline.locate import Target, before_aws, locate, uses_aws
+from bastion.pipeline.locate import Target, admin, before_aws, locate, uses_aws
 from bastion.pipeline.sessions import describe_login, last_login_per_user, read_logins
 from bastion.tunnel.hops import tcp_check
 from bastion.tunnel.verify import verify
@@ -48,15 +49,17 @@ def diagnose(
     if target is None or not target.address:
         return diagnosis
     address = target.address
-    admin_ok = _host_part(settings, address, target.warehouse, add)
+    admin_ok = _host_part(settings, target, add)
     if not run_verify:
         return diagnosis
+    # through an Instance Connect Endpoint (admin_access = "eice"), verify goes its way too
+    via = (target.verify_port, target.dial) if target.through_endpoint else None
     if not admin_ok:
-        hop, _ = tcp_check(address, settings.bastion.ssh_port)
+        hop, _ = tcp_check(address, settings.bastion.ssh_port, via[1] if via else None)
         add([hop_finding(hop)])
         add([Finding("skip", "tunnel", "verify needs the admin login to install its key")])
         return diagnosis
-    keys = AdminVerifyKeyHost(settings, address)
+    keys = AdminVerifyKeyHost(settings, address, via=via)
     try:
         for user in settings.tunnels:
             keys.user = user
@@ -67,6 +70,7 @@ def diagnose(
                 host=keys,
                 user=user,
                 gateway=target.gateway if settings.warehouse.auth == "iam" else None,
+                via=via,
             )
             diagnosis.verify.append(result)
             add([hop_finding(hop, user if len(settings.tunnels) > 1 else "") for hop in result.hops])
@@ -99,28 +103,28 @@ def _aws_part(settings: Settings, add: Add) -> Target | None:
     return target
 
 
-def _host_part(settings: Settings, address: str, warehouse: Endpoint, add: Add) -> bool:
-    """Log in as the admin, read the host's facts in one round trip, judge the tunnel user's sshd."""
-    try:
-        conn = connect_admin(settings, address)
-    except BastionError as exc:
-        add([Finding(
-            "fail", "host", f"cannot log in as {settings.bastion.admin_user}@{address}: {exc.message}",
-            exc.hint or "check bastion.admin_key and bastion.admin_cidrs", link="host.admin",
-        )])  # fmt: skip
-        return False
-    try:
-        facts = read_facts(settings, conn)
-    except BastionError as exc:
-        add([Finding("fail", "host", f"cannot read the host: {exc.message}", exc.hint,
-                     link="host.admin")])  # fmt: skip
-        conn.close()
-        return False
-    add(host_findings(settings, facts, warehouse))
-    try:
+def _host_part(settings: Settings, target: Target, add: Add) -> bool:
+    """Log in as the admin (the way every admin login goes: directly, or through the
+    Instance Connect Endpoint), read the host's facts in one round trip, judge each tunnel
+    user's sshd."""
+    with contextlib.ExitStack() as stack:
+        try:
+            conn = stack.enter_context(admin(target))
+        except BastionError as exc:
+            add([Finding(
+                "fail", "host",
+                f"cannot log in as {settings.bastion.admin_user}@{target.address}: {exc.message}",
+                exc.hint or "check bastion.admin_key and bastion.admin_cidrs", link="host.admin",
+            )])  # fmt: skip
+            return False
+        try:
+            facts = read_facts(settings, conn)
+        except BastionError as exc:
+            add([Finding("fail", "host", f"cannot read the host: {exc.message}", exc.hint,
+                         link="host.admin")])  # fmt: skip
+            return False
+        add(host_findings(settings, facts, target.warehouse))
         add(login_findings(settings, conn))
-    finally:
-        conn.close()
     return True
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from bastion.config.edit import add_keys, matches, read_argument, remove_keys
 from bastion.config.keys import PublicKey, parse_authorized_keys
 from bastion.config.settings import Settings, TunnelSettings
-from bastion.config.vendor_api import CONNECTION_MARK, GROUP_MARK
+from bastion.config.vendor_api import CONNECTION_MARK, GROUP_MARK, from_api
 from bastion.errors import InputError
 from bastion.host.sessions import Session, SessionReport, iso
 from bastion.pipeline.locate import admin, locate
@@ -159,7 +159,10 @@ def _prune_reaches_no_one_else(
         if other.user == tunnel.user:
             continue
         wanted = {k.fingerprint for k in other.configured_keys()}
-        extra = [k for k in on_host.get(other.user, []) if k.fingerprint not in wanted]
+        extra = [
+            k for k in on_host.get(other.user, [])
+            if k.fingerprint not in wanted and not from_api(k.comment)  # the host stage keeps those
+        ]  # fmt: skip
         if extra:
             others.append(f"{other.user} ({', '.join(k.describe() for k in extra)})")
     if others:

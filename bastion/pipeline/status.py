@@ -34,6 +34,12 @@ def status(settings: Settings, outcome: Outcome, *, host: str | None = None) -> 
         try:
             with admin(target) as conn:
                 found["host"] = status_host(target.host_settings, conn, target.warehouse)
+                if "vendors" in found:
+                    found["host"]["notices"].append(
+                        "the keys of tunnels with an api table come from the vendors' APIs, "
+                        "which were not read: pending authorized_keys changes for them are "
+                        "not known"
+                    )
                 found["host"]["last_logins"] = last_logins(settings, conn)
                 fingerprint = conn.host_key_fingerprint
         except SshError as exc:

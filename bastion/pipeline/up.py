@@ -21,7 +21,7 @@ from bastion.pipeline.locate import Target, admin, before_aws, uses_aws
 from bastion.pipeline.outcome import Observer, Outcome
 from bastion.pipeline.plan import read_aws
 from bastion.pipeline.port_change import close_old_port
-from bastion.pipeline.vendor import vendor_stage
+from bastion.pipeline.vendor import read_for, vendor_stage
 from bastion.pipeline.verify import verify_tunnel
 
 
@@ -38,6 +38,9 @@ def up(
     """Provision, configure, verify; then close the old port of an ssh_port change."""
     stages = 2 if skip_verify else 3
     target = before_aws(settings)
+    # The vendors' APIs are read (credentials, connections, groups) before anything
+    # changes: what they refuse stops the run here, not after the AWS stage.
+    read_for(target, observer)
     if uses_aws(settings):
         observer.stage(f"1/{stages} provision: AWS resources of bastion-{settings.name}")
         with observer.status("reading AWS"):

@@ -16,6 +16,7 @@ connection no longer listed, or replaced by a newer one, goes; keys given by han
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from bastion.changes import Action, Plan
 from bastion.config.keys import PublicKey
 from bastion.config.settings import Settings, TunnelSettings
 from bastion.config.vendor_api import CONNECTION_MARK, GROUP_MARK, DbtCloudApi, FivetranApi
+from bastion.errors import ConfigError
 from bastion.pipeline.locate import Target
 from bastion.pipeline.outcome import Observer, Outcome
 
@@ -40,24 +42,50 @@ def group_mark(group_id: str) -> str:
 
 @dataclass(frozen=True)
 class TunnelWrite:
-    """One dbt Cloud connection whose SSH tunnel `up` saves."""
+    """One dbt Cloud connection `up` writes: its SSH tunnel saved (a new key pair), and/or
+    its "Use SSH tunnel" switch turned on (the key stays)."""
 
     user: str
     connection_id: int
     existing: SshTunnel | None
+    save: bool  # the tunnel is missing or names another host, port or user
     enable: bool  # the connection's "Use SSH tunnel" is off
+
+    @property
+    def action(self) -> Action:
+        return "create" if self.existing is None else "update"
 
     def describe(self, hostname: str, port: int) -> str:
         where = f"{self.user}@{hostname or '(the Elastic IP)'}:{port}"
+        switch = "; 'Use SSH tunnel' turned on" if self.enable else ""
+        if not self.save:
+            return (
+                f"connection {self.connection_id}: 'Use SSH tunnel' turned on (the tunnel "
+                f"already points at {where}; its key stays)"
+            )
         if self.existing is None:
-            return f"connection {self.connection_id}: SSH tunnel to {where} (dbt Cloud generates its key)"
-        old = f"{self.existing.username}@{self.existing.hostname}:{self.existing.port}"
-        return f"connection {self.connection_id}: SSH tunnel {old} -> {where} (dbt Cloud generates a new key)"
+            return (
+                f"connection {self.connection_id}: SSH tunnel to {where}{switch} "
+                "(dbt Cloud generates its key)"
+            )
+        old = printable(
+            f"{self.existing.username}@{self.existing.hostname}:{self.existing.port}"
+        )
+        return (
+            f"connection {self.connection_id}: SSH tunnel {old} -> {where}{switch} "
+            "(dbt Cloud generates a new key)"
+        )
+
+
+def printable(text: str, limit: int = 120) -> str:
+    """A vendor's text as the terminal and the plan may show it."""
+    return "".join(char if char.isprintable() else "?" for char in text)[:limit]
 
 
 @dataclass
 class VendorPlan:
-    """What the vendors hold now: the writes `up` makes and the keys known so far."""
+    """What the vendors hold now: the writes `up` makes and the keys known so far (a
+    connection's current key stays until a save replaces it)."""
 
     hostname: str
     port: int
@@ -67,8 +95,7 @@ class VendorPlan:
     def plan(self) -> Plan:
         planned = Plan()
         for write in self.writes:
-            action: Action = "create" if write.existing is None else "update"
-            planned.add("dbt_cloud", "ssh_tunnel", action, write.describe(self.hostname, self.port))
+            planned.add("dbt_cloud", "ssh_tunnel", write.action, write.describe(self.hostname, self.port))
         return planned
 
 
@@ -81,10 +108,7 @@ def read_for(target: Target, observer: Observer | None = None) -> VendorPlan | N
     None when no tunnel has an api table."""
     if not uses_vendor_api(target.settings):
         return None
-    if observer is not None:
-        with observer.status("reading the vendors' APIs"):
-            found = read_vendors(target.settings, target.tunnel_host)
-    else:
+    with observer.status("reading the vendors' APIs") if observer else contextlib.nullcontext():
         found = read_vendors(target.settings, target.tunnel_host)
     target.vendor_keys = found.keys
     return found
@@ -122,28 +146,39 @@ def apply_vendors(
     outcome: Outcome,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, list[PublicKey]]:
-    """Save the planned dbt Cloud tunnels; every api tunnel user's keys, the new ones in."""
+    """Make the planned dbt Cloud writes, each recorded as it is made; every api tunnel
+    user's keys, a saved connection's new key in place of its old one."""
     environ = os.environ if environ is None else environ
+    if not planned.hostname and any(write.save for write in planned.writes):
+        raise ConfigError(
+            "no address to give dbt Cloud's SSH tunnel: the bastion has no Elastic IP and "
+            "bastion.address is not set",
+            hint="set bastion.address (provider = existing), or run `bastion up` with provider aws",
+        )
     keys = {user: list(found) for user, found in planned.keys.items()}
-    done = Plan()
     for write in planned.writes:
         tunnel = settings.tunnels[write.user]
         assert isinstance(tunnel.api, DbtCloudApi)
         client = _dbt_cloud(tunnel, tunnel.api, environ)
         try:
-            with observer.status(f"dbt Cloud: saving connection {write.connection_id}'s SSH tunnel"):
+            with observer.status(f"dbt Cloud: writing connection {write.connection_id}"):
                 if write.enable:
                     client.enable_tunnel(write.connection_id)
-                saved = client.save_tunnel(
-                    write.connection_id, write.existing, planned.hostname, planned.port, write.user
-                )
+                if write.save:
+                    saved = client.save_tunnel(
+                        write.connection_id, write.existing, planned.hostname, planned.port,
+                        write.user,
+                    )  # fmt: skip
+                    assert saved.public_key is not None
+                    mark = connection_mark(write.connection_id)
+                    keys[write.user] = [
+                        *(key for key in keys.get(write.user, []) if key.comment != mark),
+                        _marked(saved.public_key, write.connection_id),
+                    ]
         finally:
             client.close()
-        assert saved.public_key is not None
-        keys.setdefault(write.user, []).append(_marked(saved.public_key, write.connection_id))
-        action: Action = "create" if write.existing is None else "update"
-        done.add("dbt_cloud", "ssh_tunnel", action, write.describe(planned.hostname, planned.port))
-    if done.changes:
+        done = Plan()
+        done.add("dbt_cloud", "ssh_tunnel", write.action, write.describe(planned.hostname, planned.port))
         outcome.record(done, observer)
     return keys
 
@@ -156,14 +191,17 @@ def _read_dbt_cloud(
         for connection_id in api.connection_ids:
             connection = client.connection(connection_id)
             current = client.tunnel(connection_id)
-            enable = connection.get("is_ssh_tunnel_enabled") is not True
-            right = current is not None and current.points_at(found.hostname, found.port, tunnel.user)
-            if right and not enable and current is not None and current.public_key is not None:
+            if current is not None and current.public_key is not None:
+                # the key dbt Cloud uses now stays on the host until a save replaces it
                 found.keys.setdefault(tunnel.user, []).append(
                     _marked(current.public_key, connection_id)
                 )
-                continue
-            found.writes.append(TunnelWrite(tunnel.user, connection_id, current, enable))
+            enable = connection.get("is_ssh_tunnel_enabled") is not True
+            save = current is None or current.public_key is None or not current.points_at(
+                found.hostname, found.port, tunnel.user
+            )
+            if save or enable:
+                found.writes.append(TunnelWrite(tunnel.user, connection_id, current, save, enable))
     finally:
         client.close()
 

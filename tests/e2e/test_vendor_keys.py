@@ -1,32 +1,40 @@
 """Keys straight from the vendor, end to end on the lab: dbt Cloud's API (a loopback
-stand-in, tests/lab/vendor_apis.py) holds connection 678; the config names it and no key.
+stand-in, tests/lab/vendor_apis.py) holds connection 678, Fivetran's holds group
+decent_dragon; the config names them and no key.
+
+An unknown connection is exit 4 before anything changes anywhere.
 
 From nothing, `plan` lists the `dbt_cloud/ssh_tunnel` it would save and writes nothing;
 one `up` points the connection's tunnel at the bastion's address, port and user, and the
 key dbt Cloud generated logs in and reaches the warehouse, as dbt Cloud would with its
 private half; a second `up` writes nothing anywhere; a key regenerated in dbt Cloud (the
 connection saved again) is rotated by the next `up`: the old key is refused, the new one
-works.
+works. Fivetran's group key is installed for `fivetran` and logs in, and nothing is
+written to Fivetran.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
+from bastion.cli.app import main
 from tests.e2e.world import World, bastion, lab_world
 from tests.host.tunnel_clients import TunnelSession, refused_login
 from tests.lab import Lab, bastion_toml
-from tests.lab.vendor_apis import Running, dbt_cloud
+from tests.lab.vendor_apis import Running, dbt_cloud, fivetran
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
 NAME = "fromapi"
 ACCOUNT, CONNECTION = 4242, 678
 TOKEN = "dbtc_" + "e2e-token-" * 4
+GROUP, FIVETRAN_KEY, FIVETRAN_SECRET = "decent_dragon", "ftkey-e2e", "ftsecret-e2e"
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +44,50 @@ def dbt() -> Iterator[Running]:
 
 
 @pytest.fixture(scope="module")
-def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory, dbt: Running) -> Iterator[World]:
+def five() -> Iterator[Running]:
+    with fivetran(FIVETRAN_KEY, FIVETRAN_SECRET, [GROUP]) as running:
+        yield running
+
+
+def config_text(lab: Lab, dbt: Running, five: Running, connection: int = CONNECTION) -> str:
+    return bastion_toml(lab, NAME, extra=(
+        '[tunnels.dbtcloud]\nvendor = "dbt_cloud"\nregions = ["us"]\n'
+        f"[tunnels.dbtcloud.api]\naccount_id = {ACCOUNT}\nconnection_ids = [{connection}]\n"
+        f'token_env = "DBT_CLOUD_API_TOKEN"\nurl = "{dbt.url}"\n'
+        '[tunnels.fivetran]\nvendor = "fivetran"\nregions = ["gcp-us-east4"]\n'
+        f'[tunnels.fivetran.api]\ngroup_id = "{GROUP}"\nurl = "{five.url}"\n'
+    ))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(
+    lab: Lab, tmp_path_factory: pytest.TempPathFactory, dbt: Running, five: Running
+) -> Iterator[World]:
     with lab_world(lab, tmp_path_factory, NAME) as found:
-        found.config.write_text(bastion_toml(lab, NAME, extra=(
-            '[tunnels.dbtcloud]\nvendor = "dbt_cloud"\nregions = ["us"]\n'
-            f"[tunnels.dbtcloud.api]\naccount_id = {ACCOUNT}\nconnection_ids = [{CONNECTION}]\n"
-            f'token_env = "DBT_CLOUD_API_TOKEN"\nurl = "{dbt.url}"\n'
-        )))  # fmt: skip
+        found.config.write_text(config_text(lab, dbt, five))
         patch = pytest.MonkeyPatch()
         patch.setenv("DBT_CLOUD_API_TOKEN", TOKEN)
+        patch.setenv("FIVETRAN_API_KEY", FIVETRAN_KEY)
+        patch.setenv("FIVETRAN_API_SECRET", FIVETRAN_SECRET)
         try:
             yield found
         finally:
             patch.undo()
+
+
+def test_an_unknown_connection_is_exit_4_and_nothing_changes_anywhere(
+    world: World, dbt: Running, five: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.config.write_text(config_text(world.lab, dbt, five, connection=999))
+    try:
+        code, refused = bastion(world, capsys, "up")
+    finally:
+        world.config.write_text(config_text(world.lab, dbt, five))
+    assert code == 4 and "no connection 999" in refused["error"]["message"]
+    assert refused["changes"] == [] and dbt.state.writes == 0
+    assert boto3.client("ec2", region_name="us-east-1").describe_security_groups(
+        Filters=[{"Name": "tag:bastion:name", "Values": [NAME]}]
+    )["SecurityGroups"] == [], "the AWS stage did not run"
 
 
 def dbt_clouds_key(dbt: Running, folder: Path, name: str) -> Path:
@@ -79,7 +118,7 @@ def test_plan_from_nothing_lists_the_tunnel_and_writes_nothing(
 
 
 def test_one_up_points_dbt_cloud_at_the_bastion_and_its_key_reaches_the_warehouse(
-    world: World, dbt: Running, capsys: pytest.CaptureFixture[str]
+    world: World, dbt: Running, five: Running, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, made = bastion(world, capsys, "up")
     assert code == 0, made["error"]
@@ -103,10 +142,23 @@ def test_one_up_points_dbt_cloud_at_the_bastion_and_its_key_reaches_the_warehous
     assert f"dbt-cloud-connection-{CONNECTION}" in on_host, "marked with its connection"
     assert logs_in_and_forwards(world.lab, dbt_clouds_key(dbt, world.folder, "dbt-first"))
 
+    fivetran_key = world.folder / "fivetran-group"
+    fivetran_key.write_text(five.state.groups[GROUP][0])
+    os.chmod(fivetran_key, 0o600)
+    session = TunnelSession(world.lab, "fivetran", fivetran_key).open()
+    try:
+        assert session.forward(world.lab.warehouse_host, world.lab.warehouse_port)
+    finally:
+        session.close()
+    assert five.state.writes == 0 and {m for m, _ in five.state.requests} == {"GET"}
+
     code, listing = bastion(world, capsys, "keys", "list")
     assert code == 0, listing["error"]
-    (row,) = listing["keys"]
-    assert row["api"] == f"dbt Cloud connection {CONNECTION}" and row["where"] == "host"
+    sources = {row["user"]: (row["api"], row["where"]) for row in listing["keys"]}
+    assert sources == {
+        "dbtcloud": (f"dbt Cloud connection {CONNECTION}", "host"),
+        "fivetran": (f"Fivetran group {GROUP}", "host"),
+    }
 
 
 def test_a_second_up_writes_nothing_anywhere(
@@ -147,9 +199,12 @@ def test_a_token_dbt_cloud_refuses_is_exit_1_naming_the_variable(
     world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DBT_CLOUD_API_TOKEN", "dbtc_revoked")
-    code, refused = bastion(world, capsys, "plan")
-    assert code == 1
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "-c", str(world.config), "--json"])
+    out, err = capsys.readouterr()
+    refused = json.loads(out)
+    assert exited.value.code == 1
     assert refused["error"]["kind"] == "vendor"
     assert "DBT_CLOUD_API_TOKEN" in refused["error"]["message"]
-    assert "dbtc_revoked" not in capsys.readouterr().err
-
+    assert "dbtc_revoked" not in out + err, "the token is never shown"

@@ -75,7 +75,7 @@ class TunnelSession:
         if offered not in self.lab.host_key_fingerprints:
             transport.close()
             raise AssertionError(f"the lab host offered an unknown host key {offered}")
-        key = paramiko.Ed25519Key.from_private_key_file(str(self.key))
+        key = paramiko.PKey.from_path(self.key)  # ed25519, or RSA as Fivetran's
         try:
             if self.first_try is not None:  # as a client with several keys does
                 with contextlib.suppress(paramiko.AuthenticationException):

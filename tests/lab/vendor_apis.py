@@ -19,8 +19,8 @@ Fivetran (base URL `http://127.0.0.1:PORT`): `GET /v1/groups/{group_id}/public-k
 HTTP Basic auth (key, secret) -> `{"code": "Success", "data": {"public_key": "ssh-rsa …
 fivetran user key"}}`; 401 `AuthFailed`, 404 `NotFound_Group`. One RSA key pair per group.
 
-Both count the requests that change something (`writes`) and can answer 429 with
-Retry-After to the next N requests (`throttle`).
+Both count the requests that change something (`writes`) and can answer the next N
+requests with 429 and Retry-After, or a 5xx, without acting on them (`throttle`).
 """
 
 from __future__ import annotations
@@ -66,12 +66,15 @@ class _Service:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     writes: int = 0
-    throttled: int = 0  # answer 429 to this many more requests
+    throttled: int = 0  # answer `throttle_status` to this many more requests
+    throttle_status: int = 429
     requests: list[tuple[str, str]] = field(default_factory=list)
 
-    def throttle(self, count: int) -> None:
+    def throttle(self, count: int, status: int = 429) -> None:
+        """The next `count` requests are answered `status` (429 with Retry-After: 1, or a
+        5xx such as 503) without being acted on."""
         with self.lock:
-            self.throttled = count
+            self.throttled, self.throttle_status = count, status
 
 
 @dataclass
@@ -189,7 +192,10 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append((self.command, self.path))
             if state.throttled > 0:
                 state.throttled -= 1
-                self._send(429, {"message": "rate limited"}, {"Retry-After": "1"})
+                status = state.throttle_status
+                headers = {"Retry-After": "1"} if status == 429 else {}
+                self._send(status, {"message": "rate limited" if status == 429 else "unavailable"},
+                           headers)  # fmt: skip
                 return True
         return False
 

@@ -144,10 +144,19 @@ def test_bad_api_tables_are_config_errors_that_never_show_a_secret(
 
 def test_a_region_other_than_us_needs_its_access_url(tmp_path: Path) -> None:
     text = _tables("").replace('regions = ["us"]', 'regions = ["emea"]').replace('url = ""\n', "")
-    api = _load(tmp_path, text).tunnels["dbtcloud"].api
+    with pytest.raises(ConfigError, match="tunnels.dbtcloud.api.url is required for dbt Cloud region 'emea'"):
+        _load(tmp_path, text)
+
+
+def test_a_secret_is_trimmed_and_one_that_cannot_be_a_token_is_exit_4(tmp_path: Path) -> None:
+    api = _load(tmp_path, _tables("https://cloud.getdbt.com/api")).tunnels["dbtcloud"].api
     assert api is not None
-    with pytest.raises(ConfigError, match="api.url is required for dbt Cloud region 'emea'"):
-        api.base_url(["emea"])  # type: ignore[call-arg, union-attr]
+    assert api.secret("token_env", {"DBT_CLOUD_API_TOKEN": TOKEN + "\n"}) == TOKEN
+    for bad in ("dbtc_abc déf", "dbtc_abc\x1b[31m", "dbt c"):
+        with pytest.raises(ConfigError) as caught:
+            api.secret("token_env", {"DBT_CLOUD_API_TOKEN": bad})
+        assert "DBT_CLOUD_API_TOKEN holds spaces" in caught.value.message
+        assert bad not in str(caught.value)
 
 
 # --- the clients -------------------------------------------------------------------------
@@ -197,6 +206,22 @@ def test_429_is_retried_after_the_time_the_api_asks(dbt: Running) -> None:
     assert retry_after("9999", 1) == 30.0
 
 
+def test_a_save_is_never_sent_twice_but_a_refused_one_is_retried(dbt: Running) -> None:
+    client = DbtCloud(dbt.url, ACCOUNT, TOKEN, "DBT_CLOUD_API_TOKEN")
+    try:
+        dbt.state.throttle(1, status=503)  # a 5xx on a write: it may have been acted on
+        with pytest.raises(VendorError, match="503"):
+            client.save_tunnel(CONNECTION, None, "203.0.113.10", 22, "dbtcloud")
+        assert len(dbt.state.requests) == 1, "not retried"
+        dbt.state.throttle(1, status=429)  # refused before it was read: safe to send again
+        client.save_tunnel(CONNECTION, None, "203.0.113.10", 22, "dbtcloud")
+        assert len(dbt.state.requests) == 3 and dbt.state.writes == 1
+        dbt.state.throttle(1, status=503)  # a read is retried on a 5xx
+        assert client.tunnel(CONNECTION) is not None
+    finally:
+        client.close()
+
+
 def test_fivetran_hands_out_the_groups_key(five: Running) -> None:
     key = group_public_key(five.url, "decent_dragon", (KEY, SECRET), "K and S")
     assert key.key_type == "ssh-rsa" and key.comment == "fivetran user key"
@@ -217,8 +242,8 @@ def test_read_plans_the_tunnel_apply_saves_it_and_a_second_read_changes_nothing(
     found = read_vendors(settings, "203.0.113.10", ENVIRON)
     assert [c.to_dict() for c in found.plan().changes] == [{
         "target": "dbt_cloud", "resource": "ssh_tunnel", "action": "create",
-        "detail": f"connection {CONNECTION}: SSH tunnel to dbtcloud@203.0.113.10:22 "
-        "(dbt Cloud generates its key)",
+        "detail": f"connection {CONNECTION}: SSH tunnel to dbtcloud@203.0.113.10:22; "
+        "'Use SSH tunnel' turned on (dbt Cloud generates its key)",
     }]  # fmt: skip
     assert [k.comment for k in found.keys["fivetran"]] == [group_mark("decent_dragon")]
     assert "dbtcloud" not in found.keys and dbt.state.writes == 0, "a read writes nothing"
@@ -250,3 +275,42 @@ def test_a_missing_variable_is_exit_4_naming_it(tmp_path: Path, dbt: Running) ->
     with pytest.raises(BastionError) as caught:
         read_vendors(settings, "203.0.113.10", {})
     assert caught.value.exit_code == 4 and "DBT_CLOUD_API_TOKEN is not set" in caught.value.message
+
+
+def test_each_write_is_recorded_as_made_and_the_key_in_use_stays_until_replaced(
+    tmp_path: Path,
+) -> None:
+    with dbt_cloud(TOKEN, ACCOUNT, [CONNECTION, CONNECTION + 1]) as dbt:
+        text = _tables(dbt.url).replace(f"[{CONNECTION}]", f"[{CONNECTION}, {CONNECTION + 1}]")
+        settings = _load(tmp_path, text)
+        recorder, outcome = Recorder(), Outcome()
+        found = read_vendors(settings, "203.0.113.10", ENVIRON)
+        keys = apply_vendors(settings, found, recorder, outcome, ENVIRON)  # type: ignore[arg-type]
+        assert len(recorder.stages) == 2, "one report per write, as each is made"
+        assert sorted(k.comment for k in keys["dbtcloud"]) == [
+            connection_mark(CONNECTION), connection_mark(CONNECTION + 1),
+        ]  # fmt: skip
+
+        moved = read_vendors(settings, "203.0.113.99", ENVIRON)
+        assert len(moved.writes) == 2
+        assert moved.keys["dbtcloud"] == keys["dbtcloud"], "the keys in use stay until replaced"
+        after = apply_vendors(settings, moved, Recorder(), Outcome(), ENVIRON)  # type: ignore[arg-type]
+        assert len(after["dbtcloud"]) == 2 and not set(after["dbtcloud"]) & set(keys["dbtcloud"])
+
+        dbt.state.connections[CONNECTION]["is_ssh_tunnel_enabled"] = False  # switched off in dbt
+        switched = read_vendors(settings, "203.0.113.99", ENVIRON)
+        (write,) = switched.writes
+        assert (write.save, write.enable) == (False, True)
+        assert "'Use SSH tunnel' turned on" in switched.plan().changes[0].detail
+        writes = dbt.state.writes
+        kept = apply_vendors(settings, switched, Recorder(), Outcome(), ENVIRON)  # type: ignore[arg-type]
+        assert dbt.state.writes == writes + 1, "one PATCH, no save: no new key"
+        assert kept["dbtcloud"] == after["dbtcloud"]
+
+
+def test_a_save_without_an_address_is_refused_before_any_write(tmp_path: Path, dbt: Running) -> None:
+    settings = _load(tmp_path, _tables(dbt.url))
+    found = read_vendors(settings, "", ENVIRON)
+    with pytest.raises(ConfigError, match="no address to give dbt Cloud's SSH tunnel"):
+        apply_vendors(settings, found, Recorder(), Outcome(), ENVIRON)  # type: ignore[arg-type]
+    assert dbt.state.writes == 0
