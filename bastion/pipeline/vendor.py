@@ -21,8 +21,8 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from bastion.apis.dbt_cloud import DbtCloud, SshTunnel
 from bastion.changes import Action, Plan
 from bastion.config.keys import PublicKey
 from bastion.config.settings import Settings, TunnelSettings
@@ -30,6 +30,9 @@ from bastion.config.vendor_api import CONNECTION_MARK, GROUP_MARK, DbtCloudApi, 
 from bastion.errors import ConfigError
 from bastion.pipeline.locate import Target
 from bastion.pipeline.outcome import Observer, Outcome
+
+if TYPE_CHECKING:  # the HTTP client (httpx, ~0.2 s to import) loads only for an api tunnel
+    from bastion.apis.dbt_cloud import DbtCloud, SshTunnel
 
 
 def connection_mark(connection_id: int) -> str:
@@ -207,6 +210,8 @@ def _read_dbt_cloud(
 
 
 def _dbt_cloud(tunnel: TunnelSettings, api: DbtCloudApi, environ: Mapping[str, str]) -> DbtCloud:
+    from bastion.apis.dbt_cloud import DbtCloud
+
     token = api.secret("token_env", environ)
     return DbtCloud(api.base_url(list(tunnel.regions)), api.account_id, token, api.token_env)
 
