@@ -94,6 +94,12 @@ class VendorApi:
                 hint=f"check {self.credentials}: set, current, and allowed to "
                 f"{'write' if method != 'GET' else 'read'} {what}",
             )
+        if status == 404 and method != "GET":  # gone between the read and the write
+            raise VendorError(
+                f"{self.who} no longer has {what} (404 for {method} {path})",
+                hint="it was deleted meanwhile; check the ids in the tunnel's api table and "
+                "run again",
+            )
         if status == 404:
             raise InputError(
                 f"{self.who} has no {what} (404 for {method} {path})",

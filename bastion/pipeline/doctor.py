@@ -53,9 +53,15 @@ def diagnose(
     if not run_verify:
         return diagnosis
     # through an Instance Connect Endpoint (admin_access = "eice"), verify goes its way too
-    via = (target.verify_port, target.dial) if target.through_endpoint else None
+    try:
+        via = (target.verify_port, target.dial) if target.through_endpoint else None
+    except BastionError as exc:  # no endpoint yet: nothing reaches the host that way
+        add([Finding("fail", "tunnel", f"tcp: {exc.message}", exc.hint, link="tunnel.tcp")])
+        add([Finding("skip", "tunnel", "verify needs a way to the host")])
+        return diagnosis
     if not admin_ok:
-        hop, _ = tcp_check(address, settings.bastion.ssh_port, via[1] if via else None)
+        port = via[0] if via else settings.bastion.ssh_port
+        hop, _ = tcp_check(address, port, via[1] if via else None)
         add([hop_finding(hop)])
         add([Finding("skip", "tunnel", "verify needs the admin login to install its key")])
         return diagnosis

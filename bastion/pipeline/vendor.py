@@ -163,26 +163,33 @@ def apply_vendors(
         tunnel = settings.tunnels[write.user]
         assert isinstance(tunnel.api, DbtCloudApi)
         client = _dbt_cloud(tunnel, tunnel.api, environ)
+        made = False
         try:
             with observer.status(f"dbt Cloud: writing connection {write.connection_id}"):
-                if write.enable:
-                    client.enable_tunnel(write.connection_id)
+                # the tunnel first: a switch turned on over a tunnel that failed to save
+                # would send dbt Cloud to the wrong place
                 if write.save:
                     saved = client.save_tunnel(
                         write.connection_id, write.existing, planned.hostname, planned.port,
                         write.user,
                     )  # fmt: skip
+                    made = True
                     assert saved.public_key is not None
                     mark = connection_mark(write.connection_id)
                     keys[write.user] = [
                         *(key for key in keys.get(write.user, []) if key.comment != mark),
                         _marked(saved.public_key, write.connection_id),
                     ]
+                if write.enable:
+                    client.enable_tunnel(write.connection_id)
+                    made = True
         finally:
             client.close()
-        done = Plan()
-        done.add("dbt_cloud", "ssh_tunnel", write.action, write.describe(planned.hostname, planned.port))
-        outcome.record(done, observer)
+            if made:  # recorded as soon as dbt Cloud changed, whatever follows
+                done = Plan()
+                done.add("dbt_cloud", "ssh_tunnel", write.action,
+                         write.describe(planned.hostname, planned.port))  # fmt: skip
+                outcome.record(done, observer)
     return keys
 
 

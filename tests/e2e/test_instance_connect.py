@@ -171,6 +171,19 @@ def test_a_second_runner_changes_nothing_and_plan_exits_0(
     assert accepted and set(accepted) == {eice.endpoint_address}, "sshd saw the endpoint only"
 
 
+def test_doctor_reads_the_host_and_verifies_through_the_endpoint(
+    eice: EiceWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = len(eice.stand_in.tunnels)
+    with runner(eice, eice.runners[0]):
+        code, found = bastion(eice.world, capsys, "doctor")
+    assert code == 0, found["error"]
+    assert found["verify"]["ok"]
+    links = {f["link"] for f in found["doctor"]["findings"] if f["status"] == "ok"}
+    assert {"host.forwarding", "tunnel.ssh", "tunnel.database"} <= links
+    assert len(eice.stand_in.tunnels) - before >= 2, "the admin and verify went through it"
+
+
 def _admin_login(eice: EiceWorld, source: str) -> None:
     with paramiko.SSHClient() as client:
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())

@@ -314,3 +314,26 @@ def test_a_save_without_an_address_is_refused_before_any_write(tmp_path: Path, d
     with pytest.raises(ConfigError, match="no address to give dbt Cloud's SSH tunnel"):
         apply_vendors(settings, found, Recorder(), Outcome(), ENVIRON)  # type: ignore[arg-type]
     assert dbt.state.writes == 0
+
+
+def test_a_failed_save_changes_nothing_and_a_write_to_what_vanished_is_not_exit_4(
+    tmp_path: Path, dbt: Running
+) -> None:
+    settings = _load(tmp_path, _tables(dbt.url))
+    found = read_vendors(settings, "203.0.113.10", ENVIRON)
+    (write,) = found.writes
+    assert (write.save, write.enable) == (True, True)
+    dbt.state.throttle(1, status=503)  # the save fails: the switch must not be turned on
+    outcome = Outcome()
+    with pytest.raises(VendorError):
+        apply_vendors(settings, found, Recorder(), outcome, ENVIRON)  # type: ignore[arg-type]
+    assert dbt.state.connections[CONNECTION]["is_ssh_tunnel_enabled"] is False
+    assert dbt.state.writes == 0 and outcome.plan.changes == []
+
+    client = DbtCloud(dbt.url, ACCOUNT, TOKEN, "DBT_CLOUD_API_TOKEN")
+    try:
+        with pytest.raises(VendorError, match="no longer has") as gone:
+            client.enable_tunnel(999)  # deleted between the read and the write
+    finally:
+        client.close()
+    assert gone.value.exit_code == 1
