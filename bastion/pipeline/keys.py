@@ -130,6 +130,14 @@ def remove_from_config(
         raise InputError(f"{needle!r} matches {len(found)} keys{whose}: {listed}",
                          hint="name the key by its fingerprint")  # fmt: skip
     fingerprint, key = next(iter(found.items()))
+    source = api_source(key.comment)
+    if not hits and source is not None and tunnel.api is not None:
+        raise InputError(
+            f"{key.describe()} came from {source}: `bastion up` installs it again while the "
+            "vendor holds it. Nothing was changed",
+            hint=f"take the connection or group out of {tunnel.where}.api, or save the "
+            f"connection in {tunnel.label} again for a new key; then run `bastion up`",
+        )
     if hits and len(configured) == 1 and not prune:
         raise InputError(
             f"that is the last tunnel key{whose}: {tunnel.label} could no longer connect",

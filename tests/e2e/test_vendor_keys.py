@@ -159,6 +159,13 @@ def test_one_up_points_dbt_cloud_at_the_bastion_and_its_key_reaches_the_warehous
         "dbtcloud": (f"dbt Cloud connection {CONNECTION}", "host"),
         "fivetran": (f"Fivetran group {GROUP}", "host"),
     }
+    code, refused = bastion(
+        world, capsys, "keys", "remove", "--tunnel", "dbtcloud", f"dbt-cloud-connection-{CONNECTION}"
+    )
+    assert code == 4 and f"came from dbt Cloud connection {CONNECTION}" in refused["error"]["message"]
+    assert tunnel["public_key"].split()[1] in world.lab.host_exec(
+        "cat /home/dbtcloud/.ssh/authorized_keys"
+    ).stdout, "nothing was changed"
 
 
 def test_a_second_up_writes_nothing_anywhere(
