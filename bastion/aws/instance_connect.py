@@ -14,13 +14,13 @@ The presigned URL carries a signature: it is never printed, whole or in part.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from bastion.config.rules import loopback_host
 from bastion.errors import AwsError, BastionError, ConfigError, SshError
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def tunnel_base(endpoint: InstanceConnectEndpoint, environ: Mapping[str, str]) -
     parts = urlsplit(override)
     if parts.scheme == "wss" and parts.hostname and not parts.path:
         return override
-    if parts.scheme == "ws" and parts.hostname and not parts.path and _loopback(parts.hostname):
+    if parts.scheme == "ws" and parts.hostname and not parts.path and loopback_host(parts.hostname):
         return override
     raise ConfigError(
         f"{ENDPOINT_ENV} must be wss://HOST[:PORT] (plain ws:// only on a loopback address)",
@@ -332,12 +332,3 @@ def _refused(response: Any, where: str) -> BastionError:
 def _plain_host(name: str) -> bool:
     labels = name.split(".")
     return all(label and label.replace("-", "").isalnum() for label in labels)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

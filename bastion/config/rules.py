@@ -211,3 +211,13 @@ def host_port(host: str, port_number: int) -> str:
     except ValueError:
         pass
     return f"{host}:{port_number}"
+
+
+def loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address: where plain http/ws may go (local stand-ins)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

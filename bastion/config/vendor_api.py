@@ -7,7 +7,6 @@ Secrets are never in the file: the config names the environment variables that h
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -167,15 +166,6 @@ def api_url(value: str) -> str:
         raise ValueError("must be an https:// URL (such as https://cloud.getdbt.com/api)")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ValueError("must not carry credentials, a query or a fragment")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not rules.loopback_host(parts.hostname):
         raise ValueError("must use https (plain http is allowed on a loopback address only)")
     return value.rstrip("/")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

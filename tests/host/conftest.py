@@ -88,6 +88,34 @@ def write_config(folder: Path, **values: object) -> Path:
     return path
 
 
+SEVERAL_TOOLS_HEAD = """\
+name = "analytics"
+
+[warehouse]
+kind = "postgres"
+host = "10.0.2.10"
+port = 5432
+
+[bastion]
+provider = "existing"
+address = "203.0.113.10"
+admin_user = "ec2-user"
+admin_key = "{admin_key}"
+admin_cidrs = ["198.51.100.7/32"]
+"""
+
+
+def several_tools_config(
+    folder: Path, tables: str, *, extra_bastion: str = "", name: str = "bastion.toml"
+) -> Path:
+    """A config in the several-tools form: the usual warehouse and host, then `tables`
+    (`[tunnels.<user>]` ...); `extra_bastion` lines go in [bastion]."""
+    head = SEVERAL_TOOLS_HEAD.format(admin_key=make_key(folder, "admin"))
+    path = folder / name
+    path.write_text(head + extra_bastion + ("\n" if extra_bastion else "") + tables)
+    return path
+
+
 @pytest.fixture
 def make_config(tmp_path: Path) -> MakeConfig:
     def make(**values: object) -> Settings:

@@ -16,26 +16,9 @@ from bastion.host.desired import KEYS_HEADER, desired_host, key_line
 from bastion.host.fact_sections import parse_facts
 from bastion.host.facts import FileStat, HostFacts, PasswdEntry
 from bastion.host.plan import build_plan
-from tests.host.conftest import make_key, recorded, write_config
+from tests.host.conftest import make_key, recorded, several_tools_config, write_config
 
 WAREHOUSE = Endpoint("10.0.2.10", 5432)
-
-SEVERAL = """\
-name = "analytics"
-
-[warehouse]
-kind = "postgres"
-host = "10.0.2.10"
-port = 5432
-
-[bastion]
-provider = "existing"
-address = "203.0.113.10"
-admin_user = "ec2-user"
-admin_key = "{admin_key}"
-admin_cidrs = ["198.51.100.7/32"]
-{tunnels}
-"""
 
 DBTCLOUD = """
 [tunnels.dbtcloud]
@@ -63,9 +46,7 @@ def _key(folder: Path, name: str) -> str:
 
 
 def _several(folder: Path, *tables: str) -> Settings:
-    path = folder / "several.toml"
-    admin_key = make_key(folder, "admin")
-    path.write_text(SEVERAL.format(admin_key=admin_key, tunnels="".join(tables)))
+    path = several_tools_config(folder, "".join(tables), name="several.toml")
     return load(path, environ={})
 
 

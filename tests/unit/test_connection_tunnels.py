@@ -11,24 +11,8 @@ import pytest
 from bastion.cli.app import main
 from bastion.cli.common import envelope
 from tests.e2e.cli import run_json
-from tests.host.conftest import make_key, write_config
+from tests.host.conftest import several_tools_config, write_config
 
-BASE = """\
-name = "analytics"
-
-[warehouse]
-kind = "postgres"
-host = "10.0.2.10"
-port = 5432
-
-[bastion]
-provider = "existing"
-address = "203.0.113.10"
-ssh_port = 2222
-admin_user = "ec2-user"
-admin_key = "{admin_key}"
-admin_cidrs = ["198.51.100.7/32"]
-"""
 TABLES = {
     "dbtcloud": '[tunnels.dbtcloud]\nvendor = "dbt_cloud"\nregions = ["us"]\n',
     "dbtcloud2": '[tunnels.dbtcloud2]\nvendor = "dbt_cloud"\nregions = ["emea"]\n',
@@ -41,10 +25,8 @@ ONE_TOOL_TUNNEL = {"hostname": "203.0.113.10", "port": 22, "username": "dbtcloud
 
 
 def config(folder: Path, *users: str) -> Path:
-    path = folder / "bastion.toml"
     tables = "\n".join(TABLES[user] for user in users)
-    path.write_text(BASE.format(admin_key=make_key(folder, "admin")) + "\n" + tables)
-    return path
+    return several_tools_config(folder, "\n" + tables, extra_bastion="ssh_port = 2222")
 
 
 def text_of(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

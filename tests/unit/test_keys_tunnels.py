@@ -21,26 +21,13 @@ from bastion.host.facts import HostFacts
 from bastion.host.plan import build_plan
 from bastion.host.sessions import Session, SessionReport
 from tests.e2e.cli import run_json
-from tests.host.conftest import make_key, recorded, write_config
+from tests.host.conftest import make_key, recorded, several_tools_config, write_config
 from tests.host.test_tunnels import _converged
 
 WAREHOUSE = Endpoint("10.0.2.10", 5432)
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
-SEVERAL = """\
-name = "analytics"
-
-[warehouse]
-kind = "postgres"
-host = "10.0.2.10"
-port = 5432
-
-[bastion]
-provider = "existing"
-address = "203.0.113.10"
-admin_user = "ec2-user"
-admin_key = "{admin_key}"
-admin_cidrs = ["198.51.100.7/32"]
+SEVERAL_TABLES = """\
 
 # dbt Cloud's production account
 [tunnels.dbtcloud]
@@ -73,17 +60,12 @@ def several(
     fivetran_header: str = "[tunnels.fivetran]",
 ) -> Path:
     """A config with two tunnel users; dbt_keys None: its table has no public_keys."""
-    path = folder / "bastion.toml"
     dbt = "" if dbt_keys is None else f"public_keys = [{quoted(*dbt_keys)}]  # rotated by hand"
-    path.write_text(
-        SEVERAL.format(
-            admin_key=make_key(folder, "admin"),
-            dbt_keys=dbt,
-            fivetran_header=fivetran_header,
-            fivetran_keys=f"public_keys = [{quoted(*fivetran_keys)}]",
-        )
-    )
-    return path
+    return several_tools_config(folder, SEVERAL_TABLES.format(
+        dbt_keys=dbt,
+        fivetran_header=fivetran_header,
+        fivetran_keys=f"public_keys = [{quoted(*fivetran_keys)}]",
+    ))  # fmt: skip
 
 
 def comments(config: Path, user: str) -> list[str]:

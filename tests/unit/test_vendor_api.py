@@ -17,32 +17,15 @@ from bastion.config.settings import Settings, load
 from bastion.errors import BastionError, ConfigError, InputError, VendorError
 from bastion.pipeline.outcome import Outcome
 from bastion.pipeline.vendor import apply_vendors, connection_mark, group_mark, read_vendors
+from tests.host.conftest import several_tools_config
 from tests.lab.vendor_apis import Running, dbt_cloud, fivetran
 
 TOKEN = "dbtc_" + "s3cr3t" * 6  # what a dbt Cloud service token looks like
 ACCOUNT, CONNECTION = 12345, 678
 KEY, SECRET = "fivetranKey123", "fivetranSecret456"
 
-BASE = """\
-name = "analytics"
-[warehouse]
-kind = "postgres"
-host = "10.0.2.10"
-port = 5432
-[bastion]
-provider = "existing"
-address = "203.0.113.10"
-admin_key = "{admin_key}"
-admin_cidrs = ["198.51.100.7/32"]
-"""
-
-
 def _load(folder: Path, tables: str) -> Settings:
-    admin_key = folder / "admin"
-    admin_key.write_text("not read here")
-    path = folder / "bastion.toml"
-    path.write_text(BASE.format(admin_key=admin_key) + tables)
-    return load(path, environ={})
+    return load(several_tools_config(folder, tables), environ={})
 
 
 def _tables(dbt_url: str, fivetran_url: str = "") -> str:
