@@ -12,7 +12,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bastion.config.keys import parse_authorized_keys
@@ -103,10 +103,17 @@ class _Connection:
 _OPENING = (KeyFound, LoggedIn, KeyRefused, UserRefused)
 
 
+# How far a child's first lines may come before its parent's `User child is on pid N`: two
+# processes log on their own, and on a busy host the child's first forward can reach the
+# journal first.
+_CHILD_AHEAD = timedelta(seconds=30)
+
+
 def _connections(entries: Iterable[Entry], since: datetime | None = None) -> list[_Connection]:
     """Every connection the lines show (those since `since`), in the order they began."""
     found: list[_Connection] = []
     processes: dict[tuple[int, int], _Connection] = {}
+    unclaimed: dict[tuple[int, int], list[tuple[datetime, Any]]] = {}  # lines of no known process
     for when, boot, pid, message in entries:
         if since is not None and when < since:
             continue
@@ -124,8 +131,14 @@ def _connections(entries: Iterable[Entry], since: datetime | None = None) -> lis
             conn = _Connection(getattr(event, "address", ""), getattr(event, "port", 0))
             processes[(boot, pid)] = conn
             found.append(conn)
-        if conn is not None:
-            _record(conn, when, boot, event, processes)
+        if conn is None:
+            unclaimed.setdefault((boot, pid), []).append((when, event))
+            continue
+        _record(conn, when, boot, event, processes)
+        if type(event) is ChildStarted and (boot, event.pid) in unclaimed:
+            for early, said in unclaimed.pop((boot, event.pid)):
+                if when - early <= _CHILD_AHEAD:  # not an older process of the same pid
+                    _record(conn, early, boot, said, processes)
     return found
 
 

@@ -256,6 +256,23 @@ def test_a_reboot_ends_the_pid_namespace() -> None:
     assert by_port(report)[a].forwards and not by_port(rebooted)[a].forwards
 
 
+def test_a_childs_line_ahead_of_its_parents_is_still_its_sessions() -> None:
+    """The child and its parent log on their own: on a busy host the child's first forward
+    reaches the journal before `User child is on pid N` does, and still counts."""
+    report, record = recorded_report("13")
+    lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
+    body = lines[lines.index("@@bastion-log log") + 1 : -1]
+    a = record["session_a"]["port"]
+    login = next(i for i, line in enumerate(body) if f"port {a} ssh2" in line)
+    child = next(i for i in range(login, len(body)) if "User child is on pid" in body[i])
+    pid = body[child].rsplit(" ", 1)[1]
+    first = next(i for i in range(child, len(body)) if f"[{pid}]: debug1: " in body[i])
+    early = [*body[:child], body[first], *body[child:first], *body[first + 1 :]]
+    assert early != body
+    reordered = report_of(SshdLog(now=report.now, lines=early, forwards_logged=True), record)
+    assert by_port(reordered)[a].forwards == by_port(report)[a].forwards == {record["warehouse"]: 2}
+
+
 def test_a_december_line_read_in_january_is_last_year() -> None:
     now = datetime(2027, 1, 2, 10, 0, tzinfo=UTC)
     line = "Dec 31 23:59:58 bastion sshd[42]: Connection from 192.0.2.7 port 5000 on 10.0.0.2 port 22"
