@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from tests.lab.network import VPC_RANGE
 from tests.lab.state import ProcessRef
 
 REGION = "us-east-1"
@@ -171,18 +172,20 @@ def seed_account(endpoint: str) -> AwsAccount:
     redshift = session.client("redshift", endpoint_url=endpoint)
     ssm = session.client("ssm", endpoint_url=endpoint)
 
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=_name("vpc", "analytics"))
+    # The VPC's private addresses are the lab range's slot 0, which no lab link serves: the
+    # lab's unreachable route covers them, so nothing that dials one leaves the machine.
+    vpc = ec2.create_vpc(CidrBlock=VPC_RANGE, TagSpecifications=_name("vpc", "analytics"))
     vpc_id = vpc["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
     public = ec2.create_subnet(
         VpcId=vpc_id,
-        CidrBlock="10.0.0.0/24",
+        CidrBlock="10.231.0.0/25",
         AvailabilityZone=f"{REGION}a",
         TagSpecifications=_name("subnet", "analytics-public-a"),
     )["Subnet"]["SubnetId"]
     private = ec2.create_subnet(
         VpcId=vpc_id,
-        CidrBlock="10.0.1.0/24",
+        CidrBlock="10.231.0.128/25",
         AvailabilityZone=f"{REGION}a",
         TagSpecifications=_name("subnet", "analytics-private-a"),
     )["Subnet"]["SubnetId"]
@@ -211,7 +214,7 @@ def seed_account(endpoint: str) -> AwsAccount:
                 "IpProtocol": "tcp",
                 "FromPort": CLUSTER_PORT,
                 "ToPort": CLUSTER_PORT,
-                "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "VPC clients"}],
+                "IpRanges": [{"CidrIp": VPC_RANGE, "Description": "VPC clients"}],
             }
         ],
     )

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 LAB_RANGE = ipaddress.IPv4Network("10.231.0.0/16")
 SLOTS = range(1, 255)
+# moto's VPC in the lab account: slot 0, which no lab link serves, so the lab's unreachable
+# route covers every private address AWS hands out there
+VPC_RANGE = str(next(LAB_RANGE.subnets(new_prefix=24)))
 LAB_LINK = re.compile(r"[a-z]{1,4}-[0-9a-f]{6}-o")  # Topology.operator_if
 
 

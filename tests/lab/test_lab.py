@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.lab import Lab, start_lab
-from tests.lab.network import Topology
+from tests.lab.network import VPC_RANGE, Topology
 from tests.lab.state import CACHE_ROOT
 
 pytestmark = pytest.mark.lab
@@ -160,7 +160,7 @@ def lab_aws_env(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_moto_answers_with_the_seeded_vpc(lab: Lab) -> None:
     assert lab.aws is not None
     vpcs = boto3.client("ec2").describe_vpcs(VpcIds=[lab.aws.vpc_id])["Vpcs"]
-    assert [vpc["CidrBlock"] for vpc in vpcs] == ["10.0.0.0/16"]
+    assert [vpc["CidrBlock"] for vpc in vpcs] == [VPC_RANGE]
 
 
 @pytest.mark.usefixtures("lab_aws_env")
