@@ -23,7 +23,8 @@ LOG_VERBOSE = "*:server_request_direct_tcpip():*,*:session_pty_req():*"
 # 2026-11-30T08:38:55.268374+0000 bastion sshd-session[489]: message (journald, rsyslog; journald
 # leaves the host name out of an entry that has none)
 _ISO_LINE = re.compile(
-    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d) (?:\S+ )?([\w.@-]+)\[(\d+)\]: (.*)",
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) (?:\S+ )?"
+    r"(?:sshd|sshd-session|sshd-auth)\[(\d+)\]: (.*)",  # _PROGRAMS
     re.ASCII,  # journalctl's stamps and pids: ASCII digits (and a tenth faster)
 )
 # Nov 30 08:38:55 bastion sshd[489]: message (syslog's traditional form: local time, no year)
@@ -35,8 +36,9 @@ _MONTHS = {
                                  "Oct", "Nov", "Dec"), start=1)
 }  # fmt: skip
 _ZERO = timedelta(0)
-_UTC_ZONES = frozenset({"Z", "+0000", "+00:00", "-0000", "-00:00"})
+_UTC_ZONES = ("Z", "+0000", "+00:00", "-0000", "-00:00")
 _PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
+_ISO_PREFIX = re.compile(r"\d{4}-\d\d-\d\dT")
 # journalctl's line between two boots: "-- Boot 4d8f... --" (systemd >= 250), "-- Reboot --"
 _BOOT_MARKER = re.compile(r"-- (?:Boot [0-9a-f]+|Reboot) --")
 
@@ -66,17 +68,19 @@ def read_entries(
     (`utc_offset`), in the year that puts it at or before `now`.
     """
     boot = 0
-    iso_line, programs, from_iso = _ISO_LINE.fullmatch, _PROGRAMS, datetime.fromisoformat
+    iso_line, from_iso, utc, make = _ISO_LINE.fullmatch, datetime.fromisoformat, _UTC_ZONES, Entry._make
     for line in lines:
         if line[:3] == "-- ":
             boot += bool(_BOOT_MARKER.fullmatch(line.strip()))
             continue
         match = iso_line(line)
-        if match is not None:
-            stamp, zone, program, pid, message = match.groups()
-            if program in programs:  # journalctl --utc: no conversion to make
-                when = from_iso(stamp + zone) if zone in _UTC_ZONES else parse_time(stamp + zone)
-                yield Entry(when, boot, int(pid), message)
+        if match is not None:  # (a tenth of a second a month: no call made here that can be left out)
+            stamp, pid, message = match.groups()
+            # journalctl --utc: no conversion to make
+            when = from_iso(stamp) if stamp.endswith(utc) else parse_time(stamp)
+            yield make((when, boot, int(pid), message))
+            continue
+        if _ISO_PREFIX.match(line):  # another program's line
             continue
         match = _SYSLOG_LINE.fullmatch(line)
         if match is not None and match[4] in _PROGRAMS and match[1] in _MONTHS:
