@@ -147,6 +147,38 @@ def _pinning_policy(pins: HostKeyPins, pattern: str, seen: _SeenKey) -> Any:
     return PinningPolicy()
 
 
+STREAM_CHUNK = 1 << 16  # bytes read from a channel at a time
+
+
+@dataclass
+class Streamed:
+    """One command's stdout as it arrives; its exit status and stderr once it has ended."""
+
+    conn: HostConnection
+    command: str
+    timeout: float | None
+    status: int = -1
+    errors: bytes = b""
+
+    def chunks(self) -> Iterator[bytes]:
+        conn = self.conn
+        conn.commands_run += 1
+        try:
+            channel = conn.connection.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
+            channel.settimeout(self.timeout)
+            channel.exec_command(self.command)
+            while chunk := channel.recv(STREAM_CHUNK):
+                yield chunk
+            self.errors = channel.makefile_stderr("rb").read()
+            self.status = channel.recv_exit_status()
+        except TimeoutError:
+            raise HostError(
+                f"a command on {conn.address} did not finish in {self.timeout} s"
+            ) from None
+        except (OSError, EOFError, AttributeError) as exc:
+            raise SshError(f"the connection to {conn.address} broke: {exc}") from None
+
+
 class HostConnection:
     """An open, authenticated connection; counts the commands it runs (one per round trip)."""
 
@@ -198,26 +230,11 @@ class HostConnection:
         quoted = " ".join(shlex.quote(a) if not a.startswith('"$') else a for a in args)
         return self.run(f"sudo -n sh -c {shlex.quote(script)} sh {quoted}", timeout=timeout)
 
-    def sudo_bytes(
-        self, script: str, *args: str, timeout: float | None = None
-    ) -> tuple[int, bytes, bytes]:
-        """`sudo_script` for an answer of megabytes (a month of sshd's log): (exit status,
-        stdout, stderr) as bytes, read from the channel in its own large chunks (invoke's
-        runner reads a kilobyte at a time and polls between reads)."""
-        quoted = " ".join(shlex.quote(a) for a in args)
-        self.commands_run += 1
-        try:
-            transport = self.connection.client.get_transport()
-            channel = transport.open_session(timeout=CONNECT_TIMEOUT)
-            channel.settimeout(timeout)
-            channel.exec_command(f"sudo -n sh -c {shlex.quote(script)} sh {quoted}")
-            stdout = channel.makefile("rb").read()
-            stderr = channel.makefile_stderr("rb").read()
-            return channel.recv_exit_status(), stdout, stderr
-        except TimeoutError:
-            raise HostError(f"a command on {self.address} did not finish in {timeout} s") from None
-        except (OSError, EOFError, AttributeError) as exc:
-            raise SshError(f"the connection to {self.address} broke: {exc}") from None
+    def sudo_stream(self, script: str, *args: str, timeout: float | None = None) -> Streamed:
+        """`sudo_script` for an answer of megabytes (a month of sshd's log), its stdout read
+        as it arrives, in large chunks (invoke's runner reads a kilobyte at a time, polls
+        between reads and keeps all of it): iterate `chunks()`, then read `status` and `errors`."""
+        return Streamed(self, f"sudo -n sh -c {shlex.quote(script)} sh {shlex.join(args)}", timeout)
 
     def close(self) -> None:
         self.connection.close()

@@ -13,19 +13,17 @@ import base64
 import binascii
 import codecs
 import re
-import shlex
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bastion.errors import HostError, SshError
-from bastion.host.connection import CONNECT_TIMEOUT, HostConnection
+from bastion.errors import HostError
+from bastion.host.connection import HostConnection, Streamed
 from bastion.host.sshd_log import HOST_FILTER, parse_time
 
 MARK = "@@bastion-log "
 END = f"{MARK}end"
-CHUNK = 1 << 16  # bytes read from the channel at a time
 
 # $1 seconds back ("" for all the log keeps), $2 the grep pattern, then the tunnel users.
 # A month of the log is megabytes of repetitive text: gzip (essential on Debian, Ubuntu and
@@ -112,44 +110,29 @@ def read_sshd_log(
 
 
 class _Answer:
-    """The script's answer as it arrives: gunzipped, decoded, split into lines. (The
-    connection's `sudo_bytes` waits for all of it; here the lines are used as they come.)"""
+    """The script's answer as it arrives: gunzipped, decoded, split into lines."""
 
     def __init__(self, conn: HostConnection) -> None:
         self.conn = conn
-        self.status = -1
-        self.errors = b""
+        self.streamed: Streamed | None = None
         self.opening = ""  # the answer's first characters, for an error message
 
     def lines(self, script: str, *args: str, timeout: float = 300) -> Iterator[str]:
-        return answer_lines(self._chunks(script, *args, timeout=timeout), self._keep_opening)
+        self.streamed = self.conn.sudo_stream(script, *args, timeout=timeout)
+        return answer_lines(self.streamed.chunks(), self._keep_opening)
 
     def _keep_opening(self, text: str) -> None:
         if len(self.opening) < 300:
             self.opening += text[: 300 - len(self.opening)]
 
-    def _chunks(self, script: str, *args: str, timeout: float) -> Iterator[bytes]:
-        conn = self.conn
-        quoted = " ".join(shlex.quote(a) for a in args)
-        conn.commands_run += 1
-        try:
-            channel = conn.connection.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
-            channel.settimeout(timeout)
-            channel.exec_command(f"sudo -n sh -c {shlex.quote(script)} sh {quoted}")
-            while chunk := channel.recv(CHUNK):
-                yield chunk
-            self.errors = channel.makefile_stderr("rb").read()
-            self.status = channel.recv_exit_status()
-        except TimeoutError:
-            raise HostError(f"a command on {conn.address} did not finish in {timeout} s") from None
-        except (OSError, EOFError, AttributeError) as exc:
-            raise SshError(f"the connection to {conn.address} broke: {exc}") from None
-
     def failed(self) -> None:
         """The answer ended without its end mark: HostError with what the host said."""
-        detail = (self.errors.decode("utf-8", "replace") or self.opening).strip()[:300]
+        status, errors = (
+            (-1, b"") if self.streamed is None else (self.streamed.status, self.streamed.errors)
+        )
+        detail = (errors.decode("utf-8", "replace") or self.opening).strip()[:300]
         raise HostError(
-            f"reading sshd's log on {self.conn.address} failed (exit {self.status}): {detail}"
+            f"reading sshd's log on {self.conn.address} failed (exit {status}): {detail}"
         )
 
 
