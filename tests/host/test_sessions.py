@@ -240,15 +240,22 @@ def test_an_answer_cut_short_is_an_error() -> None:
             list(parse_lines(answer_lines([raw]), missing_end).lines)
 
 
-def test_a_reboot_ends_the_pid_namespace() -> None:
-    """After `-- Boot … --` a pid seen before names another process: A's child, whose
-    forwards come after a boot marker put in here, is no longer A's."""
+def _session_a_child() -> tuple[SessionReport, dict[str, Any], list[str], int, int]:
+    """Debian 13's recording: its report and record, the log's lines, session A's port, and
+    the index of the line that names A's child."""
     report, record = recorded_report("13")
     lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
     body = lines[lines.index("@@bastion-log log") + 1 : -1]
     a = record["session_a"]["port"]
     login = next(i for i, line in enumerate(body) if f"port {a} ssh2" in line)
     child = next(i for i in range(login, len(body)) if "User child is on pid" in body[i])
+    return report, record, body, a, child
+
+
+def test_a_reboot_ends_the_pid_namespace() -> None:
+    """After `-- Boot … --` a pid seen before names another process: A's child, whose
+    forwards come after a boot marker put in here, is no longer A's."""
+    report, record, body, a, child = _session_a_child()
     marked = [*body[: child + 1], "-- Boot 0123456789abcdef0123456789abcdef --", *body[child + 1 :]]
     entries = list(read_entries(marked, now=report.now))
     assert {e.boot for e in entries[: child + 1]} == {0} and {e.boot for e in entries[child + 1 :]} == {1}
@@ -259,12 +266,7 @@ def test_a_reboot_ends_the_pid_namespace() -> None:
 def test_a_childs_line_ahead_of_its_parents_is_still_its_sessions() -> None:
     """The child and its parent log on their own: on a busy host the child's first forward
     reaches the journal before `User child is on pid N` does, and still counts."""
-    report, record = recorded_report("13")
-    lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
-    body = lines[lines.index("@@bastion-log log") + 1 : -1]
-    a = record["session_a"]["port"]
-    login = next(i for i, line in enumerate(body) if f"port {a} ssh2" in line)
-    child = next(i for i in range(login, len(body)) if "User child is on pid" in body[i])
+    report, record, body, a, child = _session_a_child()
     pid = body[child].rsplit(" ", 1)[1]
     first = next(i for i in range(child, len(body)) if f"[{pid}]: debug1: " in body[i])
     early = [*body[:child], body[first], *body[child:first], *body[first + 1 :]]
