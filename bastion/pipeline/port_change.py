@@ -81,8 +81,10 @@ def close_old_port(
             expected_fingerprints=[*target.pins, host_key],
             ports=(move.new,),
         ) as conn:
+            # the settings the host stage used in phase one: keys from the vendors' APIs,
+            # the endpoint's addresses (else they would be someone else's keys to adopt)
             host_plan, _ = apply_host(
-                settings, conn, target.warehouse, observer, close_old_port=True
+                target.host_settings, conn, target.warehouse, observer, close_old_port=True
             )
         outcome.record(host_plan, observer)
     if move.aws and target.facts is not None:

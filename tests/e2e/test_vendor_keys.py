@@ -35,6 +35,7 @@ NAME = "fromapi"
 ACCOUNT, CONNECTION = 4242, 678
 TOKEN = "dbtc_" + "e2e-token-" * 4
 GROUP, FIVETRAN_KEY, FIVETRAN_SECRET = "decent_dragon", "ftkey-e2e", "ftsecret-e2e"
+NEW_PORT = 2222
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,10 @@ def five() -> Iterator[Running]:
         yield running
 
 
-def config_text(lab: Lab, dbt: Running, five: Running, connection: int = CONNECTION) -> str:
-    return bastion_toml(lab, NAME, extra=(
+def config_text(
+    lab: Lab, dbt: Running, five: Running, connection: int = CONNECTION, ssh_port: int = 22
+) -> str:
+    return bastion_toml(lab, NAME, extra_bastion=f"ssh_port = {ssh_port}", extra=(
         '[tunnels.dbtcloud]\nvendor = "dbt_cloud"\nregions = ["us"]\n'
         f"[tunnels.dbtcloud.api]\naccount_id = {ACCOUNT}\nconnection_ids = [{connection}]\n"
         f'token_env = "DBT_CLOUD_API_TOKEN"\nurl = "{dbt.url}"\n'
@@ -85,9 +88,12 @@ def test_an_unknown_connection_is_exit_4_and_nothing_changes_anywhere(
         world.config.write_text(config_text(world.lab, dbt, five))
     assert code == 4 and "no connection 999" in refused["error"]["message"]
     assert refused["changes"] == [] and dbt.state.writes == 0
-    assert boto3.client("ec2", region_name="us-east-1").describe_security_groups(
-        Filters=[{"Name": "tag:bastion:name", "Values": [NAME]}]
-    )["SecurityGroups"] == [], "the AWS stage did not run"
+    assert (
+        boto3.client("ec2", region_name="us-east-1").describe_security_groups(
+            Filters=[{"Name": "tag:bastion:name", "Values": [NAME]}]
+        )["SecurityGroups"]
+        == []
+    ), "the AWS stage did not run"
 
 
 def dbt_clouds_key(dbt: Running, folder: Path, name: str) -> Path:
@@ -98,8 +104,10 @@ def dbt_clouds_key(dbt: Running, folder: Path, name: str) -> Path:
     return path
 
 
-def logs_in_and_forwards(lab: Lab, key: Path) -> bool:
-    session = TunnelSession(lab, "dbtcloud", key).open()
+def logs_in_and_forwards(
+    lab: Lab, key: Path, user: str = "dbtcloud", port: int | None = None
+) -> bool:
+    session = TunnelSession(lab, user, key, port=port).open()
     try:
         return session.forward(lab.warehouse_host, lab.warehouse_port)
     finally:
@@ -160,12 +168,21 @@ def test_one_up_points_dbt_cloud_at_the_bastion_and_its_key_reaches_the_warehous
         "fivetran": (f"Fivetran group {GROUP}", "host"),
     }
     code, refused = bastion(
-        world, capsys, "keys", "remove", "--tunnel", "dbtcloud", f"dbt-cloud-connection-{CONNECTION}"
+        world,
+        capsys,
+        "keys",
+        "remove",
+        "--tunnel",
+        "dbtcloud",
+        f"dbt-cloud-connection-{CONNECTION}",
     )
-    assert code == 4 and f"came from dbt Cloud connection {CONNECTION}" in refused["error"]["message"]
-    assert tunnel["public_key"].split()[1] in world.lab.host_exec(
-        "cat /home/dbtcloud/.ssh/authorized_keys"
-    ).stdout, "nothing was changed"
+    assert (
+        code == 4 and f"came from dbt Cloud connection {CONNECTION}" in refused["error"]["message"]
+    )
+    assert (
+        tunnel["public_key"].split()[1]
+        in world.lab.host_exec("cat /home/dbtcloud/.ssh/authorized_keys").stdout
+    ), "nothing was changed"
 
 
 def test_a_second_up_writes_nothing_anywhere(
@@ -215,3 +232,33 @@ def test_a_token_dbt_cloud_refuses_is_exit_1_naming_the_variable(
     assert refused["error"]["kind"] == "vendor"
     assert "DBT_CLOUD_API_TOKEN" in refused["error"]["message"]
     assert "dbtc_revoked" not in out + err, "the token is never shown"
+
+
+def test_an_ssh_port_change_points_dbt_cloud_at_the_new_port_and_keeps_every_api_key(
+    world: World, dbt: Running, five: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both phases of the move in one `up`: dbt Cloud's tunnel names the new port, and the
+    keys from the APIs (dbt Cloud's new one, Fivetran's) are on the host after phase two."""
+    world.config.write_text(config_text(world.lab, dbt, five, ssh_port=NEW_PORT))
+    try:
+        code, made = bastion(world, capsys, "up")
+        assert code == 0, made["error"]
+        assert made["verify"]["ok"]
+        tunnel = dbt.state.active(CONNECTION)
+        assert tunnel is not None and tunnel["port"] == NEW_PORT
+        listening = world.lab.host_exec("ss -ltn").stdout
+        assert f":{NEW_PORT} " in listening and ":22 " not in listening, "phase two closed 22"
+        on_host = world.lab.host_exec("cat /home/dbtcloud/.ssh/authorized_keys").stdout
+        assert tunnel["public_key"].split()[1] in on_host
+        assert logs_in_and_forwards(
+            world.lab, dbt_clouds_key(dbt, world.folder, "dbt-moved"), port=NEW_PORT
+        )
+        fivetran_key = world.folder / "fivetran-moved"
+        fivetran_key.write_text(five.state.groups[GROUP][0])
+        os.chmod(fivetran_key, 0o600)
+        assert logs_in_and_forwards(world.lab, fivetran_key, "fivetran", port=NEW_PORT)
+
+        code, planned = bastion(world, capsys, "plan", "--detailed-exitcode")
+        assert (code, planned["changes"]) == (0, []), planned["changes"]
+    finally:
+        world.config.write_text(config_text(world.lab, dbt, five))

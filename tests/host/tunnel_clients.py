@@ -59,11 +59,12 @@ class TunnelSession:
     login: Span | None = None
     local_port: int = 0  # the client's port, as sshd logs it
     transport: paramiko.Transport | None = field(default=None, repr=False)
+    port: int | None = None  # the bastion's port (default: the lab's ssh_port)
 
     def open(self) -> TunnelSession:
         """Log in; raises paramiko.AuthenticationException when sshd refuses."""
         sock = socket.create_connection(
-            (self.lab.bastion_address, self.lab.ssh_port), timeout=10,
+            (self.lab.bastion_address, self.port or self.lab.ssh_port), timeout=10,
             source_address=(self.source, 0) if self.source else None,
         )  # fmt: skip
         self.local_port = sock.getsockname()[1]
