@@ -2,8 +2,8 @@
 
 Each stage is planned by the same code `plan` runs, then applied: AWS (phase one of an
 ssh_port change keeps the old port open), dbt Cloud's SSH tunnels (keys from the vendors'
-APIs), the host, the host-key tag, verify, and only
-then phase two of a port change. A stage that fails stops the run; what the stages before
+APIs), the host, the host-key tag, verify, and only then dbt Cloud's move to a new
+ssh_port and phase two of a port change. A stage that fails stops the run; what the stages before
 it changed is already in the Outcome.
 """
 
@@ -15,13 +15,13 @@ from bastion.aws.plan import host_key_steps
 from bastion.aws.stage import AwsPlan, run_plan, run_steps
 from bastion.config.settings import Settings
 from bastion.errors import HostError, SshError, VerifyError
-from bastion.host.stage import plan_host
+from bastion.host.stage import apply_host, plan_host
 from bastion.pipeline.configure import configure_stage
 from bastion.pipeline.locate import Target, admin, before_aws, uses_aws
 from bastion.pipeline.outcome import Observer, Outcome
 from bastion.pipeline.plan import read_aws
 from bastion.pipeline.port_change import close_old_port
-from bastion.pipeline.vendor import read_for, vendor_stage
+from bastion.pipeline.vendor import move_ports, read_for, vendor_stage
 from bastion.pipeline.verify import verify_tunnel
 
 
@@ -52,7 +52,7 @@ def up(
         outcome.record(made, observer)
     else:
         observer.stage(f"1/{stages} provision: skipped (provider = existing)")
-    vendor_stage(target, observer, outcome)  # after AWS: the Elastic IP is known
+    vendors = vendor_stage(target, observer, outcome)  # after AWS: the Elastic IP is known
     observer.stage(f"2/{stages} configure: the host at {target.address}")
     with contextlib.ExitStack() as keep:
         # The admin connection stays open and is lent to verify (its key goes in and out
@@ -83,10 +83,19 @@ def up(
                     observer,
                 )
             raise
+        # dbt Cloud moves to the new port only now that it is proven; its new key goes on
+        # the host before the old port closes
+        new_keys = move_ports(target, vendors, observer, outcome)
+        if new_keys and move is None:
+            assert done.conn is not None  # lent to verify, open until this block ends
+            installed, _ = apply_host(target.host_settings, done.conn, target.warehouse, observer)
+            outcome.record(installed, observer)
     outcome.bastion = target.bastion_json(done.fingerprint)
     if move is not None:
         observer.stage(f"{move.describe()}: verified on {move.new}, closing {move.ports}")
-        close_old_port(target, move, observer, outcome, host_key=done.fingerprint)
+        close_old_port(
+            target, move, observer, outcome, host_key=done.fingerprint, install_keys=new_keys
+        )
     return target
 
 

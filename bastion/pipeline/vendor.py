@@ -58,6 +58,17 @@ class TunnelWrite:
     def action(self) -> Action:
         return "create" if self.existing is None else "update"
 
+    def port_only(self, hostname: str, port: int) -> bool:
+        """The tunnel names this bastion and user already, on another port: an ssh_port
+        change. dbt Cloud keeps the port it uses (open on both sides until phase two) and
+        is moved once the new port is verified."""
+        current = self.existing
+        return (
+            self.save and current is not None and current.public_key is not None
+            and (current.hostname, current.username) == (hostname, self.user)
+            and current.port != port
+        )  # fmt: skip
+
     def describe(self, hostname: str, port: int) -> str:
         where = f"{self.user}@{hostname or '(the Elastic IP)'}:{port}"
         switch = "; 'Use SSH tunnel' turned on" if self.enable else ""
@@ -74,8 +85,9 @@ class TunnelWrite:
         old = printable(
             f"{self.existing.username}@{self.existing.hostname}:{self.existing.port}"
         )
+        when = " once the tunnel is verified on it" if self.port_only(hostname, port) else ""
         return (
-            f"connection {self.connection_id}: SSH tunnel {old} -> {where}{switch} "
+            f"connection {self.connection_id}: SSH tunnel {old} -> {where}{switch}{when} "
             "(dbt Cloud generates a new key)"
         )
 
@@ -117,13 +129,26 @@ def read_for(target: Target, observer: Observer | None = None) -> VendorPlan | N
     return found
 
 
-def vendor_stage(target: Target, observer: Observer, outcome: Outcome) -> None:
+def vendor_stage(target: Target, observer: Observer, outcome: Outcome) -> VendorPlan | None:
     """`up`'s stage between AWS and the host: save the dbt Cloud tunnels that differ, and
-    hand every api tunnel user's keys to the host stage."""
+    hand every api tunnel user's keys to the host stage. A tunnel that differs only by its
+    port waits for `move_ports` (after verify); the plan is returned for it."""
     found = read_for(target, observer)
     if found is None:
-        return
+        return None
     target.vendor_keys = apply_vendors(target.settings, found, observer, outcome)
+    return found
+
+
+def move_ports(
+    target: Target, found: VendorPlan | None, observer: Observer, outcome: Outcome
+) -> bool:
+    """After verify proved the new ssh_port: save the dbt Cloud tunnels still on the old
+    one; True when their new keys are to be installed (the host stage's settings have them)."""
+    if found is None or not any(w.port_only(found.hostname, found.port) for w in found.writes):
+        return False
+    target.vendor_keys = apply_vendors(target.settings, found, observer, outcome, port_moves=True)
+    return True
 
 
 def read_vendors(
@@ -148,9 +173,12 @@ def apply_vendors(
     observer: Observer,
     outcome: Outcome,
     environ: Mapping[str, str] | None = None,
+    *,
+    port_moves: bool = False,
 ) -> dict[str, list[PublicKey]]:
-    """Make the planned dbt Cloud writes, each recorded as it is made; every api tunnel
-    user's keys, a saved connection's new key in place of its old one."""
+    """Make the planned dbt Cloud writes, each recorded as it is made (those that only move
+    the port when `port_moves`, the others when not); every api tunnel user's keys, a saved
+    connection's new key in place of its old one."""
     environ = os.environ if environ is None else environ
     if not planned.hostname and any(write.save for write in planned.writes):
         raise ConfigError(
@@ -160,6 +188,8 @@ def apply_vendors(
         )
     keys = {user: list(found) for user, found in planned.keys.items()}
     for write in planned.writes:
+        if write.port_only(planned.hostname, planned.port) is not port_moves:
+            continue
         tunnel = settings.tunnels[write.user]
         assert isinstance(tunnel.api, DbtCloudApi)
         client = _dbt_cloud(tunnel, tunnel.api, environ)
@@ -190,6 +220,7 @@ def apply_vendors(
                 done.add("dbt_cloud", "ssh_tunnel", write.action,
                          write.describe(planned.hostname, planned.port))  # fmt: skip
                 outcome.record(done, observer)
+    planned.keys = keys  # what the vendors hold now, for the writes left to make
     return keys
 
 

@@ -19,6 +19,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -35,7 +36,7 @@ NAME = "fromapi"
 ACCOUNT, CONNECTION = 4242, 678
 TOKEN = "dbtc_" + "e2e-token-" * 4
 GROUP, FIVETRAN_KEY, FIVETRAN_SECRET = "decent_dragon", "ftkey-e2e", "ftsecret-e2e"
-NEW_PORT = 2222
+NEW_PORT, BLOCKED_PORT = 2222, 2200
 
 
 @pytest.fixture(scope="module")
@@ -234,31 +235,81 @@ def test_a_token_dbt_cloud_refuses_is_exit_1_naming_the_variable(
     assert "dbtc_revoked" not in out + err, "the token is never shown"
 
 
-def test_an_ssh_port_change_points_dbt_cloud_at_the_new_port_and_keeps_every_api_key(
+def test_an_ssh_port_change_moves_dbt_cloud_once_verified_and_keeps_every_api_key(
     world: World, dbt: Running, five: Running, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Both phases of the move in one `up`: dbt Cloud's tunnel names the new port, and the
-    keys from the APIs (dbt Cloud's new one, Fivetran's) are on the host after phase two."""
+    """Both phases of the move in one `up`: dbt Cloud's tunnel is moved to the new port
+    once verify proved it (its new key goes on the host before the old port closes), and
+    the keys from the APIs (dbt Cloud's new one, Fivetran's) are on the host after phase two."""
+    before = dict(dbt.state.active(CONNECTION) or {})  # a copy: a save changes it in place
+    assert before["port"] == 22
     world.config.write_text(config_text(world.lab, dbt, five, ssh_port=NEW_PORT))
-    try:
-        code, made = bastion(world, capsys, "up")
-        assert code == 0, made["error"]
-        assert made["verify"]["ok"]
-        tunnel = dbt.state.active(CONNECTION)
-        assert tunnel is not None and tunnel["port"] == NEW_PORT
-        listening = world.lab.host_exec("ss -ltn").stdout
-        assert f":{NEW_PORT} " in listening and ":22 " not in listening, "phase two closed 22"
-        on_host = world.lab.host_exec("cat /home/dbtcloud/.ssh/authorized_keys").stdout
-        assert tunnel["public_key"].split()[1] in on_host
-        assert logs_in_and_forwards(
-            world.lab, dbt_clouds_key(dbt, world.folder, "dbt-moved"), port=NEW_PORT
-        )
-        fivetran_key = world.folder / "fivetran-moved"
-        fivetran_key.write_text(five.state.groups[GROUP][0])
-        os.chmod(fivetran_key, 0o600)
-        assert logs_in_and_forwards(world.lab, fivetran_key, "fivetran", port=NEW_PORT)
+    code, planned = bastion(world, capsys, "plan")
+    assert code == 0, planned["error"]
+    moves = [c["detail"] for c in planned["changes"] if c["target"] == "dbt_cloud"]
+    assert len(moves) == 1 and f":{NEW_PORT} once the tunnel is verified on it" in moves[0]
 
-        code, planned = bastion(world, capsys, "plan", "--detailed-exitcode")
-        assert (code, planned["changes"]) == (0, []), planned["changes"]
-    finally:
-        world.config.write_text(config_text(world.lab, dbt, five))
+    code, made = bastion(world, capsys, "up")
+    assert code == 0, made["error"]
+    assert made["verify"]["ok"]
+    kinds = [(c["target"], c["resource"]) for c in made["changes"]]
+    saved = kinds.index(("dbt_cloud", "ssh_tunnel"))
+    assert ("host", "sshd_config") in kinds[:saved], "phase one, then verify, then dbt Cloud"
+    assert ("host", "authorized_keys") in kinds[saved:], "its new key, before 22 closes"
+    tunnel = dbt.state.active(CONNECTION)
+    assert tunnel is not None and tunnel["port"] == NEW_PORT
+    assert tunnel["public_key"] != before["public_key"], "dbt Cloud made a new key pair"
+    listening = world.lab.host_exec("ss -ltn").stdout
+    assert f":{NEW_PORT} " in listening and ":22 " not in listening, "phase two closed 22"
+    on_host = world.lab.host_exec("cat /home/dbtcloud/.ssh/authorized_keys").stdout
+    assert tunnel["public_key"].split()[1] in on_host
+    assert before["public_key"].split()[1] not in on_host, "the key it replaced is gone"
+    dbt_key = dbt_clouds_key(dbt, world.folder, "dbt-moved")
+    assert logs_in_and_forwards(world.lab, dbt_key, port=NEW_PORT)
+    fivetran_key = world.folder / "fivetran-moved"
+    fivetran_key.write_text(five.state.groups[GROUP][0])
+    os.chmod(fivetran_key, 0o600)
+    assert logs_in_and_forwards(world.lab, fivetran_key, "fivetran", port=NEW_PORT)
+
+    code, planned = bastion(world, capsys, "plan", "--detailed-exitcode")
+    assert (code, planned["changes"]) == (0, []), planned["changes"]
+
+
+def test_a_port_move_whose_verify_fails_leaves_dbt_cloud_on_the_port_that_works(
+    world: World, dbt: Running, five: Running, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Verify fails on the next port: dbt Cloud is not written and its key still reaches
+    the warehouse on the port it uses; the next `up` moves it."""
+    from bastion.host import desired as desired_module
+
+    render = desired_module.render_sshd_config
+
+    def no_forward_for_the_operator(*args: Any) -> str:
+        """Breaks verify's forward hop only (the operator's address, which verify uses)."""
+        text = render(*args)
+        block = f"Match User dbtcloud Address {world.lab.operator_address}\n    PermitOpen none\n\n"
+        return text.replace("Match User dbtcloud", block + "Match User dbtcloud", 1)
+
+    writes = dbt.state.writes
+    monkeypatch.setattr(desired_module, "render_sshd_config", no_forward_for_the_operator)
+    world.config.write_text(config_text(world.lab, dbt, five, ssh_port=BLOCKED_PORT))
+    code, failed = bastion(world, capsys, "up")
+    assert code == 3, failed["error"]
+    assert dbt.state.writes == writes, "dbt Cloud was not written"
+    assert "dbt_cloud" not in {c["target"] for c in failed["changes"]}
+    tunnel = dbt.state.active(CONNECTION)
+    assert tunnel is not None and tunnel["port"] == NEW_PORT
+
+    # its key still logs in where it points (the forward from the operator's address is what
+    # the broken rule refuses)
+    TunnelSession(world.lab, "dbtcloud", dbt_clouds_key(dbt, world.folder, "dbt-still"),
+                  port=NEW_PORT).open().close()  # fmt: skip
+    monkeypatch.undo()
+    code, made = bastion(world, capsys, "up")
+    assert code == 0, made["error"]
+    tunnel = dbt.state.active(CONNECTION)
+    assert tunnel is not None and tunnel["port"] == BLOCKED_PORT
+    assert logs_in_and_forwards(
+        world.lab, dbt_clouds_key(dbt, world.folder, "dbt-last"), port=BLOCKED_PORT
+    )
