@@ -24,6 +24,7 @@ from bastion.host.sshd_log import (
     Connected,
     Ended,
     Entry,
+    Event,
     ForwardAsked,
     ForwardRefused,
     KeyFound,
@@ -113,7 +114,7 @@ def _connections(entries: Iterable[Entry], since: datetime | None = None) -> lis
     """Every connection the lines show (those since `since`), in the order they began."""
     found: list[_Connection] = []
     processes: dict[tuple[int, int], _Connection] = {}
-    unclaimed: dict[tuple[int, int], list[tuple[datetime, Any]]] = {}  # lines of no known process
+    unclaimed: dict[tuple[int, int], list[tuple[datetime, Event]]] = {}  # of no known process
     for when, boot, pid, message in entries:
         if since is not None and when < since:
             continue
@@ -125,6 +126,8 @@ def _connections(entries: Iterable[Entry], since: datetime | None = None) -> lis
             found.append(processes[(boot, pid)])
             continue
         conn = processes.get((boot, pid))
+        if conn is not None and conn.end is not None and when - conn.end > _CHILD_AHEAD:
+            conn = None  # the pid of a session long over, now another process's
         if (conn is None or conn.start is not None) and isinstance(event, _OPENING):
             # its "Connection from" line is older than the part of the log read, or was
             # left on the host (`logins_only`): a line before the login opens it

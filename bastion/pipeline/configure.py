@@ -95,7 +95,16 @@ def configure(
     outcome.bastion = target.bastion_json(done.fingerprint)
     outcome.bastion.update(instance_id=None, public_ip=None)
     move = done.move
-    if move is not None and move.host:
+    waiting = vendors.port_moves() if vendors is not None else []
+    if move is not None and move.host and waiting:
+        # dbt Cloud still uses the old port: it stays open until `up` moves dbt Cloud
+        outcome.notice(
+            f"{move.describe()}: port(s) {move.ports} stay open: dbt Cloud's SSH tunnel of "
+            + ", ".join(f"connection {w.connection_id}" for w in waiting)
+            + " still uses them until `bastion up` verifies the new port and moves it",
+            observer,
+        )
+    elif move is not None and move.host:
         observer.stage(
             f"{move.describe()}: the admin logged in on {move.new}, closing the old port"
         )

@@ -44,9 +44,11 @@ def plan(
         outcome.plan.extend(aws.plan)
     vendors = read_for(target)  # keys from the vendors' APIs, dbt Cloud tunnels to save
     if vendors is not None:
-        outcome.plan.extend(vendors.plan())
+        outcome.plan.extend(vendors.plan(port_moves=False))
     outcome.bastion = target.bastion_json(None)
     if not target.running:
+        if vendors is not None:
+            outcome.plan.extend(vendors.plan(port_moves=True))
         outcome.plan.notices.append(NOT_RUNNING)
         outcome.host = {"read": False, "reason": "no running instance yet"}
         return
@@ -63,9 +65,11 @@ def plan(
     outcome.host = {"read": True}
     outcome.plan.extend(host_plan)
     outcome.plan.extend(to_plan(host_key_steps(target.facts, fingerprint) if target.facts else []))
+    if vendors is not None:  # made once the tunnel is verified on the new port
+        outcome.plan.extend(vendors.plan(port_moves=True))
     move = pending_move(settings, target.recorded_port, facts)
     if move is not None and move.host:
-        outcome.plan.extend(plan_port_phase_two(settings, facts, target.warehouse))
+        outcome.plan.extend(plan_port_phase_two(target.host_settings, facts, target.warehouse))
     if move is not None and move.aws and aws is not None:
         outcome.plan.extend(to_plan(aws.port_phase_two()))
     outcome.bastion = target.bastion_json(fingerprint)

@@ -68,20 +68,13 @@ def pin_new_port(settings: Settings, conn: HostConnection, new: int) -> None:
 
 
 def close_old_port(
-    target: Target,
-    move: PendingMove,
-    observer: Observer,
-    outcome: Outcome,
-    *,
-    host_key: str,
-    install_keys: bool = False,
+    target: Target, move: PendingMove, observer: Observer, outcome: Outcome, *, host_key: str
 ) -> None:
     """Phase two, once the new port was proven: the host first (a fresh admin login on the
-    new port disarms its rollback timer; `install_keys`: the keys dbt Cloud generated when
-    it moved to the new port go in), then AWS records the new port and revokes the old
+    new port disarms its rollback timer), then AWS records the new port and revokes the old
     port's rules. What it changes is what `plan` showed as phase two."""
     settings = target.settings
-    if move.host or install_keys:
+    if move.host:
         with open_admin(
             settings,
             target.require_address(),

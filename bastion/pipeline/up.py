@@ -71,6 +71,14 @@ def up(
                     f"{move.describe()}: both ports stay open; the old one closes after a run "
                     "that verifies the tunnel on the new one", observer,
                 )  # fmt: skip
+            waiting = vendors.port_moves() if vendors is not None else []
+            if waiting:
+                outcome.notice(
+                    "dbt Cloud's SSH tunnel of " + ", ".join(
+                        f"connection {w.connection_id}" for w in waiting
+                    ) + f" moves to port {settings.bastion.ssh_port} after a run that verifies "
+                    "the tunnel there (`bastion up` without --skip-verify)", observer,
+                )  # fmt: skip
             return target
         observer.stage(f"3/{stages} verify")
         try:
@@ -83,20 +91,27 @@ def up(
                     observer,
                 )
             raise
-        # dbt Cloud moves to the new port only now that it is proven; its new key goes on
-        # the host before the old port closes
-        new_keys = move_ports(target, vendors, observer, outcome)
-        if new_keys and move is None:
-            assert done.conn is not None  # lent to verify, open until this block ends
-            installed, _ = apply_host(target.host_settings, done.conn, target.warehouse, observer)
-            outcome.record(installed, observer)
     outcome.bastion = target.bastion_json(done.fingerprint)
+    # dbt Cloud moves to the new port only now that it is proven; the key it generated goes
+    # on the host (in a change of its own, even when a save after it failed) before the old
+    # port closes
+    try:
+        move_ports(target, vendors, observer, outcome)
+    finally:
+        if vendors is not None and vendors.moved:
+            install_keys(target, observer, outcome, host_key=done.fingerprint)
     if move is not None:
         observer.stage(f"{move.describe()}: verified on {move.new}, closing {move.ports}")
-        close_old_port(
-            target, move, observer, outcome, host_key=done.fingerprint, install_keys=new_keys
-        )
+        close_old_port(target, move, observer, outcome, host_key=done.fingerprint)
     return target
+
+
+def install_keys(target: Target, observer: Observer, outcome: Outcome, *, host_key: str) -> None:
+    """The tunnel users' keys as the vendors hold them now, on the host (a fresh admin
+    login: the port a move left open answers too; no sshd change, no reload)."""
+    with admin(target, extra_pins=[host_key]) as conn:
+        installed, _ = apply_host(target.host_settings, conn, target.warehouse, observer)
+    outcome.record(installed, observer)
 
 
 def _host_refusals_first(

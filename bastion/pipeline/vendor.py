@@ -106,10 +106,20 @@ class VendorPlan:
     port: int
     writes: list[TunnelWrite] = field(default_factory=list)
     keys: dict[str, list[PublicKey]] = field(default_factory=dict)
+    moved: bool = False  # a tunnel was moved to the new port: its new key is to be installed
 
-    def plan(self) -> Plan:
+    def port_moves(self) -> list[TunnelWrite]:
+        """The writes that only move a tunnel to the new ssh_port (made after verify)."""
+        return [w for w in self.writes if w.port_only(self.hostname, self.port)]
+
+    def plan(self, *, port_moves: bool | None = None) -> Plan:
+        """The writes as changes: all of them, or those that only move the port (True), or
+        the others (False)."""
         planned = Plan()
+        moving = self.port_moves()
         for write in self.writes:
+            if port_moves is not None and (write in moving) is not port_moves:
+                continue
             planned.add("dbt_cloud", "ssh_tunnel", write.action, write.describe(self.hostname, self.port))
         return planned
 
@@ -142,13 +152,16 @@ def vendor_stage(target: Target, observer: Observer, outcome: Outcome) -> Vendor
 
 def move_ports(
     target: Target, found: VendorPlan | None, observer: Observer, outcome: Outcome
-) -> bool:
-    """After verify proved the new ssh_port: save the dbt Cloud tunnels still on the old
-    one; True when their new keys are to be installed (the host stage's settings have them)."""
-    if found is None or not any(w.port_only(found.hostname, found.port) for w in found.writes):
-        return False
-    target.vendor_keys = apply_vendors(target.settings, found, observer, outcome, port_moves=True)
-    return True
+) -> None:
+    """After verify proved the new ssh_port: save the dbt Cloud tunnels still on another
+    port. Their new keys join the host stage's settings as each is made (a failed save
+    leaves those made before it to install: `found.moved`)."""
+    if found is None or not found.port_moves():
+        return
+    try:
+        apply_vendors(target.settings, found, observer, outcome, port_moves=True)
+    finally:
+        target.vendor_keys = found.keys
 
 
 def read_vendors(
@@ -186,9 +199,10 @@ def apply_vendors(
             "bastion.address is not set",
             hint="set bastion.address (provider = existing), or run `bastion up` with provider aws",
         )
-    keys = {user: list(found) for user, found in planned.keys.items()}
+    keys = planned.keys  # kept up to date as each write is made, whatever follows
+    moving = planned.port_moves()
     for write in planned.writes:
-        if write.port_only(planned.hostname, planned.port) is not port_moves:
+        if (write in moving) is not port_moves:
             continue
         tunnel = settings.tunnels[write.user]
         assert isinstance(tunnel.api, DbtCloudApi)
@@ -210,6 +224,7 @@ def apply_vendors(
                         *(key for key in keys.get(write.user, []) if key.comment != mark),
                         _marked(saved.public_key, write.connection_id),
                     ]
+                    planned.moved = planned.moved or port_moves
                 if write.enable:
                     client.enable_tunnel(write.connection_id)
                     made = True
@@ -220,7 +235,6 @@ def apply_vendors(
                 done.add("dbt_cloud", "ssh_tunnel", write.action,
                          write.describe(planned.hostname, planned.port))  # fmt: skip
                 outcome.record(done, observer)
-    planned.keys = keys  # what the vendors hold now, for the writes left to make
     return keys
 
 

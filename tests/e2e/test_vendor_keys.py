@@ -248,6 +248,8 @@ def test_an_ssh_port_change_moves_dbt_cloud_once_verified_and_keeps_every_api_ke
     assert code == 0, planned["error"]
     moves = [c["detail"] for c in planned["changes"] if c["target"] == "dbt_cloud"]
     assert len(moves) == 1 and f":{NEW_PORT} once the tunnel is verified on it" in moves[0]
+    targets = [c["target"] for c in planned["changes"]]
+    assert "host" in targets[: targets.index("dbt_cloud")], "listed in the order up makes them"
 
     code, made = bastion(world, capsys, "up")
     assert code == 0, made["error"]
@@ -255,7 +257,10 @@ def test_an_ssh_port_change_moves_dbt_cloud_once_verified_and_keeps_every_api_ke
     kinds = [(c["target"], c["resource"]) for c in made["changes"]]
     saved = kinds.index(("dbt_cloud", "ssh_tunnel"))
     assert ("host", "sshd_config") in kinds[:saved], "phase one, then verify, then dbt Cloud"
-    assert ("host", "authorized_keys") in kinds[saved:], "its new key, before 22 closes"
+    after = kinds[saved + 1 :]
+    assert after.index(("host", "authorized_keys")) < after.index(("host", "sshd_config")), (
+        "its new key goes on the host before phase two closes 22"
+    )
     tunnel = dbt.state.active(CONNECTION)
     assert tunnel is not None and tunnel["port"] == NEW_PORT
     assert tunnel["public_key"] != before["public_key"], "dbt Cloud made a new key pair"
@@ -305,6 +310,12 @@ def test_a_port_move_whose_verify_fails_leaves_dbt_cloud_on_the_port_that_works(
     # the broken rule refuses)
     TunnelSession(world.lab, "dbtcloud", dbt_clouds_key(dbt, world.folder, "dbt-still"),
                   port=NEW_PORT).open().close()  # fmt: skip
+    # configure (or keys add) meanwhile: the admin logs in on the new port, but dbt Cloud
+    # still uses the old one, which stays open
+    code, configured = bastion(world, capsys, "configure")
+    assert code == 0, configured["error"]
+    assert any("still uses them" in n for n in configured["notices"]), configured["notices"]
+    assert f":{NEW_PORT} " in world.lab.host_exec("ss -ltn").stdout
     monkeypatch.undo()
     code, made = bastion(world, capsys, "up")
     assert code == 0, made["error"]
@@ -313,3 +324,28 @@ def test_a_port_move_whose_verify_fails_leaves_dbt_cloud_on_the_port_that_works(
     assert logs_in_and_forwards(
         world.lab, dbt_clouds_key(dbt, world.folder, "dbt-last"), port=BLOCKED_PORT
     )
+    listening = world.lab.host_exec("ss -ltn").stdout
+    assert f":{BLOCKED_PORT} " in listening and f":{NEW_PORT} " not in listening
+    code, planned = bastion(world, capsys, "plan", "--detailed-exitcode")
+    assert (code, planned["changes"]) == (0, []), planned["changes"]
+
+
+def test_a_tunnel_edited_to_another_port_is_put_back_once_verified(
+    world: World, dbt: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No port move: someone set another port in dbt Cloud. `up` verifies, saves the tunnel
+    back on the bastion's port, and installs the key dbt Cloud generated."""
+    tunnel = dbt.state.active(CONNECTION)
+    assert tunnel is not None and tunnel["port"] == BLOCKED_PORT
+    old_key = tunnel["public_key"]
+    tunnel["port"] = 2022  # edited in dbt Cloud's UI (the stand-in's state, as its save keeps it)
+    code, made = bastion(world, capsys, "up")
+    assert code == 0, made["error"]
+    kinds = [(c["target"], c["resource"]) for c in made["changes"]]
+    assert kinds == [("dbt_cloud", "ssh_tunnel"), ("host", "authorized_keys")], kinds
+    moved = dbt.state.active(CONNECTION)
+    assert moved is not None and moved["port"] == BLOCKED_PORT and moved["public_key"] != old_key
+    key = dbt_clouds_key(dbt, world.folder, "dbt-back")
+    assert logs_in_and_forwards(world.lab, key, port=BLOCKED_PORT)
+    code, planned = bastion(world, capsys, "plan", "--detailed-exitcode")
+    assert (code, planned["changes"]) == (0, []), planned["changes"]

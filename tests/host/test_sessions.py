@@ -275,6 +275,46 @@ def test_a_childs_line_ahead_of_its_parents_is_still_its_sessions() -> None:
     assert by_port(reordered)[a].forwards == by_port(report)[a].forwards == {record["warehouse"]: 2}
 
 
+def _journal(at: datetime, pid: int, message: str) -> str:
+    return f"{at.isoformat(timespec='microseconds')} bastion sshd-session[{pid}]: {message}"
+
+
+def _login(at: datetime, parent: int, child: int, address: str, port: int) -> list[str]:
+    key = "SHA256:" + "k" * 43
+    return [
+        _journal(at, parent, f"Connection from {address} port {port} on 10.231.1.2 port 22"),
+        _journal(at, parent, f"Accepted publickey for dbtcloud from {address} port {port} ssh2: ED25519 {key}"),
+        _journal(at, parent, f"User child is on pid {child}"),
+    ]  # fmt: skip
+
+
+FORWARD = "debug1: server_request_direct_tcpip: originator 127.0.0.1 port 40000, target 10.231.1.6 port 5432"
+
+
+def test_a_reused_pid_is_another_session_and_an_old_line_of_it_claims_nothing() -> None:
+    """pid 200 served a session that ended hours ago; now it is another session's child,
+    whose first forward comes before its parent's `User child is on pid 200`: the forward is
+    the new session's. A line of pid 200 from long before a session's child claims it is no
+    one's."""
+    t = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    lines = [
+        _journal(t - timedelta(minutes=10), 300, FORWARD),  # of a process read only in part
+        *_login(t, 100, 200, "192.0.2.10", 1001),
+        _journal(t + second, 200, FORWARD),
+        _journal(t + 2 * second, 200, "Disconnected from user dbtcloud 192.0.2.10 port 1001"),
+        _journal(t + timedelta(hours=3), 400, "Connection from 192.0.2.11 port 1002 on 10.231.1.2 port 22"),
+        _journal(t + timedelta(hours=3), 200, FORWARD),  # the new child, ahead of its parent
+        *_login(t + timedelta(hours=3, seconds=1), 400, 200, "192.0.2.11", 1002)[1:],
+        _journal(t + timedelta(hours=3, seconds=2), 200, FORWARD),
+        *_login(t + timedelta(hours=4), 500, 300, "192.0.2.12", 1003),
+    ]  # fmt: skip
+    log = SshdLog(now=t + timedelta(hours=5), lines=lines, forwards_logged=True)
+    report = build_report(log, ["dbtcloud"], Sources(()), {})
+    forwards = {s.port: sum(s.forwards.values()) for s in report.sessions}
+    assert forwards == {1001: 1, 1002: 2, 1003: 0}
+
+
 def test_a_december_line_read_in_january_is_last_year() -> None:
     now = datetime(2027, 1, 2, 10, 0, tzinfo=UTC)
     line = "Dec 31 23:59:58 bastion sshd[42]: Connection from 192.0.2.7 port 5000 on 10.0.0.2 port 22"
