@@ -161,8 +161,12 @@ class Streamed:
     errors: bytes = b""
 
     def chunks(self) -> Iterator[bytes]:
+        """stdout in chunks; the channel closes when they end or the reader stops early."""
+        import paramiko
+
         conn = self.conn
         conn.commands_run += 1
+        channel = None
         try:
             channel = conn.connection.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
             channel.settimeout(self.timeout)
@@ -175,8 +179,11 @@ class Streamed:
             raise HostError(
                 f"a command on {conn.address} did not finish in {self.timeout} s"
             ) from None
-        except (OSError, EOFError, AttributeError) as exc:
+        except (OSError, EOFError, AttributeError, paramiko.SSHException) as exc:
             raise SshError(f"the connection to {conn.address} broke: {exc}") from None
+        finally:
+            if channel is not None:
+                channel.close()
 
 
 class HostConnection:
