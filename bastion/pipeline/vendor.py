@@ -27,7 +27,7 @@ from bastion.changes import Action, Plan
 from bastion.config.keys import PublicKey
 from bastion.config.settings import Settings, TunnelSettings
 from bastion.config.vendor_api import CONNECTION_MARK, GROUP_MARK, DbtCloudApi, FivetranApi
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, VendorError
 from bastion.pipeline.locate import Target
 from bastion.pipeline.outcome import Observer, Outcome
 
@@ -213,10 +213,20 @@ def apply_vendors(
                 # the tunnel first: a switch turned on over a tunnel that failed to save
                 # would send dbt Cloud to the wrong place
                 if write.save:
-                    saved = client.save_tunnel(
-                        write.connection_id, write.existing, planned.hostname, planned.port,
-                        write.user,
-                    )  # fmt: skip
+                    try:
+                        saved = client.save_tunnel(
+                            write.connection_id, write.existing, planned.hostname, planned.port,
+                            write.user,
+                        )  # fmt: skip
+                    except VendorError:
+                        # dbt Cloud may have saved it (and made a new key) before its answer
+                        # failed: the next run reads the tunnel and key it holds
+                        outcome.notice(
+                            f"dbt Cloud connection {write.connection_id}: the SSH tunnel save "
+                            "failed and may have been made; the next `bastion up` reads the "
+                            "tunnel and key dbt Cloud holds and installs that key", observer,
+                        )  # fmt: skip
+                        raise
                     made = True
                     assert saved.public_key is not None
                     mark = connection_mark(write.connection_id)

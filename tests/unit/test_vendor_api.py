@@ -312,6 +312,7 @@ def test_a_failed_save_changes_nothing_and_a_write_to_what_vanished_is_not_exit_
         apply_vendors(settings, found, Recorder(), outcome, ENVIRON)  # type: ignore[arg-type]
     assert dbt.state.connections[CONNECTION]["is_ssh_tunnel_enabled"] is False
     assert dbt.state.writes == 0 and outcome.plan.changes == []
+    assert any(f"connection {CONNECTION}: the SSH tunnel save failed" in n for n in outcome.plan.notices)
 
     client = DbtCloud(dbt.url, ACCOUNT, TOKEN, "DBT_CLOUD_API_TOKEN")
     try:
