@@ -20,20 +20,25 @@ from datetime import datetime, timedelta
 
 from bastion.errors import HostError
 from bastion.host.connection import HostConnection, Streamed
-from bastion.host.sshd_log import HOST_FILTER, parse_time
+from bastion.host.sshd_log import FIELDS, HOST_FILTER, VERIFY_KEY_FOUND, parse_time
 
 MARK = "@@bastion-log "
+# `journalctl --utc --list-boots`: "-1 4aeb...b4 Sat 2026-10-31 15:46:46 UTC Mon ..." (a dash
+# between the two times before systemd 256)
+_BOOT_LINE = re.compile(r"\b[0-9a-f]{32}\s+\w+ (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC")
 END = f"{MARK}end"
 
-# $1 seconds back ("" for all the log keeps), $2 the grep pattern, then the tunnel users.
+# $1 seconds back ("" for all the log keeps), $2 the grep pattern, $3 "fields" (journald's
+# fields where every entry has them) or "short" (journalctl's short format), then the tunnel
+# users.
 # A month of the log is megabytes of repetitive text: gzip (essential on Debian, Ubuntu and
 # Amazon Linux) makes it a tenth for the wire.
 SCRIPT = f"""\
 set +e
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LC_ALL=C
-SINCE=$1 PATTERN=$2
-shift 2
+SINCE=$1 PATTERN=$2 FORMAT=$3
+shift 3
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 answer() {{
 echo "{MARK}now $(date -u +%Y-%m-%dT%H:%M:%S.%6NZ) $(date +%z)"
@@ -47,9 +52,22 @@ for u in "$@"; do
 done
 if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
   echo "{MARK}source journald $(journalctl --no-pager -q --utc -o short-iso-precise 2>/dev/null | head -n 1 | cut -d' ' -f1)"
-  echo "{MARK}log"
-  journalctl --no-pager --utc -o short-iso-precise -t sshd -t sshd-session \\
-    ${{SINCE:+"--since=-${{SINCE}}s"}} 2>/dev/null | grep -E -- "$PATTERN"
+  # Every entry of sshd's that came through syslog (as sshd logs) has the three fields: read
+  # just those (journalctl's short formats read every field of an entry, three times the
+  # work). An entry of sshd's from another way in (its stderr) has no stamp of its own: then
+  # the short format, which gives every entry one.
+  if [ "$FORMAT" = fields ] && other=$(journalctl --no-pager -q -n 1 -o cat --output-fields=_PID -t sshd -t sshd-session \\
+      _TRANSPORT=stdout _TRANSPORT=journal ${{SINCE:+"--since=-${{SINCE}}s"}} 2>/dev/null) && [ -z "$other" ]; then
+    journalctl --no-pager --utc --list-boots 2>/dev/null | sed 's/^/{MARK}boot /'
+    echo "{MARK}fields"
+    echo "{MARK}log"
+    journalctl --no-pager -q -o cat --output-fields={FIELDS} -t sshd -t sshd-session \\
+      ${{SINCE:+"--since=-${{SINCE}}s"}} 2>/dev/null | paste - - - | grep -E -- "$PATTERN"
+  else
+    echo "{MARK}log"
+    journalctl --no-pager --utc -o short-iso-precise -t sshd -t sshd-session \\
+      ${{SINCE:+"--since=-${{SINCE}}s"}} 2>/dev/null | grep -E -- "$PATTERN"
+  fi
 else
   files=$(ls -tr /var/log/auth.log* /var/log/secure* 2>/dev/null)
   if [ -z "$files" ]; then echo "{MARK}source none"; else
@@ -81,6 +99,8 @@ class SshdLog:
     source: str = "journald"  # journald | files | none
     forwards_logged: bool = False
     begins: datetime | None = None  # journald's oldest entry: how far back the log goes
+    fields: bool = False  # lines of journald's fields joined by tabs (sshd_log.FIELDS)
+    boots: list[datetime] = field(default_factory=list)  # when each boot's first entry was written
     authorized_keys: dict[str, str | None] = field(default_factory=dict)
     lines: Iterable[str] = field(default_factory=list)
 
@@ -88,18 +108,25 @@ class SshdLog:
 def login_filter(users: list[str]) -> str:
     """Only the tunnel users' logins (for `keys` and `doctor`: the last login of each key);
     user names are POSIX names, plain text in a regular expression."""
-    return f"Accepted publickey for ({'|'.join(users)}) |Accepted key |^-- "
+    return f"Accepted publickey for ({'|'.join(users)}) |{VERIFY_KEY_FOUND}|^-- "
 
 
 def read_sshd_log(
-    conn: HostConnection, users: list[str], *, since_seconds: int | None, logins_only: bool = False
+    conn: HostConnection,
+    users: list[str],
+    *,
+    since_seconds: int | None,
+    logins_only: bool = False,
+    short: bool = False,
 ) -> SshdLog:
     """Run the script as root (one command) and read its answer up to the log's lines,
-    which are read as `lines` is iterated."""
+    which are read as `lines` is iterated. `short`: journalctl's short format even where
+    journald's fields would do (after sshd_log.FieldsMisaligned)."""
     pattern = login_filter(users) if logins_only else HOST_FILTER
     since = "" if since_seconds is None else str(int(since_seconds))
     answer = _Answer(conn)
-    log = parse_lines(answer.lines(SCRIPT, since, pattern, *users), missing_end=answer.failed)
+    lines = answer.lines(SCRIPT, since, pattern, "short" if short else "fields", *users)
+    log = parse_lines(lines, missing_end=answer.failed)
     if log.source == "none":
         raise HostError(
             f"{conn.address} keeps no sshd log bastion can read: no journald, no "
@@ -202,6 +229,12 @@ def parse_lines(answer: Iterator[str], missing_end: Callable[[], None] | None = 
             log.source = words[0] if words else "none"
             if len(words) > 1 and words[1][:1].isdigit():
                 log.begins = parse_time(words[1])
+        elif word == "boot":
+            match = _BOOT_LINE.search(rest)
+            if match is not None:
+                log.boots.append(datetime.fromisoformat(f"{match[1]}T{match[2]}+00:00"))
+        elif word == "fields":
+            log.fields = True
         elif word == "log":
             log.lines = _log_lines(answer, missing_end)
             return log

@@ -35,6 +35,7 @@ from bastion.host.sshd_log import (
     UserRefused,
     event_of,
     read_entries,
+    read_field_entries,
 )
 
 VERIFY_KEY_COMMENT = "bastion verify (temporary key)"
@@ -283,7 +284,10 @@ def build_report(
     """The tunnel users' sessions that began since `since` (all the log holds: None), and
     the attempts sshd refused them, grouped by user, address and reason."""
     tunnel_users = set(users)
-    entries = read_entries(log.lines, now=log.now, utc_offset=log.utc_offset)
+    entries = (
+        read_field_entries(log.lines, log.boots) if log.fields
+        else read_entries(log.lines, now=log.now, utc_offset=log.utc_offset)
+    )  # fmt: skip
     sessions: list[Session] = []
     refusals: list[tuple[str, str, str, datetime, str]] = []
     for conn in _connections(entries, since):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from bastion.host.facts import VERIFY_KEYS_NAME
+
 # sshd_config's LogVerbose (OpenSSH >= 8.5): the debug lines of these two functions are
 # logged at any LogLevel: each forward a session asks for, and a refused PTY.
 LOG_VERBOSE = "*:server_request_direct_tcpip():*,*:session_pty_req():*"
@@ -91,6 +93,107 @@ def read_entries(
                 when = when.replace(year=local.year - 1)
             yield Entry((when - utc_offset).replace(tzinfo=UTC), boot, int(match[5]), match[6])
 
+
+
+# `journalctl -o cat --output-fields=` + FIELDS prints each field's value on a line of its own,
+# in an order journalctl picks for the run (the same for every entry of one run); `paste - - -`
+# on the host joins each entry's three lines with tabs. The stamp is microseconds since the
+# epoch (16 digits), the pid a few digits, the message anything else (sshd escapes tabs and
+# newlines in what it logs, so an entry is three lines).
+FIELDS = "_SOURCE_REALTIME_TIMESTAMP,_PID,MESSAGE"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STAMP_DIGITS = 13  # a stamp since 2001 has 16 digits; a pid at most 7
+_Split = Callable[[str], tuple[str, str, str]]  # a joined line -> (stamp, pid, message)
+
+
+def _stamp_pid_message(line: str) -> tuple[str, str, str]:
+    stamp, pid, message = line.split("\t", 2)
+    return stamp, pid, message
+
+
+def _pid_stamp_message(line: str) -> tuple[str, str, str]:
+    pid, stamp, message = line.split("\t", 2)
+    return stamp, pid, message
+
+
+def _message_stamp_pid(line: str) -> tuple[str, str, str]:
+    message, stamp, pid = line.rsplit("\t", 2)
+    return stamp, pid, message
+
+
+def _message_pid_stamp(line: str) -> tuple[str, str, str]:
+    message, pid, stamp = line.rsplit("\t", 2)
+    return stamp, pid, message
+
+
+def _stamp_message_pid(line: str) -> tuple[str, str, str]:
+    stamp, rest = line.split("\t", 1)
+    message, pid = rest.rsplit("\t", 1)
+    return stamp, pid, message
+
+
+def _pid_message_stamp(line: str) -> tuple[str, str, str]:
+    pid, rest = line.split("\t", 1)
+    message, stamp = rest.rsplit("\t", 1)
+    return stamp, pid, message
+
+
+# the message may hold a tab (not sshd's own): it is what is left once both numbers are cut off
+_SPLITS: tuple[_Split, ...] = (
+    _stamp_pid_message, _pid_stamp_message, _message_stamp_pid, _message_pid_stamp,
+    _stamp_message_pid, _pid_message_stamp,
+)  # fmt: skip
+
+
+def _field_split(line: str) -> _Split | None:
+    """The split that reads `line` as a stamp, a pid and a message, or None if none does."""
+    for split in _SPLITS:
+        try:
+            stamp, pid, _ = split(line)
+        except ValueError:  # fewer than three fields
+            return None
+        if (stamp.isascii() and stamp.isdigit() and len(stamp) >= _STAMP_DIGITS
+                and pid.isascii() and pid.isdigit() and len(pid) < _STAMP_DIGITS):  # fmt: skip
+            return split
+    return None
+
+
+class FieldsMisaligned(Exception):
+    """A line of the joined fields that is not an entry's three fields in the order of the
+    first line: an entry of other lines than three (another program logging as sshd with a
+    newline in its message) put the joining out of step, so the lines after it cannot be
+    trusted. The log is read again in journalctl's short format (`read_entries`)."""
+
+
+def read_field_entries(lines: Iterable[str], boots: Iterable[datetime] = ()) -> Iterator[Entry]:
+    """sshd's entries from journald's fields joined by tabs (see FIELDS), in order. `boots`
+    are when each boot's first entry was written (`journalctl --list-boots`): an entry's boot
+    is the number of boots begun at or before it, as pids restart at each boot.
+
+    The order of the fields is read from the first line; every other line must have it
+    (FieldsMisaligned otherwise)."""
+    starts = sorted(boots)
+    boot = 0
+    next_boot = starts[0] if starts else None
+    split: _Split | None = None
+    make, epoch, span = Entry._make, _EPOCH, timedelta
+    for line in lines:
+        if split is None:
+            split = _field_split(line)
+            if split is None:
+                raise FieldsMisaligned(line[:200])
+        try:
+            stamp, pid, message = split(line)
+            if len(stamp) < _STAMP_DIGITS or len(pid) >= _STAMP_DIGITS:
+                raise ValueError
+            when = epoch + span(0, 0, int(stamp))  # (days, seconds, microseconds)
+            process = int(pid)
+        except ValueError:
+            raise FieldsMisaligned(line[:200]) from None
+        while next_boot is not None and when >= next_boot:
+            boot += 1
+            next_boot = starts[boot] if boot < len(starts) else None
+        yield make((when, boot, process, message))
 
 # --- what a message says --------------------------------------------------------------------
 # (A month of the log makes ~100,000 of these: slotted classes, which cost half what frozen
@@ -265,11 +368,15 @@ def event_of(message: str) -> Event | None:
     return None
 
 
+# `Accepted key ... found at FILE:LINE` (twice a login) matters only where FILE is bastion's
+# verify keys: a session of `verify` or `doctor`, not of a tool's key
+VERIFY_KEY_FOUND = f"Accepted key .* found at .*/{VERIFY_KEYS_NAME.replace('.', '[.]')}:"
 # The messages above, as one extended regular expression for grep on the host: the lines
 # that matter leave the host, the rest (PAM's environment, key probes) stay there.
 HOST_FILTER = "|".join(
     (
-        "Connection from ", "Accepted (key|publickey) ", "Failed publickey ", " not allowed because ",
+        "Connection from ", "Accepted publickey ", VERIFY_KEY_FOUND, "Failed publickey ",
+        " not allowed because ",
         "User child is on pid ", "server_request_direct_tcpip", "request was denied",
         "refused local port forward", "Starting session: ", "pty not permitted",
         "Disconnected from user ", "Timeout, client not responding", "Connection (closed|reset) by ",

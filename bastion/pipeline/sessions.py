@@ -5,7 +5,7 @@ host, read in one admin connection and one remote command, made into sessions.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bastion.config.settings import Settings
 from bastion.errors import InputError
@@ -19,6 +19,7 @@ from bastion.host.sessions import (
     iso,
     key_comments,
 )
+from bastion.host.sshd_log import FieldsMisaligned
 from bastion.pipeline.locate import admin, locate
 
 RECENT_SECONDS = 24 * 3600  # `keys remove` needs --force for a key used this recently
@@ -60,9 +61,7 @@ def read_sessions(
     """The tunnel's sessions and refused attempts of the last `since_seconds`."""
     users = tunnel_users(settings, tunnel)
     with admin(locate(settings, host=host), accept_new=accept_new) as conn:
-        log = read_sshd_log(conn, users, since_seconds=since_seconds)
-        since = log.now - timedelta(seconds=since_seconds)
-        return _report(settings, log, users, since)  # reads the log's lines as they arrive
+        return _read(settings, conn, users, since_seconds)[1]  # the lines read as they arrive
 
 
 def read_logins(
@@ -71,15 +70,40 @@ def read_logins(
     """The tunnel users' logins the log holds (the last `since_seconds`, or all of it) and
     their authorized_keys, over an open admin connection (one remote command)."""
     users = tunnel_users(settings, None)
-    log = read_sshd_log(conn, users, since_seconds=since_seconds, logins_only=True)
+    return _read(settings, conn, users, since_seconds, logins_only=True)
+
+
+def _read(
+    settings: Settings,
+    conn: HostConnection,
+    users: list[str],
+    since_seconds: int | None,
+    *,
+    logins_only: bool = False,
+) -> tuple[SshdLog, SessionReport]:
+    """The log (journald's fields where it can) and its report; read again in journalctl's
+    short format if the fields fall out of step (sshd_log.FieldsMisaligned: a second command,
+    on a host where something else logs as sshd with a newline)."""
+    try:
+        return _read_as(settings, conn, users, since_seconds, logins_only=logins_only)
+    except FieldsMisaligned:
+        return _read_as(settings, conn, users, since_seconds, logins_only=logins_only, short=True)
+
+
+def _read_as(
+    settings: Settings,
+    conn: HostConnection,
+    users: list[str],
+    since_seconds: int | None,
+    *,
+    logins_only: bool,
+    short: bool = False,
+) -> tuple[SshdLog, SessionReport]:
+    log = read_sshd_log(conn, users, since_seconds=since_seconds, logins_only=logins_only,
+                        short=short)  # fmt: skip
     since = None if since_seconds is None else log.now - timedelta(seconds=since_seconds)
-    return log, _report(settings, log, users, since)
-
-
-def _report(
-    settings: Settings, log: SshdLog, users: list[str], since: datetime | None
-) -> SessionReport:
-    return build_report(log, users, Sources.of(settings), key_comments(log, settings), since=since)
+    report = build_report(log, users, Sources.of(settings), key_comments(log, settings), since=since)
+    return log, report
 
 
 def describe_login(session: Session) -> str:

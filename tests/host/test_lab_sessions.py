@@ -82,6 +82,13 @@ def test_sessions_keys_and_doctor_tell_who_used_the_tunnel(
         sessions = _sessions_as_made(document, lab, keys, old, new, old_closed)
         _refused_as_made(document, lab, extra, outsider, outside)
 
+        # another program logging as sshd with a newline in its message puts the fields of
+        # journald's entries out of step: the log is read again in journalctl's short format
+        host.sh("logger -t sshd \"$(printf 'one line\\nand another')\"")
+        code, again, stderr = host.cli("sessions", "--since", "1h")
+        assert code == 0, stderr
+        assert again["sessions"] == document["sessions"] and again["refused"] == document["refused"]
+
         code, listing, stderr = host.cli("keys", "list")
         assert code == 0, stderr
         last = {k["comment"]: k["last_login"] for k in listing["keys"]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import itertools
 import json
 import re
 import subprocess
@@ -29,7 +30,7 @@ from bastion.host.sessions import (
     build_report,
     key_comments,
 )
-from bastion.host.sshd_log import HOST_FILTER, read_entries
+from bastion.host.sshd_log import HOST_FILTER, FieldsMisaligned, read_entries, read_field_entries
 from bastion.pipeline.sessions import parse_since, tunnel_users
 from tests.host.conftest import MakeConfig
 
@@ -58,6 +59,22 @@ def recorded_report(release: str) -> tuple[SessionReport, dict[str, Any]]:
     record = scenario(release)
     log = parse_answer((RECORDED / f"debian{release}.answer.txt").read_text())
     return report_of(log, record), record
+
+
+def short_lines(release: str) -> list[str]:
+    """The recorded journal in journalctl's short format, as the host's grep leaves it: what
+    the answer's log would be in that format (a host with other entries than syslog's, or a
+    second reading after FieldsMisaligned)."""
+    pattern = re.compile(HOST_FILTER)
+    journal = (RECORDED / f"debian{release}.journal.txt").read_text().splitlines()
+    return [line for line in journal if pattern.search(line)]
+
+
+def field_lines(release: str) -> list[str]:
+    """The recorded answer's log: journald's fields, joined by tabs."""
+    lines = (RECORDED / f"debian{release}.answer.txt").read_text().splitlines()
+    assert "@@bastion-log fields" in lines
+    return lines[lines.index("@@bastion-log log") + 1 : -1]
 
 
 def at(text: str) -> datetime:
@@ -175,8 +192,7 @@ def test_syslog_files_read_as_journald(release: str) -> None:
     """The same real lines in /var/log/auth.log's forms: RFC 3339 (Debian 12's rsyslog) and
     traditional (`Nov 30 08:44:35`, local time: here UTC+1) give the same sessions."""
     journal_report, record = recorded_report(release)
-    lines = (RECORDED / f"debian{release}.answer.txt").read_text().splitlines()
-    body = lines[lines.index("@@bastion-log log") + 1 : -1]
+    body = short_lines(release)
     iso = re.compile(r"(\S+) (\S+ \S+\[\d+\]: .*)")
     traditional = []
     for line in body:
@@ -244,8 +260,7 @@ def _session_a_child() -> tuple[SessionReport, dict[str, Any], list[str], int, i
     """Debian 13's recording: its report and record, the log's lines, session A's port, and
     the index of the line that names A's child."""
     report, record = recorded_report("13")
-    lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
-    body = lines[lines.index("@@bastion-log log") + 1 : -1]
+    body = short_lines("13")
     a = record["session_a"]["port"]
     login = next(i for i, line in enumerate(body) if f"port {a} ssh2" in line)
     child = next(i for i in range(login, len(body)) if "User child is on pid" in body[i])
@@ -273,6 +288,70 @@ def test_a_childs_line_ahead_of_its_parents_is_still_its_sessions() -> None:
     assert early != body
     reordered = report_of(SshdLog(now=report.now, lines=early, forwards_logged=True), record)
     assert by_port(reordered)[a].forwards == by_port(report)[a].forwards == {record["warehouse"]: 2}
+
+
+def _values(release: str) -> list[tuple[str, str, str]]:
+    """The recorded answer's entries as journalctl printed their fields: (stamp, pid, message)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return [(str((e.time - epoch) // timedelta(microseconds=1)), str(e.pid), e.message)
+            for e in read_field_entries(field_lines(release))]  # fmt: skip
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_journald_fields_read_as_the_short_format_does(release: str) -> None:
+    """The same entries from journald's fields (the answer) as from journalctl's short format
+    (the journal recorded beside it): time to the microsecond, pid and message."""
+    fields = [(e.time, e.pid, e.message) for e in read_field_entries(field_lines(release))]
+    short = [(e.time, e.pid, e.message) for e in read_entries(short_lines(release), now=datetime.now(UTC))]
+    assert len(fields) > 40 and fields == short[: len(fields)]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_the_fields_in_any_order_read_alike(order: tuple[int, int, int]) -> None:
+    """journalctl picks the fields' order for each run: each of the six reads the same, a
+    tab inside a message (not sshd's own) included."""
+    values = _values("13")
+    values[5] = (values[5][0], values[5][1], values[5][2] + "\twith a tab")
+    lines = ["\t".join(entry[i] for i in order) for entry in values]
+    expected = list(read_field_entries("\t".join(entry) for entry in values))
+    assert list(read_field_entries(lines)) == expected
+    assert expected[5].message.endswith("\twith a tab")
+
+
+def test_an_entry_of_more_lines_puts_the_fields_out_of_step() -> None:
+    """Another program logging as sshd with a newline in its message (`logger -t sshd`)
+    prints four lines where the joining expects three: the lines after it are refused, not
+    read as other entries; as is a first line that is no entry's three fields."""
+    raw = [field for entry in _values("13") for field in (entry[2], entry[0], entry[1])]
+    at = raw.index(next(m for m, *_ in [(e[2],) for e in _values("13")] if m.startswith("User child")))
+    shifted = [*raw[: at + 1], "and another line", *raw[at + 1 :]]
+    joined = ["\t".join(shifted[i : i + 3]) for i in range(0, len(shifted) - 2, 3)]
+    with pytest.raises(FieldsMisaligned):
+        list(read_field_entries(joined))
+    with pytest.raises(FieldsMisaligned):
+        list(read_field_entries(["one line\tand another\tand a third", *joined]))
+    assert len(list(read_field_entries(joined[: at // 3]))) == at // 3
+
+
+def test_a_boot_ends_the_pid_namespace_in_journalds_fields() -> None:
+    """With journald's fields the boots come from `journalctl --list-boots`: an entry belongs
+    to the last boot begun at or before it, and session A's child after a boot put between
+    its lines (at its first forward) is another process."""
+    report, record = recorded_report("13")
+    a = record["session_a"]["port"]
+    entries = list(read_field_entries(field_lines("13")))
+    child = next(i for i, e in enumerate(entries) if e.message.startswith("User child")
+                 and i > next(j for j, e in enumerate(entries) if f"port {a} ssh2" in e.message))  # fmt: skip
+    pid = int(entries[child].message.rsplit(" ", 1)[1])
+    boot = next(e.time for e in entries[child:] if e.pid == pid and e.message.startswith("debug1: "))
+    assert entries[child].time < boot
+    split = list(read_field_entries(field_lines("13"), [entries[0].time.replace(microsecond=0), boot]))
+    assert {e.boot for e in split if e.time < boot} == {1} and {e.boot for e in split if e.time >= boot} == {2}
+    answer = parse_answer((RECORDED / "debian13.answer.txt").read_text())
+    assert answer.fields and len(answer.boots) == 1
+    answer.boots.append(boot)
+    rebooted = report_of(answer, record)
+    assert by_port(report)[a].forwards and not by_port(rebooted)[a].forwards
 
 
 def _journal(at: datetime, pid: int, message: str) -> str:

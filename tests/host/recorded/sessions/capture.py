@@ -48,7 +48,7 @@ from typing import Any
 
 from bastion.config.settings import load
 from bastion.host.connection import open_admin
-from bastion.host.log_read import answer_text
+from bastion.host.log_read import SCRIPT, answer_lines
 from bastion.host.sshd_log import HOST_FILTER
 from tests.host.conftest import make_key, write_lab_config
 from tests.host.tunnel_clients import (
@@ -97,7 +97,8 @@ def capture(os_name: str) -> list[Path]:
             record["configured"] = "bastion configure"
             settings = load(config, environ={})
             with open_admin(settings, lab.bastion_address) as conn:
-                answer = answer_text(conn, [USER], "", HOST_FILTER)
+                streamed = conn.sudo_stream(SCRIPT, "", HOST_FILTER, "fields", USER)
+                answer = "".join(f"{line}\n" for line in answer_lines(streamed.chunks()))
             journal = lab.host_exec(
                 "journalctl --no-pager --utc -o short-iso-precise -t sshd -t sshd-session"
             ).stdout
