@@ -77,17 +77,22 @@ def test_sessions_keys_and_doctor_tell_who_used_the_tunnel(
     old_closed = Span(closing, now())
     outside = refused_login(lab, USER, keys["dbt-cloud-old"], source=outsider)
     try:
+        commands = _root_commands(host)
         code, document, stderr = host.cli("sessions", "--since", "1h")
         assert code == 0, stderr
+        assert _root_commands(host) == commands + 1, "the log is read in one command"
         sessions = _sessions_as_made(document, lab, keys, old, new, old_closed)
         _refused_as_made(document, lab, extra, outsider, outside)
 
         # another program logging as sshd with a newline in its message puts the fields of
         # journald's entries out of step: the log is read again in journalctl's short format
         host.sh("logger -t sshd \"$(printf 'one line\\nand another')\"")
+        commands = _root_commands(host)
         code, again, stderr = host.cli("sessions", "--since", "1h")
         assert code == 0, stderr
-        assert again["sessions"] == document["sessions"] and again["refused"] == document["refused"]
+        assert _root_commands(host) == commands + 2, "read again in the short format"
+        assert _settled(again["sessions"]) == _settled(document["sessions"])
+        assert again["refused"] == document["refused"]
 
         code, listing, stderr = host.cli("keys", "list")
         assert code == 0, stderr
@@ -119,6 +124,16 @@ def test_sessions_keys_and_doctor_tell_who_used_the_tunnel(
     assert code == 0, stderr
     on_host = host.sh(f"cat /home/{USER}/.ssh/authorized_keys")
     assert "unused" not in on_host and "dbt-cloud-new" in on_host
+
+
+def _root_commands(host: LabHost) -> int:
+    """How many commands the admin user has run as root (sudo logs each)."""
+    return int(host.sh("journalctl -q -t sudo -o cat | grep -c ' ; COMMAND=' || true").strip())
+
+
+def _settled(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sessions without an open one's duration, which grows between two readings."""
+    return [{k: v for k, v in s.items() if not (k == "seconds" and s["end"] is None)} for s in sessions]
 
 
 def _sessions_as_made(
