@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from bastion.errors import HostError
 from bastion.host.connection import HostConnection, Streamed
-from bastion.host.sshd_log import FIELDS, HOST_FILTER, VERIFY_KEY_FOUND, parse_time
+from bastion.host.sshd_log import FIELDS, HOST_FILTER, PART, VERIFY_KEY_FOUND, parse_time
 
 MARK = "@@bastion-log "
 # `journalctl --utc --list-boots`: "-1 4aeb...b4 Sat 2026-10-31 15:46:46 UTC Mon ..." (a dash
@@ -40,6 +40,10 @@ export LC_ALL=C
 SINCE=$1 PATTERN=$2 FORMAT=$3
 shift 3
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
+fields() {{
+  journalctl --no-pager -q -o cat --output-fields={FIELDS} -t sshd -t sshd-session "$@" 2>/dev/null \\
+    | paste - - - | grep -E -- "$PATTERN"
+}}
 answer() {{
 echo "{MARK}now $(date -u +%Y-%m-%dT%H:%M:%S.%6NZ) $(date +%z)"
 echo "{MARK}logverbose $("$SSHD" -T 2>/dev/null | grep -ci '^logverbose .*server_request_direct_tcpip')"
@@ -61,8 +65,19 @@ if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
     journalctl --no-pager --utc --list-boots 2>/dev/null | sed 's/^/{MARK}boot /'
     echo "{MARK}fields"
     echo "{MARK}log"
-    journalctl --no-pager -q -o cat --output-fields={FIELDS} -t sshd -t sshd-session \\
-      ${{SINCE:+"--since=-${{SINCE}}s"}} 2>/dev/null | paste - - - | grep -E -- "$PATTERN"
+    if [ -n "$SINCE" ] && tmp=$(mktemp); then
+      # two halves of the time read at once (a bastion has two cpus): the older streams as
+      # it is read, the newer waits in a file and follows
+      trap 'rm -f "$tmp"' EXIT
+      start=$(( $(date +%s) - SINCE )); middle=$(( start + SINCE / 2 ))
+      fields "--since=@$middle" > "$tmp" &
+      fields "--since=@$start" "--until=@$(( middle - 1 )).999999"
+      wait
+      echo "{PART}"
+      cat -- "$tmp"
+    else
+      fields
+    fi
   else
     echo "{MARK}log"
     journalctl --no-pager --utc -o short-iso-precise -t sshd -t sshd-session \\

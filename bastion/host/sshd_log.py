@@ -101,6 +101,9 @@ def read_entries(
 # epoch (16 digits), the pid a few digits, the message anything else (sshd escapes tabs and
 # newlines in what it logs, so an entry is three lines).
 FIELDS = "_SOURCE_REALTIME_TIMESTAMP,_PID,MESSAGE"
+# the line between two parts of the log, each read by a journalctl of its own (and so with an
+# order of its own)
+PART = "@@bastion-log part"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STAMP_DIGITS = 13  # a stamp since 2001 has 16 digits; a pid at most 7
 _Split = Callable[[str], tuple[str, str, str]]  # a joined line -> (stamp, pid, message)
@@ -170,14 +173,17 @@ def read_field_entries(lines: Iterable[str], boots: Iterable[datetime] = ()) -> 
     are when each boot's first entry was written (`journalctl --list-boots`): an entry's boot
     is the number of boots begun at or before it, as pids restart at each boot.
 
-    The order of the fields is read from the first line; every other line must have it
-    (FieldsMisaligned otherwise)."""
+    The order of the fields is read from the first line of each part (see PART); every other
+    line must have it (FieldsMisaligned otherwise)."""
     starts = sorted(boots)
     boot = 0
     next_boot = starts[0] if starts else None
     split: _Split | None = None
     make, epoch, span = Entry._make, _EPOCH, timedelta
     for line in lines:
+        if line == PART:
+            split = None
+            continue
         if split is None:
             split = _field_split(line)
             if split is None:
