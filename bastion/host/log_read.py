@@ -69,6 +69,7 @@ if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
       # two halves of the time read at once (a bastion has two cpus): the older streams as
       # it is read, the newer waits in a file and follows
       trap 'rm -f "$tmp"' EXIT
+      trap 'rm -f "$tmp"; exit 1' HUP INT PIPE TERM
       start=$(( $(date +%s) - SINCE )); middle=$(( start + SINCE / 2 ))
       fields "--since=@$middle" > "$tmp" &
       fields "--since=@$start" "--until=@$(( middle - 1 )).999999"
@@ -76,7 +77,7 @@ if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
       echo "{PART}"
       cat -- "$tmp"
     else
-      fields
+      fields ${{SINCE:+"--since=-${{SINCE}}s"}}
     fi
   else
     echo "{MARK}log"

@@ -76,11 +76,13 @@ def test_sessions_keys_and_doctor_tell_who_used_the_tunnel(
     closing = old.close()
     old_closed = Span(closing, now())
     outside = refused_login(lab, USER, keys["dbt-cloud-old"], source=outsider)
+    left = host.sh("ls /tmp")
     try:
         commands = _root_commands(host)
         code, document, stderr = host.cli("sessions", "--since", "1h")
         assert code == 0, stderr
         assert _root_commands(host) == commands + 1, "the log is read in one command"
+        assert host.sh("ls /tmp") == left, "the newer half's file is removed"
         sessions = _sessions_as_made(document, lab, keys, old, new, old_closed)
         _refused_as_made(document, lab, extra, outsider, outside)
 

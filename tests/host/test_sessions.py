@@ -30,7 +30,13 @@ from bastion.host.sessions import (
     build_report,
     key_comments,
 )
-from bastion.host.sshd_log import HOST_FILTER, FieldsMisaligned, read_entries, read_field_entries
+from bastion.host.sshd_log import (
+    HOST_FILTER,
+    PART,
+    FieldsMisaligned,
+    read_entries,
+    read_field_entries,
+)
 from bastion.pipeline.sessions import parse_since, tunnel_users
 from tests.host.conftest import MakeConfig
 
@@ -316,6 +322,9 @@ def test_the_fields_in_any_order_read_alike(order: tuple[int, int, int]) -> None
     expected = list(read_field_entries("\t".join(entry) for entry in values))
     assert list(read_field_entries(lines)) == expected
     assert expected[5].message.endswith("\twith a tab")
+    # two parts of the log, each read by a journalctl of its own, each with its own order
+    other = ["\t".join(entry[i] for i in order[::-1]) for entry in values]
+    assert list(read_field_entries([*lines[:20], PART, *other[20:]])) == expected
 
 
 def test_an_entry_of_more_lines_puts_the_fields_out_of_step() -> None:
