@@ -12,7 +12,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bastion.config.keys import parse_authorized_keys
@@ -34,6 +34,8 @@ from bastion.host.sshd_log import (
     Transferred,
     UserRefused,
     event_of,
+    from_micros,
+    micros,
     read_entries,
     read_field_entries,
 )
@@ -89,15 +91,15 @@ class _Connection:
     key: str = ""
     key_type: str = ""
     key_file: str = ""
-    start: datetime | None = None
-    end: datetime | None = None
+    start: int | None = None  # microseconds since the epoch, as Entry.micros
+    end: int | None = None
     ended: str = ""
     found_at: dict[str, str] = field(default_factory=dict)  # fingerprint -> file
-    failed: list[tuple[datetime, str, str]] = field(default_factory=list)  # time, user, key
-    refused_user: tuple[datetime, str, str] | None = None  # time, user, why
+    failed: list[tuple[int, str, str]] = field(default_factory=list)  # time, user, key
+    refused_user: tuple[int, str, str] | None = None  # time, user, why
     asked: Counter[str] = field(default_factory=Counter)  # forwards asked, by target
-    denied: list[tuple[datetime, str]] = field(default_factory=list)
-    shell: list[tuple[datetime, str]] = field(default_factory=list)
+    denied: list[tuple[int, str]] = field(default_factory=list)
+    shell: list[tuple[int, str]] = field(default_factory=list)
     sent: int | None = None
     received: int | None = None
 
@@ -108,16 +110,17 @@ _OPENING = (KeyFound, LoggedIn, KeyRefused, UserRefused)
 # How far a child's first lines may come before its parent's `User child is on pid N`: two
 # processes log on their own, and on a busy host the child's first forward can reach the
 # journal first.
-_CHILD_AHEAD = timedelta(seconds=30)
+_CHILD_AHEAD = 30_000_000  # microseconds
 
 
 def _connections(entries: Iterable[Entry], since: datetime | None = None) -> list[_Connection]:
     """Every connection the lines show (those since `since`), in the order they began."""
     found: list[_Connection] = []
     processes: dict[tuple[int, int], _Connection] = {}
-    unclaimed: dict[tuple[int, int], list[tuple[datetime, Event]]] = {}  # of no known process
+    unclaimed: dict[tuple[int, int], list[tuple[int, Event]]] = {}  # of no known process
+    first = None if since is None else micros(since)
     for when, boot, pid, message in entries:
-        if since is not None and when < since:
+        if first is not None and when < first:
             continue
         event = event_of(message)
         if event is None:
@@ -148,7 +151,7 @@ def _connections(entries: Iterable[Entry], since: datetime | None = None) -> lis
 
 def _record(
     conn: _Connection,
-    when: datetime,
+    when: int,
     boot: int,
     event: Any,
     processes: dict[tuple[int, int], _Connection],
@@ -289,7 +292,7 @@ def build_report(
         else read_entries(log.lines, now=log.now, utc_offset=log.utc_offset)
     )  # fmt: skip
     sessions: list[Session] = []
-    refusals: list[tuple[str, str, str, datetime, str]] = []
+    refusals: list[tuple[str, str, str, int, str]] = []
     for conn in _connections(entries, since):
         if conn.start is not None and conn.user in tunnel_users:
             sessions.append(_session(conn, log, sources, comments))
@@ -326,26 +329,27 @@ def _session(
         denied = Counter(target for _, target in conn.denied)
         forwards = {t: n - denied[t] for t, n in conn.asked.items() if n - denied[t] > 0}
     comment = VERIFY_KEY_COMMENT if verify else comments.get(conn.key, "")
+    start, end = from_micros(conn.start), None if conn.end is None else from_micros(conn.end)
     return Session(
         user=conn.user, address=conn.address, port=conn.port, source=sources.name(conn.address),
-        key=conn.key, key_type=conn.key_type, key_comment=comment, start=conn.start,
-        end=conn.end, ended=conn.ended,
-        seconds=max(0.0, ((conn.end or log.now) - conn.start).total_seconds()),
+        key=conn.key, key_type=conn.key_type, key_comment=comment, start=start,
+        end=end, ended=conn.ended,
+        seconds=max(0.0, ((end or log.now) - start).total_seconds()),
         forwards=forwards, verify_key=verify, sent=conn.sent, received=conn.received,
     )  # fmt: skip
 
 
 def _grouped(
-    refusals: list[tuple[str, str, str, datetime, str]], sources: Sources
+    refusals: list[tuple[str, str, str, int, str]], sources: Sources
 ) -> list[Refused]:
-    groups: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
+    groups: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
     for user, address, reason, when, detail in refusals:
         groups.setdefault((user, address, reason), []).append((when, detail))
     refused = []
     for (user, address, reason), items in groups.items():
         refused.append(Refused(
             user=user, address=address, source=sources.name(address), reason=reason,
-            count=len(items), last=max(t for t, _ in items),
+            count=len(items), last=from_micros(max(t for t, _ in items)),
             details=tuple(dict.fromkeys(d for _, ds in items for d in ds.split(", ") if d)),
         ))  # fmt: skip
     return sorted(refused, key=lambda r: r.last)
