@@ -1,10 +1,10 @@
 """A month of sshd's log on the lab host, for the `sessions --since 30d` row.
 
 journald stamps each entry with the time it receives it, so entries of past days cannot be
-sent to it (`logger`, `systemd-cat`). They are written as a journal file instead: the
+sent to it (`logger`, `systemd-cat`). They are written as journal files instead: the
 entries in journald's export format, each with its own `__REALTIME_TIMESTAMP`, go through
 `systemd-journal-remote --output=FILE -` (package systemd-journal-remote, on the machine that
-runs the bench), and the file is put in the host's /var/log/journal/<machine-id>/, where
+runs the bench), and the files are put in the host's /var/log/journal/<machine-id>/, where
 journalctl reads it with the host's own journal files.
 
 The month is dbt Cloud as it connects: a run every 5 minutes from the "us" region's
@@ -57,6 +57,7 @@ def _entry(stamp: float, pid: int, message: str, identifier: str = "sshd-session
     comm, exe = ("cron", "/usr/sbin/cron") if identifier == "CRON" else (
         "sshd-session", "/usr/lib/openssh/sshd-session")  # fmt: skip
     uid, unit = ("1001", "session-c1.scope") if child else ("0", "ssh.service")  # the user's child
+    cmdline = "/usr/sbin/cron -f" if identifier == "CRON" else f"{comm}: {USER}{'@notty' if child else ' [priv]'}"
     slice_ = "user-1001.slice" if child else "system.slice"
     return (
         f"__REALTIME_TIMESTAMP={usec}\n__MONOTONIC_TIMESTAMP={usec}\n"
@@ -64,7 +65,7 @@ def _entry(stamp: float, pid: int, message: str, identifier: str = "sshd-session
         f"_SYSTEMD_SLICE={slice_}\n_MACHINE_ID=078af491c9a64a4e891a586f13208d9f\n"
         f"_HOSTNAME=bastion\n_RUNTIME_SCOPE=system\n_TRANSPORT=syslog\nSYSLOG_FACILITY=4\n"
         f"SYSLOG_IDENTIFIER={identifier}\n_COMM={comm}\n_EXE={exe}\n"
-        f"_CMDLINE={comm}: {USER}{'@notty' if child else ' [priv]'}\n_CAP_EFFECTIVE={'0' if child else '1ffffffffff'}\n"
+        f"_CMDLINE={cmdline}\n_CAP_EFFECTIVE={'0' if child else '1ffffffffff'}\n"
         f"SYSLOG_PID={pid}\nSYSLOG_TIMESTAMP={time.strftime('%b %d %H:%M:%S', time.gmtime(stamp))} \n"
         f"MESSAGE={message}\n_PID={pid}\n_SYSTEMD_CGROUP=/{slice_}/{unit}\n_SYSTEMD_UNIT={unit}\n"
         f"_SOURCE_REALTIME_TIMESTAMP={usec - 80}\n\n"
@@ -152,7 +153,9 @@ def write_month(lab: Lab, warehouse: str) -> Month:
         subprocess.run([program, f"--output={output}", "-"], input="".join(entries), text=True,
                        check=True, capture_output=True, timeout=600)  # fmt: skip
         # journald's own limits rotate the file as it fills (a month of real entries is
-        # several files too): every one goes in
+        # several files too): every one goes in, in place of an earlier run's
+        for earlier in folder.glob("bench-month*.journal"):
+            earlier.unlink()
         for index, part in enumerate(sorted(Path(tmp).glob("month*.journal"))):
             shutil.copyfile(part, folder / f"bench-month-{index}.journal")
     return month

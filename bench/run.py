@@ -314,7 +314,7 @@ class Bench:
 
     def sessions_row(self) -> None:
         """`sessions --since 30d` once a month of dbt Cloud's sessions is in the host's
-        journal (bench.month: a journal file written by systemd-journal-remote with past
+        journal (bench.month: journal files written by systemd-journal-remote with past
         timestamps, read by the host's journalctl beside its own)."""
         name = "sessions --since 30d (a month of logs)"
         if self.missing("sessions", name, f"ssh connections / {name}", f"remote commands / {name}"):

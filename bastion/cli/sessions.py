@@ -38,7 +38,7 @@ def command(
 ) -> None:
     """Who used the tunnel: its sessions and the attempts sshd refused, from sshd's log on the host.
 
-    Each session: the tunnel user, the client's address and whose it is (a dbt Cloud region, extra_cidrs, admin_cidrs or unknown), the key's fingerprint and comment, start, end (or open), duration and the forwards it opened by target. Refused attempts are grouped by user, address and reason: key not allowed, not allowed from this address, forward to another target, shell or PTY. The log is read in one SSH connection and one command (journald, else /var/log/auth.log or /var/log/secure); bastion keeps it for at least 30 days. Read-only.
+    Each session: the tunnel user, the client's address and whose it is (a dbt Cloud region, extra_cidrs, admin_cidrs or unknown), the key's fingerprint and comment, start, end (or open), duration and the forwards it opened by target. Refused attempts are grouped by user, address and reason: key not allowed, not allowed from this address, forward to another target, shell or PTY. The log is read in one SSH connection and one command (journald, else /var/log/auth.log or /var/log/secure; a second command when another program logged as sshd across several lines); bastion keeps it for at least 30 days. Read-only.
 
     Example:  bastion sessions --since 7d --json | jq '.sessions[] | select(.end == null)'
     """

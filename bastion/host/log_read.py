@@ -24,7 +24,7 @@ from bastion.host.sshd_log import FIELDS, HOST_FILTER, PART, VERIFY_KEY_FOUND, p
 
 MARK = "@@bastion-log "
 # `journalctl --utc --list-boots`: "-1 4aeb...b4 Sat 2026-10-31 15:46:46 UTC Mon ..." (a dash
-# between the two times before systemd 256)
+# between the two times in systemd 247)
 _BOOT_LINE = re.compile(r"\b[0-9a-f]{32}\s+\w+ (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC")
 END = f"{MARK}end"
 
@@ -40,9 +40,11 @@ export LC_ALL=C
 SINCE=$1 PATTERN=$2 FORMAT=$3
 shift 3
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
+# journald's fields, an entry a line; the first line passes unfiltered, so that the order of
+# the fields is read from a line of a whole entry (a line after a shift shows it)
 fields() {{
   journalctl --no-pager -q -o cat --output-fields={FIELDS} -t sshd -t sshd-session "$@" 2>/dev/null \\
-    | paste - - - | grep -E -- "$PATTERN"
+    | paste - - - | {{ IFS= read -r first && printf '%s\\n' "$first"; grep -E -- "$PATTERN"; }}
 }}
 answer() {{
 echo "{MARK}now $(date -u +%Y-%m-%dT%H:%M:%S.%6NZ) $(date +%z)"
@@ -58,9 +60,12 @@ if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
   echo "{MARK}source journald $(journalctl --no-pager -q --utc -o short-iso-precise 2>/dev/null | head -n 1 | cut -d' ' -f1)"
   # Every entry of sshd's that came through syslog (as sshd logs) has the three fields: read
   # just those (journalctl's short formats read every field of an entry, three times the
-  # work). An entry of sshd's from another way in (its stderr) has no stamp of its own: then
+  # work). An entry of sshd's from another way in (its stderr) has no stamp of its own, and a
+  # journalctl that prints the message whatever --output-fields says cannot give them: then
   # the short format, which gives every entry one.
-  if [ "$FORMAT" = fields ] && other=$(journalctl --no-pager -q -n 1 -o cat --output-fields=_PID -t sshd -t sshd-session \\
+  probe=$(journalctl --no-pager -q -n 1 -o cat --output-fields=_TRANSPORT -t sshd -t sshd-session 2>/dev/null)
+  if [ "$FORMAT" = fields ] && case "$probe" in ""|syslog) true ;; *) false ;; esac \\
+      && other=$(journalctl --no-pager -q -n 1 -o cat --output-fields=_TRANSPORT -t sshd -t sshd-session \\
       _TRANSPORT=stdout _TRANSPORT=journal ${{SINCE:+"--since=-${{SINCE}}s"}} 2>/dev/null) && [ -z "$other" ]; then
     journalctl --no-pager --utc --list-boots 2>/dev/null | sed 's/^/{MARK}boot /'
     echo "{MARK}fields"
@@ -72,10 +77,14 @@ if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
       trap 'rm -f "$tmp"; exit 1' HUP INT PIPE TERM
       start=$(( $(date +%s) - SINCE )); middle=$(( start + SINCE / 2 ))
       fields "--since=@$middle" > "$tmp" &
+      newer=$!
       fields "--since=@$start" "--until=@$(( middle - 1 )).999999"
-      wait
+      wait "$newer"
+      status=$?
       echo "{PART}"
-      cat -- "$tmp"
+      # grep's 1 is "no line matched"; more is an error (the file could not be written): the
+      # newer half is read again, straight out
+      if [ "$status" -le 1 ]; then cat -- "$tmp"; else fields "--since=@$middle"; fi
     else
       fields ${{SINCE:+"--since=-${{SINCE}}s"}}
     fi
@@ -182,8 +191,10 @@ class _Answer:
 def answer_lines(
     chunks: Iterable[bytes], seen: Callable[[str], None] | None = None
 ) -> Iterator[str]:
-    """The answer's bytes as lines, as `str.splitlines` would cut the whole: gunzipped when
-    the host had gzip, UTF-8 with replacement; a gzip stream that breaks ends the lines."""
+    """The answer's bytes as lines, cut at each "\\n" only (`split_lines` of the whole): gunzipped
+    when the host had gzip, UTF-8 with replacement; a gzip stream that breaks ends the lines.
+    (Not `str.splitlines`: a message with another line break in it, \\x1c or U+2028, would
+    become two lines, the second one's stamp and pid of the message's choosing.)"""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     inflate: zlib._Decompress | None = None
     head: bytes | None = b""
@@ -210,15 +221,21 @@ def answer_lines(
             seen(text)
         cut = text.rfind("\n") + 1  # "\n" ends a line whatever follows it
         tail = text[cut:]
-        yield from text[:cut].splitlines()
+        if cut:
+            yield from text[: cut - 1].split("\n")
     if head:
         tail += decoder.decode(head)
-    yield from (tail + decoder.decode(b"", final=True)).splitlines()
+    yield from split_lines(tail + decoder.decode(b"", final=True))
+
+
+def split_lines(text: str) -> list[str]:
+    """`text` cut at each "\\n" (a last line without one counts; no empty line after it)."""
+    return text.removesuffix("\n").split("\n") if text else []
 
 
 def parse_answer(text: str) -> SshdLog:
     """The script's whole answer, as text."""
-    log = parse_lines(iter(text.splitlines()))
+    log = parse_lines(iter(split_lines(text)))
     log.lines = list(log.lines)
     return log
 

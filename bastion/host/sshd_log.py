@@ -4,13 +4,16 @@ they left.
 The messages are OpenSSH's own at `LogLevel VERBOSE` (8.4 to 10.0, as recorded from real
 hosts in tests/host/recorded/sessions), plus the two debug lines the rendered sshd_config
 turns on by `LogVerbose` (the forwards a session opens, and a refused PTY), which VERBOSE
-alone does not log. Lines come from journald (`journalctl -o short-iso-precise --utc`), or
-from a syslog file in RFC 3339 or traditional (`Nov 30 08:38:55`) form.
+alone does not log. Lines come from journald, as three fields of each entry joined by tabs
+(`read_field_entries`) or as `journalctl -o short-iso-precise --utc` prints them (where the
+fields cannot be read so), or from a syslog file in RFC 3339 or traditional
+(`Nov 30 08:38:55`) form (`read_entries`).
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,8 +51,9 @@ _BOOT_MARKER = re.compile(r"-- (?:Boot [0-9a-f]+|Reboot) --")
 class Entry(NamedTuple):
     """One line of sshd's log. `micros` is its time, microseconds since the epoch (UTC: a
     month is ~100,000 lines, and comparing integers costs a fraction of making and comparing
-    datetimes). `boot` counts the reboots seen before it: pids restart at each boot, so
-    (boot, pid) names one process. (A tuple: cheap to make.)"""
+    datetimes). `boot` numbers its boot (the boot markers seen before it, or the boots begun
+    before its time): pids restart at each boot, so (boot, pid) names one process. (A tuple:
+    cheap to make.)"""
 
     micros: int
     boot: int
@@ -190,13 +194,11 @@ class FieldsMisaligned(Exception):
 def read_field_entries(lines: Iterable[str], boots: Iterable[datetime] = ()) -> Iterator[Entry]:
     """sshd's entries from journald's fields joined by tabs (see FIELDS), in order. `boots`
     are when each boot's first entry was written (`journalctl --list-boots`): an entry's boot
-    is the number of boots begun at or before it, as pids restart at each boot.
+    is the number of boots begun at or before its time, as pids restart at each boot.
 
     The order of the fields is read from the first line of each part (see PART); every other
     line must have it (FieldsMisaligned otherwise)."""
     starts = sorted(micros(start) for start in boots)
-    boot = 0
-    next_boot = starts[0] if starts else None
     split: _Split | None = None
     make = Entry._make
     for line in lines:
@@ -214,10 +216,7 @@ def read_field_entries(lines: Iterable[str], boots: Iterable[datetime] = ()) -> 
             when, process = int(stamp), int(pid)
         except ValueError:
             raise FieldsMisaligned(line[:200]) from None
-        while next_boot is not None and when >= next_boot:
-            boot += 1
-            next_boot = starts[boot] if boot < len(starts) else None
-        yield make((when, boot, process, message))
+        yield make((when, bisect_right(starts, when), process, message))
 
 
 # --- what a message says --------------------------------------------------------------------

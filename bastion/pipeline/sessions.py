@@ -1,5 +1,6 @@
 """`sessions`, and the last logins `keys`, `doctor` and `status` show: sshd's log on the
-host, read in one admin connection and one remote command, made into sessions.
+host, read in one admin connection and one remote command (a second where journald's fields
+fall out of step), made into sessions.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bastion.host.sessions import (
 from bastion.host.sshd_log import FieldsMisaligned
 from bastion.pipeline.locate import admin, locate
 
+MAX_SINCE_SECONDS = 3650 * 86400  # beyond, the date is before journald's epoch arithmetic holds
 RECENT_SECONDS = 24 * 3600  # `keys remove` needs --force for a key used this recently
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -34,7 +36,13 @@ def parse_since(text: str) -> int:
             f"--since must be a number and a unit (s, m, h, d or w), such as 24h or 30d (got {text!r})",
             hint="bastion sessions --since 7d",
         )
-    return int(match[1]) * _UNITS[match[2]]
+    seconds = int(match[1]) * _UNITS[match[2]]
+    if seconds > MAX_SINCE_SECONDS:
+        raise InputError(
+            f"--since goes back at most 3650d, ten years (got {text!r})",
+            hint="bastion sessions --since 3650d",
+        )
+    return seconds
 
 
 def tunnel_users(settings: Settings, tunnel: str | None) -> list[str]:
@@ -68,7 +76,7 @@ def read_logins(
     settings: Settings, conn: HostConnection, *, since_seconds: int | None = None
 ) -> tuple[SshdLog, SessionReport]:
     """The tunnel users' logins the log holds (the last `since_seconds`, or all of it) and
-    their authorized_keys, over an open admin connection (one remote command)."""
+    their authorized_keys, over an open admin connection (one remote command, see `_read`)."""
     users = tunnel_users(settings, None)
     return _read(settings, conn, users, since_seconds, logins_only=True)
 
@@ -87,7 +95,8 @@ def _read(
     try:
         return _read_as(settings, conn, users, since_seconds, logins_only=logins_only)
     except FieldsMisaligned:
-        return _read_as(settings, conn, users, since_seconds, logins_only=logins_only, short=True)
+        pass  # once out of here, the first answer's readers are let go and its channel closes
+    return _read_as(settings, conn, users, since_seconds, logins_only=logins_only, short=True)
 
 
 def _read_as(

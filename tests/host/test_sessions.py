@@ -12,11 +12,12 @@ import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from bastion.errors import HostError, InputError
+from bastion.host.connection import HostConnection
 from bastion.host.journald import Journald, parse_journald, retention_change, timespan_seconds
 from bastion.host.log_read import SshdLog, answer_lines, login_filter, parse_answer, parse_lines
 from bastion.host.sessions import (
@@ -37,7 +38,7 @@ from bastion.host.sshd_log import (
     read_entries,
     read_field_entries,
 )
-from bastion.pipeline.sessions import parse_since, tunnel_users
+from bastion.pipeline.sessions import parse_since, read_logins, tunnel_users
 from tests.host.conftest import MakeConfig
 
 RECORDED = Path(__file__).parent / "recorded" / "sessions"
@@ -239,10 +240,15 @@ def test_the_answer_read_as_it_arrives_gives_the_report_of_the_whole(release: st
                                                           whole.begins)  # fmt: skip
 
 
-def test_lines_cut_inside_a_character_or_a_line_break_are_whole() -> None:
-    text = "é\r\nü x\u2028y\rz\n\n€ end"
-    assert list(answer_lines(_pieces(text.encode(), 1))) == text.splitlines()
-    assert list(answer_lines(_pieces(gzip.compress(text.encode()) * 2, 3))) == (text + text).splitlines()
+def test_lines_cut_inside_a_character_are_whole_and_only_a_newline_ends_one() -> None:
+    """A line ends at "\\n" only: a message holding another line break (\\x1c, \\r, U+2028)
+    stays one line, and cannot pass for a line of its own with a stamp and pid it chose."""
+    text = "é\r\nü x\u2028y\rz\x1c1796000000000000\t4242\tDisconnected\n\n€ end"
+    expected = ["é\r", "ü x\u2028y\rz\x1c1796000000000000\t4242\tDisconnected", "", "€ end"]
+    assert list(answer_lines(_pieces(text.encode(), 1))) == expected
+    assert list(answer_lines(_pieces(gzip.compress(text.encode()) * 2, 3))) == [
+        *expected[:-1], "€ endé\r", *expected[1:]]  # fmt: skip
+    assert list(answer_lines([(text + "\n").encode()])) == expected
 
 
 def test_an_answer_cut_short_is_an_error() -> None:
@@ -342,6 +348,92 @@ def test_an_entry_of_more_lines_puts_the_fields_out_of_step() -> None:
     assert len(list(read_field_entries(joined[: at // 3]))) == at // 3
 
 
+def _host_joins(raw: list[str]) -> list[str]:
+    """What the host's `paste - - - | { read first; grep }` makes of journalctl's lines."""
+    joined = ["\t".join(raw[i : i + 3]) for i in range(0, len(raw) - 2, 3)]
+    pattern = re.compile(HOST_FILTER)
+    return joined[:1] + [line for line in joined[1:] if pattern.search(line)]
+
+
+@pytest.mark.parametrize("at", [0, 1, 30])
+def test_a_shift_hidden_by_the_hosts_filter_is_still_out_of_step(at: int) -> None:
+    """An entry of four lines shifts every joined line after it. Where it comes before any
+    line the filter keeps (the log begins with PAM's lines), the first kept line is already
+    shifted; the first line of each journalctl passes unfiltered, so the order is read from
+    a whole entry and the shifted lines do not fit it: FieldsMisaligned (read again in the
+    short format), never entries made of two."""
+    pam = "pam_env(sshd:session): Unable to open env file: /etc/default/locale"
+    values = [(str(1796000000000000 + i), str(90 + i), pam) for i in range(3)] + _values("13")
+    raw = [field for entry in values for field in (entry[0], entry[2], entry[1])]
+    whole = list(read_field_entries("\t".join(v) for v in values))
+    kept = [whole[0], *(e for e in whole[1:] if re.search(HOST_FILTER, e.message))]
+    assert list(read_field_entries(_host_joins(raw))) == kept
+    shifted = [*raw[: 3 * at + 2], "and a second line", *raw[3 * at + 2 :]]
+    with pytest.raises(FieldsMisaligned):
+        list(read_field_entries(_host_joins(shifted)))
+
+
+class _Host:
+    """Stands in for an admin connection: each command answers the next text, in pieces,
+    and notes when its channel opens and closes (and with which format, $3 of the script)."""
+
+    address = "192.0.2.1"
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.events: list[str] = []
+
+    def sudo_stream(self, script: str, *args: str, timeout: float | None = None) -> Any:
+        data, events, form = self.answers.pop(0).encode(), self.events, args[2]
+
+        class Answer:
+            status, errors = 0, b""
+
+            def chunks(self) -> Any:
+                events.append(f"open {form}")
+                try:
+                    yield from _pieces(data, 500)
+                finally:
+                    events.append(f"close {form}")
+
+        return Answer()
+
+
+def test_fields_out_of_step_are_read_again_in_the_short_format(make_config: MakeConfig) -> None:
+    """The first answer's fields fall out of step: its channel closes, then the log is read
+    again in journalctl's short format (a second command), and the report is the recording's."""
+    settings = make_config()
+    lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
+    start = lines.index("@@bastion-log log") + 1
+    misaligned = [*lines[: start + 5], "and a second line\t1796000000000000\t90", *lines[start + 5 :]]
+    head = [line for line in lines[:start] if not line.startswith(("@@bastion-log boot", "@@bastion-log fields"))]
+    short = [*head, *short_lines("13"), "@@bastion-log end"]
+    host = _Host("\n".join(misaligned) + "\n", "\n".join(short) + "\n")
+    log, report = read_logins(settings, cast(HostConnection, host))
+    assert host.events == ["open fields", "close fields", "open short", "close short"]
+    assert not log.fields
+    recorded = recorded_report("13")[0]
+    assert set(report.last_logins()) == set(recorded.last_logins()) != set()
+
+
+def test_verify_keys_lines_pass_the_filters_and_mark_the_session() -> None:
+    """`Accepted key ... found at` stays on the host unless the file is bastion's verify keys
+    (grep -E on the host, re here): a session of verify's own key is told apart."""
+    verify = "Accepted key ED25519 SHA256:" + "v" * 43 + " found at /home/dbtcloud/.ssh/authorized_keys.verify:1"
+    tool = "Accepted key ED25519 SHA256:" + "t" * 43 + " found at /home/dbtcloud/.ssh/authorized_keys:2"
+    for pattern in (HOST_FILTER, login_filter(["dbtcloud"])):
+        assert re.search(pattern, verify) and not re.search(pattern, tool)
+        grep = subprocess.run(["grep", "-E", "--", pattern], input=f"{verify}\n{tool}\n",
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        assert grep.stdout == f"{verify}\n"
+    t = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    lines = [*_login(t, 100, 101, "10.231.1.1", 4000)]
+    lines.insert(1, _journal(t, 100, verify.replace("v" * 43, "k" * 43)))
+    report = build_report(SshdLog(now=t + timedelta(minutes=1), lines=lines), ["dbtcloud"], Sources(()), {})
+    (session,) = report.sessions
+    assert session.verify_key and session.key_comment == "bastion verify (temporary key)"
+
+
 def test_a_boot_ends_the_pid_namespace_in_journalds_fields() -> None:
     """With journald's fields the boots come from `journalctl --list-boots`: an entry belongs
     to the last boot begun at or before it, and session A's child after a boot put between
@@ -420,12 +512,13 @@ def test_sources_name_dbt_clouds_regions(make_config: MakeConfig) -> None:
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("24h", 86400), ("30d", 2592000), ("90m", 5400),
-                                               ("2w", 1209600), ("45s", 45)])  # fmt: skip
+                                               ("2w", 1209600), ("45s", 45), ("3650d", 315360000)])  # fmt: skip
 def test_since_reads_a_number_and_a_unit(text: str, seconds: int) -> None:
     assert parse_since(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "24", "h", "-1h", "0h", "1y", "24h\n", "1h; id", " 24h"])
+@pytest.mark.parametrize("text", ["", "24", "h", "-1h", "0h", "1y", "24h\n", "1h; id", " 24h",
+                                  "3651d", "999999w"])
 def test_since_refuses_anything_else_naming_the_option(text: str) -> None:
     with pytest.raises(InputError, match="--since"):
         parse_since(text)
