@@ -17,6 +17,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import permutations
 from typing import NamedTuple
 
 from bastion.host.facts import VERIFY_KEYS_NAME
@@ -118,7 +119,6 @@ def read_entries(
             yield Entry(micros((when - utc_offset).replace(tzinfo=UTC)), boot, int(match[5]), match[6])
 
 
-
 # `journalctl -o cat --output-fields=` + FIELDS prints each field's value on a line of its own,
 # in an order journalctl picks for the run (the same for every entry of one run); `paste - - -`
 # on the host joins each entry's three lines with tabs. The stamp is microseconds since the
@@ -132,43 +132,30 @@ _STAMP_DIGITS = 13  # a stamp since 2001 has 16 digits; a pid at most 7
 _Split = Callable[[str], tuple[str, str, str]]  # a joined line -> (stamp, pid, message)
 
 
-def _stamp_pid_message(line: str) -> tuple[str, str, str]:
-    stamp, pid, message = line.split("\t", 2)
-    return stamp, pid, message
+def _cut(line: str, message_at: int) -> list[str]:
+    """A joined line's three fields; the message (which may hold a tab that is not sshd's) is
+    what is left once both numbers are cut off."""
+    if message_at == 2:
+        return line.split("\t", 2)
+    if message_at == 0:
+        return line.rsplit("\t", 2)
+    first, rest = line.split("\t", 1)
+    return [first, *rest.rsplit("\t", 1)]
 
 
-def _pid_stamp_message(line: str) -> tuple[str, str, str]:
-    pid, stamp, message = line.split("\t", 2)
-    return stamp, pid, message
+def _splitter(stamp_at: int, pid_at: int) -> _Split:
+    """The split of lines whose stamp and pid are at these places (0, 1 or 2)."""
+    message_at = 3 - stamp_at - pid_at
+
+    def split(line: str) -> tuple[str, str, str]:
+        fields = _cut(line, message_at)
+        return fields[stamp_at], fields[pid_at], fields[message_at]
+
+    return split
 
 
-def _message_stamp_pid(line: str) -> tuple[str, str, str]:
-    message, stamp, pid = line.rsplit("\t", 2)
-    return stamp, pid, message
-
-
-def _message_pid_stamp(line: str) -> tuple[str, str, str]:
-    message, pid, stamp = line.rsplit("\t", 2)
-    return stamp, pid, message
-
-
-def _stamp_message_pid(line: str) -> tuple[str, str, str]:
-    stamp, rest = line.split("\t", 1)
-    message, pid = rest.rsplit("\t", 1)
-    return stamp, pid, message
-
-
-def _pid_message_stamp(line: str) -> tuple[str, str, str]:
-    pid, rest = line.split("\t", 1)
-    message, stamp = rest.rsplit("\t", 1)
-    return stamp, pid, message
-
-
-# the message may hold a tab (not sshd's own): it is what is left once both numbers are cut off
-_SPLITS: tuple[_Split, ...] = (
-    _stamp_pid_message, _pid_stamp_message, _message_stamp_pid, _message_pid_stamp,
-    _stamp_message_pid, _pid_message_stamp,
-)  # fmt: skip
+# one for each order the three fields can come in
+_SPLITS = tuple(_splitter(stamp_at, pid_at) for stamp_at, pid_at in permutations(range(3), 2))
 
 
 def _field_split(line: str) -> _Split | None:
@@ -176,7 +163,7 @@ def _field_split(line: str) -> _Split | None:
     for split in _SPLITS:
         try:
             stamp, pid, _ = split(line)
-        except ValueError:  # fewer than three fields
+        except (ValueError, IndexError):  # fewer than three fields
             return None
         if (stamp.isascii() and stamp.isdigit() and len(stamp) >= _STAMP_DIGITS
                 and pid.isascii() and pid.isdigit() and len(pid) < _STAMP_DIGITS):  # fmt: skip
@@ -214,7 +201,7 @@ def read_field_entries(lines: Iterable[str], boots: Iterable[datetime] = ()) -> 
             if len(stamp) < _STAMP_DIGITS or len(pid) >= _STAMP_DIGITS:
                 raise ValueError
             when, process = int(stamp), int(pid)
-        except ValueError:
+        except (ValueError, IndexError):  # not digits where the order has them, too few fields
             raise FieldsMisaligned(line[:200]) from None
         yield make((when, bisect_right(starts, when), process, message))
 

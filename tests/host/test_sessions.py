@@ -346,6 +346,13 @@ def test_an_entry_of_more_lines_puts_the_fields_out_of_step() -> None:
         list(read_field_entries(joined))
     with pytest.raises(FieldsMisaligned):
         list(read_field_entries(["one line\tand another\tand a third", *joined]))
+    for short in ("no tab at all", "one\ttab", ""):
+        for order in itertools.permutations(range(3)):
+            whole = ["\t".join(entry[i] for i in order) for entry in _values("13")[:3]]
+            with pytest.raises(FieldsMisaligned):
+                list(read_field_entries([*whole, short]))
+            with pytest.raises(FieldsMisaligned):
+                list(read_field_entries([short, *whole]))
     assert len(list(read_field_entries(joined[: at // 3]))) == at // 3
 
 
