@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 SinceOption = Annotated[
     str,
     typer.Option("--since", metavar="DURATION",
-                 help="How far back: a number and s, m, h, d or w (90m, 24h, 30d)."),
+                 help="How far back: a number and s, m, h, d or w (90m, 24h, 30d; at most 3650d)."),
 ]  # fmt: skip
 
 

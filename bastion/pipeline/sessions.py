@@ -29,7 +29,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_since(text: str) -> int:
-    """`--since`: a number and a unit (s, m, h, d, w): 90m, 24h, 30d. Returns seconds."""
+    """`--since`: a number and a unit (s, m, h, d, w): 90m, 24h, 30d, at most 3650d. Returns
+    seconds."""
     match = re.fullmatch(r"([1-9][0-9]{0,5})([smhdw])", text.strip())
     if match is None or text != text.strip():
         raise InputError(
