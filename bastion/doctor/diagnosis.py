@@ -17,7 +17,8 @@ from bastion.config.rules import host_port
 from bastion.config.settings import Settings, TunnelSettings
 from bastion.doctor.findings import Finding
 from bastion.endpoint import Endpoint
-from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
+from bastion.host.facts import HostFacts
+from bastion.host.paths import VERIFY_KEYS_NAME
 from bastion.tunnel.result import Hop, VerifyResult
 from bastion.vendors.dbt_cloud import CHECK_SECONDS, GIVE_UP_SECONDS
 

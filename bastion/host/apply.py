@@ -21,7 +21,8 @@ from bastion.config.settings import Settings
 from bastion.errors import HostError, SshError
 from bastion.host.connection import HostConnection, HostUnreachable, connect
 from bastion.host.desired import tunnel_addresses
-from bastion.host.facts import ROLLBACK_TOKEN, STATE_DIR, HostFacts
+from bastion.host.facts import HostFacts
+from bastion.host.paths import ROLLBACK_TOKEN, STATE_DIR
 from bastion.host.plan import HostPlan
 from bastion.host.rollback import (
     PREVIOUS,

@@ -13,7 +13,8 @@ from bastion.config.rules import host_port
 from bastion.config.settings import Settings, TunnelSettings
 from bastion.endpoint import Endpoint
 from bastion.host.crypto import CryptoProfile, profile, user_key_algorithms, without_group_exchange
-from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts, match_address
+from bastion.host.facts import HostFacts, match_address
+from bastion.host.paths import VERIFY_KEYS_NAME
 from bastion.host.sshd_log import LOG_VERBOSE
 from bastion.templates import render
 

@@ -18,11 +18,7 @@ from bastion.config.keys import InvalidKeyError, parse_public_key
 from bastion.errors import HostError
 from bastion.host.connection import HostConnection
 from bastion.host.facts import (
-    MARKER,
-    ROLLBACK_TOKEN,
     SECTION,
-    STATE_DIR,
-    VERIFY_KEYS_NAME,
     AutoUpdates,
     FileStat,
     HostFacts,
@@ -32,6 +28,7 @@ from bastion.host.facts import (
 )
 from bastion.host.journald import FACT_COMMAND as JOURNALD_FACT_COMMAND
 from bastion.host.journald import parse_journald
+from bastion.host.paths import MARKER, ROLLBACK_TOKEN, STATE_DIR, VERIFY_KEYS_NAME
 from bastion.host.releasever import FACT_COMMAND as RELEASEVER_FACT_COMMAND
 from bastion.host.releasever import parse_releasever
 from bastion.host.selinux import FACT_COMMAND as SELINUX_FACT_COMMAND

@@ -16,11 +16,7 @@ from bastion.host.releasever import DnfRelease
 from bastion.host.selinux import SeLinux
 from bastion.host.systemd import SshdUnit, SshSocket
 
-STATE_DIR = "/var/lib/dbt-bastion"
-MARKER = f"{STATE_DIR}/state.json"
-ROLLBACK_TOKEN = f"{STATE_DIR}/rollback.pending"
 SECTION = "@@bastion-fact "
-VERIFY_KEYS_NAME = "authorized_keys.verify"
 
 
 @dataclass(frozen=True)

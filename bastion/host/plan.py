@@ -26,8 +26,9 @@ from bastion.host.desired import (
     desired_host,
     key_line,
 )
-from bastion.host.facts import MARKER, STATE_DIR, HostFacts
+from bastion.host.facts import HostFacts
 from bastion.host.journald import retention_change
+from bastion.host.paths import MARKER, STATE_DIR
 from bastion.host.releasever import RELEASEVER_FILE, tracking_change
 from bastion.host.selinux import port_label_change
 from bastion.host.sshd_units import UnitChange, command_line_change, pickup, socket_change

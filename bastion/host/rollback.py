@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import secrets
 
-from bastion.host.facts import ROLLBACK_TOKEN, STATE_DIR
+from bastion.host.paths import ROLLBACK_TOKEN, STATE_DIR
 
 PREVIOUS = "/etc/ssh/sshd_config.bastion-prev"
 ROLLBACK_SCRIPT = f"{STATE_DIR}/rollback.sh"

@@ -17,8 +17,8 @@ from typing import Any
 
 from bastion.config.keys import parse_authorized_keys
 from bastion.config.settings import Settings
-from bastion.host.facts import VERIFY_KEYS_NAME
 from bastion.host.log_read import SshdLog
+from bastion.host.paths import VERIFY_KEYS_NAME
 from bastion.host.sshd_log import (
     ChildStarted,
     Connected,
@@ -30,14 +30,15 @@ from bastion.host.sshd_log import (
     KeyFound,
     KeyRefused,
     LoggedIn,
+    Row,
     ShellAsked,
     Transferred,
     UserRefused,
     event_of,
+    field_rows,
     from_micros,
     micros,
     read_entries,
-    read_field_entries,
 )
 
 VERIFY_KEY_COMMENT = "bastion verify (temporary key)"
@@ -113,7 +114,7 @@ _OPENING = (KeyFound, LoggedIn, KeyRefused, UserRefused)
 _CHILD_AHEAD = 30_000_000  # microseconds
 
 
-def _connections(entries: Iterable[Entry], since: datetime | None = None) -> list[_Connection]:
+def _connections(entries: Iterable[Entry | Row], since: datetime | None = None) -> list[_Connection]:
     """Every connection the lines show (those since `since`), in the order they began."""
     found: list[_Connection] = []
     processes: dict[tuple[int, int], _Connection] = {}
@@ -288,7 +289,7 @@ def build_report(
     the attempts sshd refused them, grouped by user, address and reason."""
     tunnel_users = set(users)
     entries = (
-        read_field_entries(log.lines, log.boots) if log.fields
+        field_rows(log.lines, log.boots) if log.fields
         else read_entries(log.lines, now=log.now, utc_offset=log.utc_offset)
     )  # fmt: skip
     sessions: list[Session] = []

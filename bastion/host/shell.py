@@ -9,7 +9,7 @@ dies mid-run then cannot kill a step with SIGPIPE half-way (the script runs on, 
 
 from __future__ import annotations
 
-from bastion.host.facts import STATE_DIR, VERIFY_KEYS_NAME
+from bastion.host.paths import STATE_DIR, VERIFY_KEYS_NAME
 
 RUN_DIR = f"{STATE_DIR}/run"  # this run's undo journal, copies of what it replaces, its log
 

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import permutations
+from operator import methodcaller
 from typing import NamedTuple
 
-from bastion.host.facts import VERIFY_KEYS_NAME
+from bastion.host.paths import VERIFY_KEYS_NAME
 
 # sshd_config's LogVerbose (OpenSSH >= 8.5): the debug lines of these two functions are
 # logged at any LogLevel: each forward a session asks for, and a refused PTY.
@@ -129,45 +130,41 @@ FIELDS = "_SOURCE_REALTIME_TIMESTAMP,_PID,MESSAGE"
 # order of its own)
 PART = "@@bastion-log part"
 _STAMP_DIGITS = 13  # a stamp since 2001 has 16 digits; a pid at most 7
-_Split = Callable[[str], tuple[str, str, str]]  # a joined line -> (stamp, pid, message)
+# an Entry's values as a plain tuple (micros, boot, pid, message): what `_connections` reads, a
+# month's ~100,000 of them (a tuple is made in C; an Entry through a Python call)
+Row = tuple[int, int, int, str]
+_Cut = Callable[[str], list[str]]  # a joined line -> its three fields, in the line's order
 
 
-def _cut(line: str, message_at: int) -> list[str]:
-    """A joined line's three fields; the message (which may hold a tab that is not sshd's) is
-    what is left once both numbers are cut off."""
-    if message_at == 2:
-        return line.split("\t", 2)
-    if message_at == 0:
-        return line.rsplit("\t", 2)
+def _middle_cut(line: str) -> list[str]:
     first, rest = line.split("\t", 1)
     return [first, *rest.rsplit("\t", 1)]
 
 
-def _splitter(stamp_at: int, pid_at: int) -> _Split:
-    """The split of lines whose stamp and pid are at these places (0, 1 or 2)."""
-    message_at = 3 - stamp_at - pid_at
-
-    def split(line: str) -> tuple[str, str, str]:
-        fields = _cut(line, message_at)
-        return fields[stamp_at], fields[pid_at], fields[message_at]
-
-    return split
-
-
-# one for each order the three fields can come in
-_SPLITS = tuple(_splitter(stamp_at, pid_at) for stamp_at, pid_at in permutations(range(3), 2))
+# A joined line's three fields, by where the message is: the message (which may hold a tab
+# that is not sshd's) is what is left once both numbers are cut off. A first or last message
+# is cut by one str method, called from C.
+_CUTS: tuple[_Cut, _Cut, _Cut] = (
+    methodcaller("rsplit", "\t", 2), _middle_cut, methodcaller("split", "\t", 2),
+)  # fmt: skip
+# (stamp, pid, message): the places the fields can come in, one for each order
+_ORDERS = tuple((stamp_at, pid_at, 3 - stamp_at - pid_at) for stamp_at, pid_at in permutations(range(3), 2))
 
 
-def _field_split(line: str) -> _Split | None:
-    """The split that reads `line` as a stamp, a pid and a message, or None if none does."""
-    for split in _SPLITS:
-        try:
-            stamp, pid, _ = split(line)
-        except (ValueError, IndexError):  # fewer than three fields
+def _fits(stamp: str, pid: str) -> bool:
+    return (stamp.isascii() and stamp.isdigit() and len(stamp) >= _STAMP_DIGITS
+            and pid.isascii() and pid.isdigit() and len(pid) < _STAMP_DIGITS)  # fmt: skip
+
+
+def _order_of(line: str) -> tuple[int, int, int] | None:
+    """The places (stamp, pid, message) that read `line` as a stamp, a pid and a message, or
+    None if no order does."""
+    for order in _ORDERS:
+        fields = _CUTS[order[2]](line)
+        if len(fields) < 3:  # fewer than three fields
             return None
-        if (stamp.isascii() and stamp.isdigit() and len(stamp) >= _STAMP_DIGITS
-                and pid.isascii() and pid.isdigit() and len(pid) < _STAMP_DIGITS):  # fmt: skip
-            return split
+        if _fits(fields[order[0]], fields[order[1]]):
+            return order
     return None
 
 
@@ -178,32 +175,41 @@ class FieldsMisaligned(Exception):
     trusted. The log is read again in journalctl's short format (`read_entries`)."""
 
 
-def read_field_entries(lines: Iterable[str], boots: Iterable[datetime] = ()) -> Iterator[Entry]:
-    """sshd's entries from journald's fields joined by tabs (see FIELDS), in order. `boots`
-    are when each boot's first entry was written (`journalctl --list-boots`): an entry's boot
-    is the number of boots begun at or before its time, as pids restart at each boot.
+def field_rows(lines: Iterable[str], boots: Iterable[datetime] = ()) -> Iterator[Row]:
+    """sshd's entries from journald's fields joined by tabs (see FIELDS), in order, as rows.
+    `boots` are when each boot's first entry was written (`journalctl --list-boots`): an
+    entry's boot is the number of boots begun at or before its time, as pids restart at each
+    boot.
 
     The order of the fields is read from the first line of each part (see PART); every other
     line must have it (FieldsMisaligned otherwise)."""
     starts = sorted(micros(start) for start in boots)
-    split: _Split | None = None
-    make = Entry._make
+    order: tuple[int, int, int] | None = None
+    cut, stamp_at, pid_at, message_at = _CUTS[2], 0, 1, 2
     for line in lines:
         if line == PART:
-            split = None
+            order = None
             continue
-        if split is None:
-            split = _field_split(line)
-            if split is None:
+        if order is None:
+            order = _order_of(line)
+            if order is None:
                 raise FieldsMisaligned(line[:200])
+            stamp_at, pid_at, message_at = order
+            cut = _CUTS[message_at]
         try:
-            stamp, pid, message = split(line)
+            fields = cut(line)
+            stamp, pid = fields[stamp_at], fields[pid_at]
             if len(stamp) < _STAMP_DIGITS or len(pid) >= _STAMP_DIGITS:
                 raise ValueError
             when, process = int(stamp), int(pid)
         except (ValueError, IndexError):  # not digits where the order has them, too few fields
             raise FieldsMisaligned(line[:200]) from None
-        yield make((when, bisect_right(starts, when), process, message))
+        yield when, bisect_right(starts, when), process, fields[message_at]
+
+
+def read_field_entries(lines: Iterable[str], boots: Iterable[datetime] = ()) -> Iterator[Entry]:
+    """`field_rows` as Entry tuples."""
+    return map(Entry._make, field_rows(lines, boots))
 
 
 # --- what a message says --------------------------------------------------------------------

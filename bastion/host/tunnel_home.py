@@ -10,7 +10,8 @@ from __future__ import annotations
 from bastion.config.keys import AuthorizedKey, parse_authorized_keys
 from bastion.config.settings import Settings
 from bastion.errors import HostError
-from bastion.host.facts import VERIFY_KEYS_NAME, HostFacts
+from bastion.host.facts import HostFacts
+from bastion.host.paths import VERIFY_KEYS_NAME
 
 
 def refuse_links(settings: Settings, facts: HostFacts) -> None:

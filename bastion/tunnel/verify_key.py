@@ -20,7 +20,7 @@ from bastion.config.settings import Settings
 from bastion.endpoint import Endpoint
 from bastion.errors import HostError
 from bastion.host.connection import HostConnection, connect_admin
-from bastion.host.facts import STATE_DIR, VERIFY_KEYS_NAME
+from bastion.host.paths import STATE_DIR, VERIFY_KEYS_NAME
 from bastion.net import Dial
 
 if TYPE_CHECKING:

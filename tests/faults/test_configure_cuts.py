@@ -28,7 +28,7 @@ import pytest
 from bastion.host import apply as apply_module
 from bastion.host import stage as stage_module
 from bastion.host.connection import HostUnreachable
-from bastion.host.facts import ROLLBACK_TOKEN
+from bastion.host.paths import ROLLBACK_TOKEN
 from tests.faults.conftest import run_cli, sshd_accepts_config
 from tests.host.conftest import make_key, write_lab_config
 from tests.lab import Lab

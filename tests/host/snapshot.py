@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.host.facts import STATE_DIR
+from bastion.host.paths import STATE_DIR
 
 # Accounts, sshd's files, the tunnel user's home, apt's settings, and the tool's own state.
 WATCHED = (

@@ -15,7 +15,7 @@ from bastion.host import apply as apply_module
 from bastion.host import desired as desired_module
 from bastion.host.apply import apply_script, run_apply
 from bastion.host.connection import open_admin
-from bastion.host.facts import ROLLBACK_TOKEN
+from bastion.host.paths import ROLLBACK_TOKEN
 from bastion.host.plan import build_plan
 from bastion.host.stage import apply_host, read_facts
 from bastion.progress import NullProgress

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bastion.host import apply as apply_module
-from bastion.host.facts import ROLLBACK_TOKEN, STATE_DIR
+from bastion.host.paths import ROLLBACK_TOKEN, STATE_DIR
 from tests.faults.conftest import run_cli
 from tests.host.conftest import LabHost, make_key
 

@@ -14,7 +14,7 @@ from bastion.endpoint import Endpoint
 from bastion.errors import SshError
 from bastion.host.apply import apply_script, run_apply
 from bastion.host.connection import HostKeyPins, HostUnreachable, connect, open_admin
-from bastion.host.facts import ROLLBACK_TOKEN, STATE_DIR
+from bastion.host.paths import ROLLBACK_TOKEN, STATE_DIR
 from bastion.host.plan import build_plan
 from bastion.host.stage import read_facts
 from bastion.host.systemd import DROPIN
