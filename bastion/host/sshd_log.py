@@ -199,7 +199,9 @@ def field_rows(lines: Iterable[str], boots: Iterable[datetime] = ()) -> Iterator
         try:
             fields = cut(line)
             stamp, pid = fields[stamp_at], fields[pid_at]
-            if len(stamp) < _STAMP_DIGITS or len(pid) >= _STAMP_DIGITS:
+            # ASCII digits alone: int() would also take "1_7", " 17", "+17" and other scripts' digits
+            if not (len(stamp) >= _STAMP_DIGITS > len(pid) and stamp.isdigit() and pid.isdigit()
+                    and stamp.isascii() and pid.isascii()):  # fmt: skip
                 raise ValueError
             when, process = int(stamp), int(pid)
         except (ValueError, IndexError):  # not digits where the order has them, too few fields

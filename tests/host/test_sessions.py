@@ -356,6 +356,19 @@ def test_an_entry_of_more_lines_puts_the_fields_out_of_step() -> None:
     assert len(list(read_field_entries(joined[: at // 3]))) == at // 3
 
 
+@pytest.mark.parametrize("stamp", ["1_793_487_479_143", " 1793487479143", "+1793487479143",
+                                   "\u0661" * 16, "1793487479143x"])
+def test_a_stamp_is_ascii_digits_alone(stamp: str) -> None:
+    """What Python's int() would also take (underscores, a space, a sign, another script's
+    digits) where the stamp belongs is a line out of step, not an entry of that time."""
+    lines = ["\t".join(entry) for entry in _values("13")[:3]]
+    _, pid, message = _values("13")[1]
+    with pytest.raises(FieldsMisaligned):
+        list(read_field_entries([*lines, f"{stamp}\t{pid}\t{message}"]))
+    with pytest.raises(FieldsMisaligned):
+        list(read_field_entries([*lines, f"{_values('13')[1][0]}\t {pid}\t{message}"]))
+
+
 def _host_joins(raw: list[str]) -> list[str]:
     """What the host's `paste - - - | { read first; grep }` makes of journalctl's lines."""
     joined = ["\t".join(raw[i : i + 3]) for i in range(0, len(raw) - 2, 3)]
