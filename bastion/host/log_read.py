@@ -70,20 +70,15 @@ if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
     journalctl --no-pager --utc --list-boots 2>/dev/null | sed 's/^/{MARK}boot /'
     echo "{MARK}fields"
     echo "{MARK}log"
-    # the time to read: from SINCE seconds ago, or (all of the log) from sshd's first entry
-    if [ -n "$SINCE" ]; then start=$(( $(date +%s) - SINCE ))
-    else start=$(journalctl --no-pager -q -o short-unix -t sshd -t sshd-session 2>/dev/null | head -n 1 | cut -d' ' -f1 | cut -d. -f1)
-    fi
-    if case "$start" in ""|*[!0-9]*) false ;; esac && tmp=$(mktemp); then
+    if [ -n "$SINCE" ] && tmp=$(mktemp); then
       # two halves of the time read at once (a bastion has two cpus): the older streams as
-      # it is read, the newer waits in a file and follows; all of the log: the older half
-      # from its start, whatever the time of its first entry
+      # it is read, the newer waits in a file and follows
       trap 'rm -f "$tmp"' EXIT
       trap 'rm -f "$tmp"; exit 1' HUP INT PIPE TERM
-      middle=$(( start + ($(date +%s) - start) / 2 ))
+      start=$(( $(date +%s) - SINCE )); middle=$(( start + SINCE / 2 ))
       fields "--since=@$middle" > "$tmp" &
       newer=$!
-      fields ${{SINCE:+"--since=@$start"}} "--until=@$(( middle - 1 )).999999"
+      fields "--since=@$start" "--until=@$(( middle - 1 )).999999"
       wait "$newer"
       status=$?
       echo "{PART}"

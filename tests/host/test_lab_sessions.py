@@ -17,9 +17,6 @@ from typing import Any
 
 import pytest
 
-from bastion.host.connection import open_admin
-from bastion.host.log_read import read_sshd_log
-from bastion.host.sshd_log import PART, Entry, read_entries, read_field_entries
 from tests.host.conftest import LabHost, make_key
 from tests.host.tunnel_clients import Span, TunnelSession, key_fingerprint, now, refused_login
 
@@ -99,8 +96,6 @@ def test_sessions_keys_and_doctor_tell_who_used_the_tunnel(
         assert _settled(again["sessions"]) == _settled(document["sessions"])
         assert again["refused"] == document["refused"]
 
-        _whole_log_read_in_halves_as_straight(host)
-
         code, listing, stderr = host.cli("keys", "list")
         assert code == 0, stderr
         last = {k["comment"]: k["last_login"] for k in listing["keys"]}
@@ -131,25 +126,6 @@ def test_sessions_keys_and_doctor_tell_who_used_the_tunnel(
     assert code == 0, stderr
     on_host = host.sh(f"cat /home/{USER}/.ssh/authorized_keys")
     assert "unused" not in on_host and "dbt-cloud-new" in on_host
-
-
-def _whole_log_read_in_halves_as_straight(host: LabHost) -> None:
-    """All of the log (`keys`, `doctor`, `status`), read as two halves of the time from
-    sshd's first entry at once: the same entries, each once, as one straight read in
-    journalctl's short format."""
-    users = list(host.settings().tunnels)
-    with open_admin(host.settings(), host.lab.bastion_address) as conn:
-        halves = read_sshd_log(conn, users, since_seconds=None, logins_only=True)
-        raw = list(halves.lines)
-        in_halves = list(read_field_entries(raw, halves.boots))
-        straight = read_sshd_log(conn, users, since_seconds=None, logins_only=True, short=True)
-        in_one = list(read_entries(list(straight.lines), now=straight.now))
-    assert halves.fields and PART in raw and not straight.fields
-    def logins(entries: list[Entry]) -> list[tuple[int, int, str]]:  # boots are numbered apart
-        return [(e.micros, e.pid, e.message) for e in entries if "Accepted publickey" in e.message]
-
-    assert logins(in_halves) == logins(in_one)
-    assert len([e for e in in_halves if USER in e.message]) >= 2
 
 
 def _root_commands(host: LabHost) -> int:
