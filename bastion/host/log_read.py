@@ -28,9 +28,9 @@ MARK = "@@bastion-log "
 _BOOT_LINE = re.compile(r"\b[0-9a-f]{32}\s+\w+ (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC")
 END = f"{MARK}end"
 
-# $1 seconds back ("" for all the log keeps), $2 the grep pattern, $3 "fields" (journald's
-# fields where every entry has them) or "short" (journalctl's short format), then the tunnel
-# users.
+# $1 seconds back ("" for all the log keeps), $2 the grep pattern, $3 "halves" or "fields"
+# (journald's fields where every entry has them; "halves": with $1, two halves of the time
+# read at once) or "short" (journalctl's short format), then the tunnel users.
 # A month of the log is megabytes of repetitive text: gzip (essential on Debian, Ubuntu and
 # Amazon Linux) makes it a tenth for the wire.
 SCRIPT = f"""\
@@ -64,15 +64,17 @@ if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
   # journalctl that prints the message whatever --output-fields says cannot give them: then
   # the short format, which gives every entry one.
   probe=$(journalctl --no-pager -q -n 1 -o cat --output-fields=_TRANSPORT -t sshd -t sshd-session 2>/dev/null)
-  if [ "$FORMAT" = fields ] && case "$probe" in ""|syslog) true ;; *) false ;; esac \\
+  if [ "$FORMAT" != short ] && case "$probe" in ""|syslog) true ;; *) false ;; esac \\
       && other=$(journalctl --no-pager -q -n 1 -o cat --output-fields=_TRANSPORT -t sshd -t sshd-session \\
       _TRANSPORT=stdout _TRANSPORT=journal ${{SINCE:+"--since=-${{SINCE}}s"}} 2>/dev/null) && [ -z "$other" ]; then
     journalctl --no-pager --utc --list-boots 2>/dev/null | sed 's/^/{MARK}boot /'
     echo "{MARK}fields"
     echo "{MARK}log"
-    if [ -n "$SINCE" ] && tmp=$(mktemp); then
+    if [ "$FORMAT" = halves ] && [ -n "$SINCE" ] && tmp=$(mktemp); then
       # two halves of the time read at once (a bastion has two cpus): the older streams as
-      # it is read, the newer waits in a file and follows
+      # it is read, the newer waits in a file and follows. journalctl's --until stops at the
+      # first later entry: entries after a clock stepped back across the middle are in
+      # neither half, so the last logins that `keys remove` trusts are read straight
       trap 'rm -f "$tmp"' EXIT
       trap 'rm -f "$tmp"; exit 1' HUP INT PIPE TERM
       start=$(( $(date +%s) - SINCE )); middle=$(( start + SINCE / 2 ))
@@ -150,7 +152,9 @@ def read_sshd_log(
     pattern = login_filter(users) if logins_only else HOST_FILTER
     since = "" if since_seconds is None else str(int(since_seconds))
     answer = _Answer(conn)
-    lines = answer.lines(SCRIPT, since, pattern, "short" if short else "fields", *users)
+    # the sessions' report in two halves at once; the last logins (logins_only) straight
+    form = "short" if short else "fields" if logins_only else "halves"
+    lines = answer.lines(SCRIPT, since, pattern, form, *users)
     log = parse_lines(lines, missing_end=answer.failed)
     if log.source == "none":
         raise HostError(

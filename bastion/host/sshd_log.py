@@ -5,7 +5,7 @@ The messages are OpenSSH's own at `LogLevel VERBOSE` (8.4 to 10.0, as recorded f
 hosts in tests/host/recorded/sessions), plus the two debug lines the rendered sshd_config
 turns on by `LogVerbose` (the forwards a session opens, and a refused PTY), which VERBOSE
 alone does not log. Lines come from journald, as three fields of each entry joined by tabs
-(`read_field_entries`) or as `journalctl -o short-iso-precise --utc` prints them (where the
+(`field_rows`, `read_field_entries`) or as `journalctl -o short-iso-precise --utc` prints them (where the
 fields cannot be read so), or from a syslog file in RFC 3339 or traditional
 (`Nov 30 08:38:55`) form (`read_entries`).
 """
@@ -137,8 +137,8 @@ _Cut = Callable[[str], list[str]]  # a joined line -> its three fields, in the l
 
 
 def _middle_cut(line: str) -> list[str]:
-    first, rest = line.split("\t", 1)
-    return [first, *rest.rsplit("\t", 1)]
+    first, tab, rest = line.partition("\t")
+    return [first, *rest.rsplit("\t", 1)] if tab else [first]
 
 
 # A joined line's three fields, by where the message is: the message (which may hold a tab

@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from bastion.host.connection import open_admin
+from bastion.host.log_read import read_sshd_log
+from bastion.host.sshd_log import PART, read_field_entries
 from tests.host.conftest import LabHost, make_key
 from tests.host.tunnel_clients import Span, TunnelSession, key_fingerprint, now, refused_login
 
@@ -85,6 +88,7 @@ def test_sessions_keys_and_doctor_tell_who_used_the_tunnel(
         assert host.sh("ls /tmp") == left, "the newer half's file is removed"
         sessions = _sessions_as_made(document, lab, keys, old, new, old_closed)
         _refused_as_made(document, lab, extra, outsider, outside)
+        _report_in_halves_last_logins_straight(host)
 
         # another program logging as sshd with a newline in its message puts the fields of
         # journald's entries out of step: the log is read again in journalctl's short format
@@ -126,6 +130,26 @@ def test_sessions_keys_and_doctor_tell_who_used_the_tunnel(
     assert code == 0, stderr
     on_host = host.sh(f"cat /home/{USER}/.ssh/authorized_keys")
     assert "unused" not in on_host and "dbt-cloud-new" in on_host
+
+
+def _report_in_halves_last_logins_straight(host: LabHost) -> None:
+    """`sessions` reads the two halves of its time at once; the last logins `keys remove`
+    trusts are read in one journalctl (its --until stops at the first later entry, so two
+    halves could miss logins after a clock stepped back), and they are the report's logins."""
+    users = list(host.settings().tunnels)
+    with open_admin(host.settings(), host.lab.bastion_address) as conn:
+        report = read_sshd_log(conn, users, since_seconds=3600)
+        in_halves = list(report.lines)
+        logins = read_sshd_log(conn, users, since_seconds=3600, logins_only=True)
+        straight = list(logins.lines)
+    assert report.fields and logins.fields
+    assert PART in in_halves and PART not in straight
+
+    def accepted(lines: list[str], boots: list[datetime]) -> list[tuple[int, int, str]]:
+        return [(e.micros, e.pid, e.message) for e in read_field_entries(lines, boots)
+                if e.message.startswith(f"Accepted publickey for {USER} ")]  # fmt: skip
+
+    assert accepted(in_halves, report.boots) == accepted(straight, logins.boots) != []
 
 
 def _root_commands(host: LabHost) -> int:
