@@ -199,7 +199,8 @@ def field_rows(lines: Iterable[str], boots: Iterable[datetime] = ()) -> Iterator
         try:
             fields = cut(line)
             stamp, pid = fields[stamp_at], fields[pid_at]
-            # ASCII digits alone: int() would also take "1_7", " 17", "+17" and other scripts' digits
+            # `_fits`, inline (a call a line is a tenth of this loop): ASCII digits alone, as
+            # int() would also take "1_7", " 17", "+17" and other scripts' digits
             if not (len(stamp) >= _STAMP_DIGITS > len(pid) and stamp.isdigit() and pid.isdigit()
                     and stamp.isascii() and pid.isascii()):  # fmt: skip
                 raise ValueError
