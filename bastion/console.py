@@ -136,9 +136,33 @@ class Console:
         self.err.print(table)
 
     def emit(self, document: dict[str, Any]) -> None:
-        """The one JSON object of `--json`, on stdout."""
-        sys.stdout.write(json.dumps(document, indent=None, default=str) + "\n")
+        """The one JSON object of `--json`, on stdout, in UTF-8."""
+        data = to_json(document) + b"\n"
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:  # a text-only stream (some test runners)
+            sys.stdout.write(data.decode())
+            sys.stdout.flush()
+            return
         sys.stdout.flush()
+        buffer.write(data)
+        buffer.flush()
+
+
+def to_json(document: dict[str, Any]) -> bytes:
+    """`document` as compact JSON; what JSON has no type for (a path, a time) as its str().
+    orjson: a month of `sessions` is megabytes, a tenth of the standard library's time. What
+    orjson declines (an integer past 64 bits, text that is not UTF-8, such as a path read
+    with surrogate escapes, a key that is not text) goes through the standard library."""
+    import orjson
+
+    try:
+        return orjson.dumps(
+            document,
+            default=str,
+            option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS,
+        )
+    except orjson.JSONEncodeError:
+        return json.dumps(document, default=str).encode()
 
 
 def _escape(text: str) -> str:

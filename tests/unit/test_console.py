@@ -83,3 +83,42 @@ def test_a_doctor_finding_shows_its_brackets_once(capsys: pytest.CaptureFixture[
     shown = capsys.readouterr().err
     assert "PermitOpen names [prod]:5439" in shown and "set [warehouse] host" in shown
     assert "\\[" not in shown
+
+
+def test_json_is_what_the_standard_library_reads_back() -> None:
+    """orjson writes `--json`; what it has no type for goes through str(), as before, and
+    the document reads back as the standard library's encoder would have written it."""
+    import dataclasses
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from bastion.console import to_json
+
+    @dataclasses.dataclass
+    class Hop:
+        name: str
+
+    document = {
+        "ok": True, "at": datetime(2026, 11, 30, 8, 38, 55, tzinfo=UTC), "config": Path("/etc/b.toml"),
+        "hop": Hop("ssh"), "ports": (22, 5439), "text": "café \u2028 \"q\" \\ \x07", "none": None,
+        "ratio": 0.1, "nested": [{"a": []}],
+    }  # fmt: skip
+    assert json.loads(to_json(document)) == json.loads(json.dumps(document, default=str))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{"big": 2**70}, {"path": "/home/\udcff"}, {1: "key not text"}],
+    ids=["integer past 64 bits", "surrogate escape", "key not text"],
+)
+def test_json_orjson_declines_goes_through_the_standard_library(document: dict) -> None:
+    from bastion.console import to_json
+
+    assert to_json(document) == json.dumps(document, default=str).encode()
+
+
+def test_emit_writes_utf8_json_on_stdout(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    Console(json_mode=True).emit({"comment": "clé de dbt Cloud"})
+    out = capsysbinary.readouterr().out
+    assert out.endswith(b"\n") and out.count(b"\n") == 1
+    assert json.loads(out.decode("utf-8")) == {"comment": "clé de dbt Cloud"}
