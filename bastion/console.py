@@ -42,6 +42,7 @@ class Console:
         self.json_mode = json_mode
         self.quiet = quiet
         self._rich: RichConsole | None = None
+        self._prefetching = False
 
     @property
     def err(self) -> RichConsole:
@@ -90,19 +91,31 @@ class Console:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
     @contextmanager
-    def status(self, message: str) -> Iterator[None]:
-        """A spinner while something waits; a plain line when stderr is not a terminal."""
+    def status(self, message: str, *, prefetch: bool = True) -> Iterator[None]:
+        """A spinner while something waits; a plain line when stderr is not a terminal, and
+        rich loads in the background for the lines after the wait: from the start, or, with
+        `prefetch=False`, once `prefetch()` says the wait has begun."""
         if self.quiet:
             yield
         elif self._plain_stderr():
             sys.stderr.write(f"… {message}\n")  # as rich would write it: no markup in here
             sys.stderr.flush()
-            if self._rich is None:
-                warm("rich.console")  # for the lines after the wait
+            if prefetch:
+                self.prefetch()
             yield
         else:
             with self.err.status(message):
                 yield
+
+    def prefetch(self) -> None:
+        """Load rich and its tables in a background thread (once), unless they are loaded or
+        nothing will be shown. Call it where the main thread is about to wait: before CPU
+        work of the main thread's own (an SSH handshake) it only slows that work down
+        (bastion.prefetch)."""
+        if self.quiet or self._rich is not None or self._prefetching:
+            return
+        self._prefetching = True
+        warm("rich.console", "rich.table")
 
     def changes(self, changes: Sequence[Change], *, applied: bool) -> None:
         if not changes:

@@ -48,9 +48,12 @@ def command(
 
         seconds = parse_since(since)
         settings = load_settings(config)
-        with console.status("reading sshd's log on the host"):
+        # rich loads once the command is sent, while the host reads its journal, not beside
+        # the login's imports and handshake
+        with console.status("reading sshd's log on the host", prefetch=False):
             report = read_sessions(settings, since_seconds=seconds, tunnel=tunnel, host=host,
-                                   accept_new=accept_new_host_key)  # fmt: skip
+                                   accept_new=accept_new_host_key,
+                                   waiting=console.prefetch)  # fmt: skip
         document.update(report.to_dict())
         show(console, report, since)
 

@@ -12,7 +12,7 @@ import hashlib
 import os
 import shlex
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +157,7 @@ class Streamed:
     conn: HostConnection
     command: str
     timeout: float | None
+    sent: Callable[[], object] | None = None  # called once the command is on its way
     status: int = -1
     errors: bytes = b""
 
@@ -171,6 +172,8 @@ class Streamed:
             channel = conn.connection.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
             channel.settimeout(self.timeout)
             channel.exec_command(self.command)
+            if self.sent is not None:
+                self.sent()
             while chunk := channel.recv(STREAM_CHUNK):
                 yield chunk
             self.errors = channel.makefile_stderr("rb").read()
@@ -237,11 +240,19 @@ class HostConnection:
         quoted = " ".join(shlex.quote(a) if not a.startswith('"$') else a for a in args)
         return self.run(f"sudo -n sh -c {shlex.quote(script)} sh {quoted}", timeout=timeout)
 
-    def sudo_stream(self, script: str, *args: str, timeout: float | None = None) -> Streamed:
+    def sudo_stream(
+        self,
+        script: str,
+        *args: str,
+        timeout: float | None = None,
+        sent: Callable[[], object] | None = None,
+    ) -> Streamed:
         """`sudo_script` for an answer of megabytes (a month of sshd's log), its stdout read
         as it arrives, in large chunks (invoke's runner reads a kilobyte at a time, polls
-        between reads and keeps all of it): iterate `chunks()`, then read `status` and `errors`."""
-        return Streamed(self, f"sudo -n sh -c {shlex.quote(script)} sh {shlex.join(args)}", timeout)
+        between reads and keeps all of it): iterate `chunks()`, then read `status` and `errors`.
+        `sent` is called once the command is on its way, as the wait for its answer begins."""
+        command = f"sudo -n sh -c {shlex.quote(script)} sh {shlex.join(args)}"
+        return Streamed(self, command, timeout, sent)
 
     def close(self) -> None:
         self.connection.close()

@@ -145,16 +145,18 @@ def read_sshd_log(
     since_seconds: int | None,
     logins_only: bool = False,
     short: bool = False,
+    waiting: Callable[[], object] | None = None,
 ) -> SshdLog:
     """Run the script as root (one command) and read its answer up to the log's lines,
     which are read as `lines` is iterated. `short`: journalctl's short format even where
-    journald's fields would do (after sshd_log.FieldsMisaligned)."""
+    journald's fields would do (after sshd_log.FieldsMisaligned). `waiting` is called once
+    the command is sent: the host reads its journal for a while (see bastion.prefetch)."""
     pattern = login_filter(users) if logins_only else HOST_FILTER
     since = "" if since_seconds is None else str(int(since_seconds))
     answer = _Answer(conn)
     # the sessions' report in two halves at once; the last logins (logins_only) straight
     form = "short" if short else "fields" if logins_only else "halves"
-    lines = answer.lines(SCRIPT, since, pattern, form, *users)
+    lines = answer.lines(SCRIPT, since, pattern, form, *users, sent=waiting)
     log = parse_lines(lines, missing_end=answer.failed)
     if log.source == "none":
         raise HostError(
@@ -173,8 +175,14 @@ class _Answer:
         self.streamed: Streamed | None = None
         self.opening = ""  # the answer's first characters, for an error message
 
-    def lines(self, script: str, *args: str, timeout: float = 300) -> Iterator[str]:
-        self.streamed = self.conn.sudo_stream(script, *args, timeout=timeout)
+    def lines(
+        self,
+        script: str,
+        *args: str,
+        timeout: float = 300,
+        sent: Callable[[], object] | None = None,
+    ) -> Iterator[str]:
+        self.streamed = self.conn.sudo_stream(script, *args, timeout=timeout, sent=sent)
         return answer_lines(self.streamed.chunks(), self._keep_opening)
 
     def _keep_opening(self, text: str) -> None:

@@ -6,6 +6,7 @@ fall out of step), made into sessions.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 from bastion.config.settings import Settings
@@ -66,11 +67,14 @@ def read_sessions(
     tunnel: str | None = None,
     host: str | None = None,
     accept_new: bool = False,
+    waiting: Callable[[], object] | None = None,
 ) -> SessionReport:
-    """The tunnel's sessions and refused attempts of the last `since_seconds`."""
+    """The tunnel's sessions and refused attempts of the last `since_seconds`; `waiting` is
+    called once the command that reads the log is sent (while the host reads its journal)."""
     users = tunnel_users(settings, tunnel)
     with admin(locate(settings, host=host), accept_new=accept_new) as conn:
-        return _read(settings, conn, users, since_seconds)[1]  # the lines read as they arrive
+        # the lines are read as they arrive
+        return _read(settings, conn, users, since_seconds, waiting=waiting)[1]
 
 
 def read_logins(
@@ -89,15 +93,18 @@ def _read(
     since_seconds: int | None,
     *,
     logins_only: bool = False,
+    waiting: Callable[[], object] | None = None,
 ) -> tuple[SshdLog, SessionReport]:
     """The log (journald's fields where it can) and its report; read again in journalctl's
     short format if the fields fall out of step (sshd_log.FieldsMisaligned: a second command,
     on a host where something else logs as sshd with a newline)."""
     try:
-        return _read_as(settings, conn, users, since_seconds, logins_only=logins_only)
+        return _read_as(settings, conn, users, since_seconds, logins_only=logins_only,
+                        waiting=waiting)  # fmt: skip
     except FieldsMisaligned:
         pass  # once out of here, the first answer's readers are let go and its channel closes
-    return _read_as(settings, conn, users, since_seconds, logins_only=logins_only, short=True)
+    return _read_as(settings, conn, users, since_seconds, logins_only=logins_only, short=True,
+                    waiting=waiting)  # fmt: skip
 
 
 def _read_as(
@@ -108,9 +115,10 @@ def _read_as(
     *,
     logins_only: bool,
     short: bool = False,
+    waiting: Callable[[], object] | None = None,
 ) -> tuple[SshdLog, SessionReport]:
     log = read_sshd_log(conn, users, since_seconds=since_seconds, logins_only=logins_only,
-                        short=short)  # fmt: skip
+                        short=short, waiting=waiting)  # fmt: skip
     since = None if since_seconds is None else log.now - timedelta(seconds=since_seconds)
     report = build_report(log, users, Sources.of(settings), key_comments(log, settings), since=since)
     return log, report

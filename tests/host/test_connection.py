@@ -112,3 +112,43 @@ def test_the_fresh_admin_login_opens_its_stream_the_way_the_first_login_did(
     with pytest.raises(Dialled):
         apply._fresh_login(make_config(), conn)  # type: ignore[arg-type]
     assert dialled == [("127.0.0.9", 22)]
+
+
+def test_a_streamed_command_says_it_is_sent_before_its_answer_is_awaited() -> None:
+    """`sent` runs once, after the command is sent and before the first read of its answer."""
+    import io
+    from types import SimpleNamespace
+
+    from bastion.host.connection import Streamed
+
+    said: list[str] = []
+
+    class Channel:
+        def __init__(self) -> None:
+            self.answers = [b"journal", b""]
+
+        def settimeout(self, seconds: float | None) -> None: ...
+
+        def exec_command(self, command: str) -> None:
+            said.append(f"exec {command}")
+
+        def recv(self, size: int) -> bytes:
+            said.append("recv")
+            return self.answers.pop(0)
+
+        def makefile_stderr(self, mode: str) -> io.BytesIO:
+            return io.BytesIO(b"")
+
+        def recv_exit_status(self) -> int:
+            return 0
+
+        def close(self) -> None:
+            said.append("close")
+
+    transport = SimpleNamespace(open_session=lambda timeout: Channel())
+    conn = SimpleNamespace(address="192.0.2.1", commands_run=0,
+                           connection=SimpleNamespace(client=SimpleNamespace(get_transport=lambda: transport)))  # fmt: skip
+    streamed = Streamed(conn, "journalctl", None, sent=lambda: said.append("sent"))  # type: ignore[arg-type]
+    assert list(streamed.chunks()) == [b"journal"]
+    assert said == ["exec journalctl", "sent", "recv", "recv", "close"]
+    assert streamed.status == 0 and conn.commands_run == 1

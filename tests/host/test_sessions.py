@@ -404,7 +404,9 @@ class _Host:
         self.answers = list(answers)
         self.events: list[str] = []
 
-    def sudo_stream(self, script: str, *args: str, timeout: float | None = None) -> Any:
+    def sudo_stream(
+        self, script: str, *args: str, timeout: float | None = None, sent: Any = None
+    ) -> Any:
         data, events, form = self.answers.pop(0).encode(), self.events, args[2]
 
         class Answer:
@@ -412,6 +414,8 @@ class _Host:
 
             def chunks(self) -> Any:
                 events.append(f"open {form}")
+                if sent is not None:
+                    sent()
                 try:
                     yield from _pieces(data, 500)
                 finally:
@@ -435,6 +439,24 @@ def test_fields_out_of_step_are_read_again_in_the_short_format(make_config: Make
     assert not log.fields
     recorded = recorded_report("13")[0]
     assert set(report.last_logins()) == set(recorded.last_logins()) != set()
+
+
+def test_waiting_is_told_each_command_that_reads_the_log_is_sent(make_config: MakeConfig) -> None:
+    """`sessions` loads its output's modules while the host reads: the callback runs once a
+    command is sent, for the second command too."""
+    from bastion.pipeline.sessions import _read
+
+    settings = make_config()
+    lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
+    start = lines.index("@@bastion-log log") + 1
+    misaligned = [*lines[: start + 5], "and a second line\t1796000000000000\t90", *lines[start + 5 :]]
+    head = [line for line in lines[:start] if not line.startswith(("@@bastion-log boot", "@@bastion-log fields"))]
+    short = [*head, *short_lines("13"), "@@bastion-log end"]
+    host = _Host("\n".join(misaligned) + "\n", "\n".join(short) + "\n")
+    _read(settings, cast(HostConnection, host), ["dbtcloud"], 86400,
+          waiting=lambda: host.events.append("waiting"))  # fmt: skip
+    assert host.events == ["open halves", "waiting", "close halves", "open short", "waiting",
+                           "close short"]  # fmt: skip
 
 
 def test_verify_keys_lines_pass_the_filters_and_mark_the_session() -> None:

@@ -63,6 +63,34 @@ def test_rich_is_not_loaded_before_the_first_styled_line() -> None:
     assert done.stdout.split()[1] == "True"
 
 
+def test_rich_loads_when_told_the_wait_has_begun() -> None:
+    """`status(prefetch=False)` leaves rich alone (the main thread still has a login to do);
+    `prefetch()` loads rich and its tables in the background, once."""
+    program = textwrap.dedent(
+        """
+        import sys
+        import bastion.console
+        started = []
+        warm = bastion.console.warm
+        bastion.console.warm = lambda *steps: started.append(steps) or warm(*steps)
+        console = bastion.console.Console(json_mode=True)
+        with console.status("reading sshd's log", prefetch=False):
+            before = "rich.console" in sys.modules
+            console.prefetch()
+            console.prefetch()
+        for thread in __import__("threading").enumerate():
+            if thread.name == "bastion-prefetch":
+                thread.join(30)
+        print(before, started, "rich.table" in sys.modules)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False [('rich.console', 'rich.table')] True"
+
+
 def test_a_verify_hop_shows_its_brackets_once(capsys: pytest.CaptureFixture[str]) -> None:
     """Data is escaped in one place (the console): `[prod]` is shown, never `\\[prod]`."""
     from bastion.cli.common import Reporter
