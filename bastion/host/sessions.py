@@ -9,7 +9,7 @@ here; where each address comes from (dbt Cloud's lists, extra_cidrs, admin_cidrs
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,8 +50,12 @@ SHELL_REFUSED = "shell or PTY"
 
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 UTC to the second, as `--json` shows every time: `YYYY-MM-DDTHH:MM:SSZ`
-    (isoformat's first 19 characters: half strftime's time, twice for each session)."""
-    return None if moment is None else moment.isoformat()[:19] + "Z"
+    (twice for each session: %-formatting takes two thirds of isoformat's time, and a third
+    of strftime's)."""
+    if moment is None:
+        return None
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031 - see above
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,8 @@ class _Connection:
     found_at: dict[str, str] = field(default_factory=dict)  # fingerprint -> file
     failed: list[tuple[int, str, str]] = field(default_factory=list)  # time, user, key
     refused_user: tuple[int, str, str] | None = None  # time, user, why
-    asked: Counter[str] = field(default_factory=Counter)  # forwards asked, by target
+    # forwards asked, by target (a defaultdict: a month's 28,000 counts, a Counter's in Python)
+    asked: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     denied: list[tuple[int, str]] = field(default_factory=list)
     shell: list[tuple[int, str]] = field(default_factory=list)
     sent: int | None = None
