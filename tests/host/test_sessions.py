@@ -424,16 +424,22 @@ class _Host:
         return Answer()
 
 
-def test_fields_out_of_step_are_read_again_in_the_short_format(make_config: MakeConfig) -> None:
-    """The first answer's fields fall out of step: its channel closes, then the log is read
-    again in journalctl's short format (a second command), and the report is the recording's."""
-    settings = make_config()
+def _misaligned_then_short() -> _Host:
+    """A host whose first answer (Debian 13's recording) falls out of step five lines into
+    the log, and whose second is the same log in journalctl's short format."""
     lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
     start = lines.index("@@bastion-log log") + 1
     misaligned = [*lines[: start + 5], "and a second line\t1796000000000000\t90", *lines[start + 5 :]]
     head = [line for line in lines[:start] if not line.startswith(("@@bastion-log boot", "@@bastion-log fields"))]
     short = [*head, *short_lines("13"), "@@bastion-log end"]
-    host = _Host("\n".join(misaligned) + "\n", "\n".join(short) + "\n")
+    return _Host("\n".join(misaligned) + "\n", "\n".join(short) + "\n")
+
+
+def test_fields_out_of_step_are_read_again_in_the_short_format(make_config: MakeConfig) -> None:
+    """The first answer's fields fall out of step: its channel closes, then the log is read
+    again in journalctl's short format (a second command), and the report is the recording's."""
+    settings = make_config()
+    host = _misaligned_then_short()
     log, report = read_logins(settings, cast(HostConnection, host))
     assert host.events == ["open fields", "close fields", "open short", "close short"]
     assert not log.fields
@@ -447,12 +453,7 @@ def test_waiting_is_told_each_command_that_reads_the_log_is_sent(make_config: Ma
     from bastion.pipeline.sessions import _read
 
     settings = make_config()
-    lines = (RECORDED / "debian13.answer.txt").read_text().splitlines()
-    start = lines.index("@@bastion-log log") + 1
-    misaligned = [*lines[: start + 5], "and a second line\t1796000000000000\t90", *lines[start + 5 :]]
-    head = [line for line in lines[:start] if not line.startswith(("@@bastion-log boot", "@@bastion-log fields"))]
-    short = [*head, *short_lines("13"), "@@bastion-log end"]
-    host = _Host("\n".join(misaligned) + "\n", "\n".join(short) + "\n")
+    host = _misaligned_then_short()
     _read(settings, cast(HostConnection, host), ["dbtcloud"], 86400,
           waiting=lambda: host.events.append("waiting"))  # fmt: skip
     assert host.events == ["open halves", "waiting", "close halves", "open short", "waiting",
