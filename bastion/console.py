@@ -101,21 +101,21 @@ class Console:
             sys.stderr.write(f"… {message}\n")  # as rich would write it: no markup in here
             sys.stderr.flush()
             if prefetch:
-                self.prefetch()
+                self.prefetch()  # for the lines after the wait
             yield
         else:
             with self.err.status(message):
                 yield
 
-    def prefetch(self) -> None:
-        """Load rich and its tables in a background thread (once), unless they are loaded or
-        nothing will be shown. Call it where the main thread is about to wait: before CPU
-        work of the main thread's own (an SSH handshake) it only slows that work down
-        (bastion.prefetch)."""
+    def prefetch(self, *also: str) -> None:
+        """Load rich (and the modules named, such as "rich.table") in a background thread,
+        once, unless rich is loaded or nothing will be shown. Call it where the main thread
+        is about to wait: before CPU work of the main thread's own (an SSH handshake) it
+        only slows that work down (bastion.prefetch)."""
         if self.quiet or self._rich is not None or self._prefetching:
             return
         self._prefetching = True
-        warm("rich.console", "rich.table")
+        warm("rich.console", *also)
 
     def changes(self, changes: Sequence[Change], *, applied: bool) -> None:
         if not changes:
@@ -162,10 +162,11 @@ class Console:
 
 
 def to_json(document: dict[str, Any]) -> bytes:
-    """`document` as compact JSON; what JSON has no type for (a path, a time) as its str().
-    orjson: a month of `sessions` is megabytes, a tenth of the standard library's time. What
-    orjson declines (an integer past 64 bits, text that is not UTF-8, such as a path read
-    with surrogate escapes, a key that is not text) goes through the standard library."""
+    """`document` as compact JSON in UTF-8; what JSON has no type for (a path, a time) as its
+    str(). orjson: a month of `sessions` is megabytes, a tenth of the standard library's
+    time. What orjson declines (an integer past 64 bits, text that is not UTF-8, such as a
+    path read with surrogate escapes, a key that is not text) goes through the standard
+    library, as compact (and in ASCII, its escapes keeping a surrogate valid JSON)."""
     import orjson
 
     try:
@@ -175,7 +176,7 @@ def to_json(document: dict[str, Any]) -> bytes:
             option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS,
         )
     except orjson.JSONEncodeError:
-        return json.dumps(document, default=str).encode()
+        return json.dumps(document, default=str, separators=(",", ":")).encode()
 
 
 def _escape(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -48,12 +49,12 @@ def command(
 
         seconds = parse_since(since)
         settings = load_settings(config)
-        # rich loads once the command is sent, while the host reads its journal, not beside
-        # the login's imports and handshake
+        # where stderr is not a terminal, rich (and its tables) load once the command is
+        # sent, while the host reads its journal, not beside the login's imports and handshake
         with console.status("reading sshd's log on the host", prefetch=False):
             report = read_sessions(settings, since_seconds=seconds, tunnel=tunnel, host=host,
                                    accept_new=accept_new_host_key,
-                                   waiting=console.prefetch)  # fmt: skip
+                                   waiting=partial(console.prefetch, "rich.table"))  # fmt: skip
         document.update(report.to_dict())
         show(console, report, since)
 

@@ -149,8 +149,8 @@ def read_sshd_log(
 ) -> SshdLog:
     """Run the script as root (one command) and read its answer up to the log's lines,
     which are read as `lines` is iterated. `short`: journalctl's short format even where
-    journald's fields would do (after sshd_log.FieldsMisaligned). `waiting` is called once
-    the command is sent: the host reads its journal for a while (see bastion.prefetch)."""
+    journald's fields would do (after sshd_log.FieldsMisaligned). `waiting` is called when
+    the command is sent, as the host starts reading its journal (see bastion.prefetch)."""
     pattern = login_filter(users) if logins_only else HOST_FILTER
     since = "" if since_seconds is None else str(int(since_seconds))
     answer = _Answer(conn)

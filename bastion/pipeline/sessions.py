@@ -70,7 +70,8 @@ def read_sessions(
     waiting: Callable[[], object] | None = None,
 ) -> SessionReport:
     """The tunnel's sessions and refused attempts of the last `since_seconds`; `waiting` is
-    called once the command that reads the log is sent (while the host reads its journal)."""
+    called when each command that reads the log is sent (a second one where journald's
+    fields fall out of step: it must bear being called twice)."""
     users = tunnel_users(settings, tunnel)
     with admin(locate(settings, host=host), accept_new=accept_new) as conn:
         # the lines are read as they arrive

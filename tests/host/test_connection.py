@@ -152,3 +152,12 @@ def test_a_streamed_command_says_it_is_sent_before_its_answer_is_awaited() -> No
     assert list(streamed.chunks()) == [b"journal"]
     assert said == ["exec journalctl", "sent", "recv", "recv", "close"]
     assert streamed.status == 0 and conn.commands_run == 1
+
+    def fails() -> None:  # a hint that fails (a thread that cannot start) ends nothing
+        said.append("sent")
+        raise RuntimeError("can't start new thread")
+
+    said.clear()
+    streamed = Streamed(conn, "journalctl", None, sent=fails)  # type: ignore[arg-type]
+    assert list(streamed.chunks()) == [b"journal"]
+    assert said == ["exec journalctl", "sent", "recv", "recv", "close"]

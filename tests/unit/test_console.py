@@ -75,9 +75,9 @@ def test_rich_loads_when_told_the_wait_has_begun() -> None:
         bastion.console.warm = lambda *steps: started.append(steps) or warm(*steps)
         console = bastion.console.Console(json_mode=True)
         with console.status("reading sshd's log", prefetch=False):
-            before = "rich.console" in sys.modules
-            console.prefetch()
-            console.prefetch()
+            before = list(started)
+            console.prefetch("rich.table")
+            console.prefetch("rich.table")
         for thread in __import__("threading").enumerate():
             if thread.name == "bastion-prefetch":
                 thread.join(30)
@@ -88,7 +88,7 @@ def test_rich_loads_when_told_the_wait_has_begun() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False [('rich.console', 'rich.table')] True"
+    assert done.stdout.strip() == "[] [('rich.console', 'rich.table')] True"
 
 
 def test_a_verify_hop_shows_its_brackets_once(capsys: pytest.CaptureFixture[str]) -> None:
@@ -142,11 +142,26 @@ def test_json_is_what_the_standard_library_reads_back() -> None:
 def test_json_orjson_declines_goes_through_the_standard_library(document: dict) -> None:
     from bastion.console import to_json
 
-    assert to_json(document) == json.dumps(document, default=str).encode()
+    written = to_json(document)
+    assert written == json.dumps(document, default=str, separators=(",", ":")).encode()
+    assert b" " not in written.replace(b"key not text", b"")  # compact, as orjson writes
 
 
 def test_emit_writes_utf8_json_on_stdout(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    print("a line before", flush=False)
     Console(json_mode=True).emit({"comment": "clé de dbt Cloud"})
     out = capsysbinary.readouterr().out
-    assert out.endswith(b"\n") and out.count(b"\n") == 1
-    assert json.loads(out.decode("utf-8")) == {"comment": "clé de dbt Cloud"}
+    assert out.startswith(b"a line before\n")  # what was written before comes first
+    document = out.removeprefix(b"a line before\n")
+    assert document.endswith(b"\n") and document.count(b"\n") == 1
+    assert "clé".encode() in document  # UTF-8, not an escape
+    assert json.loads(document.decode("utf-8")) == {"comment": "clé de dbt Cloud"}
+
+
+def test_emit_on_a_text_only_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    Console(json_mode=True).emit({"comment": "clé"})
+    assert stream.getvalue() == '{"comment":"clé"}\n'
