@@ -15,7 +15,6 @@ or retried launches are judged as AWS would judge them.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import threading
@@ -25,6 +24,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.lab.http_pass import Answer, pass_on, send_answer
 
 FAULTS = {
     # kind: (status, code); EC2 names its throttling RequestLimitExceeded
@@ -44,7 +45,7 @@ class FaultPlan:
     served: list[tuple[str, str]] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    launches: dict[str, tuple[int, list[tuple[str, str]], bytes]] = field(default_factory=dict)
+    launches: dict[str, Answer] = field(default_factory=dict)
     launch_tokens: list[str] = field(default_factory=list)
     before: dict[str, Callable[[], None]] = field(default_factory=dict)  # run once, then forward
     launch_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -101,20 +102,11 @@ def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
             if fault in ("throttle", "unavailable"):
                 self._answer_fault(fault)
                 return
-            if action == "RunInstances":
-                status, headers, answer = self._launch(body)
-            else:
-                status, headers, answer = self._forward(body)
+            answer = self._launch(body) if action == "RunInstances" else pass_on(self, target, body)
             if fault == "lost":
                 self._answer_fault(fault)
                 return
-            self.send_response(status)
-            for name, value in headers:
-                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+            send_answer(self, answer)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _proxy
 
@@ -129,14 +121,14 @@ def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
                     return values[0]
             return ""
 
-        def _launch(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        def _launch(self, body: bytes) -> Answer:
             token = urllib.parse.parse_qs(body.decode()).get("ClientToken", [""])[0]
             with plan.lock:
                 plan.launch_tokens.append(token)
             with plan.launch_lock:
                 if token and token in plan.launches:
                     return plan.launches[token]
-                answer = self._forward(body)
+                answer = pass_on(self, target, body)
                 if token and answer[0] == 200:
                     plan.launches[token] = answer
                 return answer
@@ -145,18 +137,6 @@ def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
             found = _SERVICE.search(self.headers.get("Authorization", ""))
             return found.group(1) if found else ""
 
-        def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-            connection = http.client.HTTPConnection(
-                target.hostname or "127.0.0.1", target.port, timeout=30
-            )
-            try:
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                headers["Host"] = target.netloc
-                connection.request(self.command, self.path, body=body, headers=headers)
-                response = connection.getresponse()
-                return response.status, response.getheaders(), response.read()
-            finally:
-                connection.close()
 
         def _answer_fault(self, kind: str) -> None:
             status, code = FAULTS[kind]

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hmac
-import http.client
 import itertools
 import secrets
 import socket
@@ -41,6 +40,7 @@ from xml.sax.saxutils import escape
 
 import boto3
 
+from tests.lab.http_pass import pass_on, send_answer
 from tests.lab.network import ip
 
 if TYPE_CHECKING:
@@ -394,31 +394,12 @@ def _api_handler(stand_in: InstanceConnectStandIn) -> type[BaseHTTPRequestHandle
             action = _one(params, "Action")
             if action in ours and not self.headers.get("X-Amz-Target"):
                 status, answer = ours[action](params)
-                headers = [("Content-Type", "text/xml")]
+                send_answer(self, (status, [("Content-Type", "text/xml")], answer))
             else:
-                status, headers, answer = self._forward(body)
-            self.send_response(status)
-            for name, value in headers:
-                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+                send_answer(self, pass_on(self, target, body))
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
-        def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-            connection = http.client.HTTPConnection(
-                target.hostname or "127.0.0.1", target.port, timeout=30
-            )
-            try:
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                headers["Host"] = target.netloc
-                connection.request(self.command, self.path, body=body, headers=headers)
-                response = connection.getresponse()
-                return response.status, response.getheaders(), response.read()
-            finally:
-                connection.close()
 
     return Handler
 
