@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,6 +46,7 @@ KEY_NOT_ALLOWED = "key not allowed"
 ADDRESS_NOT_ALLOWED = "not allowed from this address"
 FORWARD_REFUSED = "forward to another target"
 SHELL_REFUSED = "shell or PTY"
+REBOOTED = "host rebooted"  # how a session ended that was open when its host rebooted
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -92,6 +93,7 @@ class _Connection:
 
     address: str
     port: int
+    boot: int = 0  # the boot of its process (sshd_log.Entry)
     user: str = ""  # once logged in
     key: str = ""
     key_type: str = ""
@@ -119,20 +121,31 @@ _OPENING = (KeyFound, LoggedIn, KeyRefused, UserRefused)
 _CHILD_AHEAD = 30_000_000  # microseconds
 
 
-def _connections(entries: Iterable[Entry | Row], since: datetime | None = None) -> list[_Connection]:
-    """Every connection the lines show (those since `since`), in the order they began."""
+def _connections(
+    entries: Iterable[Entry | Row],
+    since: datetime | None = None,
+    boot_starts: Sequence[int] = (),
+) -> list[_Connection]:
+    """Every connection the lines show (those since `since`), in the order they began.
+    `boot_starts`: when each boot began (micros, sorted, as `field_rows` numbers them); where
+    they are not known, a boot begins at its first line here."""
     found: list[_Connection] = []
     processes: dict[tuple[int, int], _Connection] = {}
     unclaimed: dict[tuple[int, int], list[tuple[int, Event]]] = {}  # of no known process
     first = None if since is None else micros(since)
+    boot_seen: dict[int, int] = {}  # each boot's first line here
+    current_boot = None
     for when, boot, pid, message in entries:
         if first is not None and when < first:
             continue
+        if boot != current_boot:
+            boot_seen.setdefault(boot, when)
+            current_boot = boot
         event = event_of(message)
         if event is None:
             continue
         if type(event) is Connected:  # a new process: a pid seen before was reused
-            processes[(boot, pid)] = _Connection(event.address, event.port)
+            processes[(boot, pid)] = _Connection(event.address, event.port, boot)
             found.append(processes[(boot, pid)])
             continue
         conn = processes.get((boot, pid))
@@ -141,7 +154,7 @@ def _connections(entries: Iterable[Entry | Row], since: datetime | None = None) 
         if (conn is None or conn.start is not None) and isinstance(event, _OPENING):
             # its "Connection from" line is older than the part of the log read, or was
             # left on the host (`logins_only`): a line before the login opens it
-            conn = _Connection(getattr(event, "address", ""), getattr(event, "port", 0))
+            conn = _Connection(getattr(event, "address", ""), getattr(event, "port", 0), boot)
             processes[(boot, pid)] = conn
             found.append(conn)
         if conn is None:
@@ -152,7 +165,24 @@ def _connections(entries: Iterable[Entry | Row], since: datetime | None = None) 
             for early, said in unclaimed.pop((boot, event.pid)):
                 if when - early <= _CHILD_AHEAD:  # not an older process of the same pid
                     _record(conn, early, boot, said, processes)
+    _end_at_reboots(found, boot_starts, boot_seen)
     return found
+
+
+def _end_at_reboots(
+    found: list[_Connection], boot_starts: Sequence[int], boot_seen: dict[int, int]
+) -> None:
+    """A session still open when its host rebooted ended then (sshd logged no end): at the
+    next boot's beginning, where the log shows one."""
+    for conn in found:
+        if conn.start is None or conn.end is not None:
+            continue
+        if boot_starts:  # boot N began at boot_starts[N - 1]
+            after = boot_starts[conn.boot] if conn.boot < len(boot_starts) else None
+        else:
+            after = min((when for boot, when in boot_seen.items() if boot > conn.boot), default=None)
+        if after is not None:
+            conn.end, conn.ended = max(after, conn.start), REBOOTED
 
 
 def _record(
@@ -201,7 +231,7 @@ class Session:
     key_comment: str
     start: datetime
     end: datetime | None
-    ended: str  # disconnected | keepalive timeout | connection closed | ... ("" while open)
+    ended: str  # disconnected | keepalive timeout | connection closed | host rebooted | ... ("" while open)
     seconds: float
     forwards: dict[str, int]
     verify_key: bool  # bastion's own short-lived key (verify, doctor), not a tool's key
@@ -299,7 +329,8 @@ def build_report(
     )  # fmt: skip
     sessions: list[Session] = []
     refusals: list[tuple[str, str, str, int, str]] = []
-    for conn in _connections(entries, since):
+    boot_starts = sorted(micros(start) for start in log.boots) if log.fields else ()
+    for conn in _connections(entries, since, boot_starts):
         if conn.start is not None and conn.user in tunnel_users:
             sessions.append(_session(conn, log, sources, comments))
             refusals += [(conn.user, conn.address, FORWARD_REFUSED, t, target)

@@ -112,12 +112,25 @@ def read_entries(
             continue
         match = _SYSLOG_LINE.fullmatch(line)
         if match is not None and match[4] in _PROGRAMS and match[1] in _MONTHS:
-            local = now + utc_offset
-            hour, minute, second = (int(part) for part in match[3].split(":"))
-            when = datetime(local.year, _MONTHS[match[1]], int(match[2]), hour, minute, second)
-            if when > local.replace(tzinfo=None) + timedelta(days=1):  # December read in January
-                when = when.replace(year=local.year - 1)
-            yield Entry(micros((when - utc_offset).replace(tzinfo=UTC)), boot, int(match[5]), match[6])
+            stamped = _syslog_time(now + utc_offset, _MONTHS[match[1]], int(match[2]), match[3])
+            if stamped is not None:
+                yield Entry(micros((stamped - utc_offset).replace(tzinfo=UTC)), boot, int(match[5]), match[6])
+
+
+def _syslog_time(local: datetime, month: int, day: int, clock: str) -> datetime | None:
+    """A traditional syslog time (no year) as the latest such time at most a day after
+    `local` (the host's clock: December read in January is last year's, 29 February of a
+    common year the last leap year's); None for a date no year has (31 April)."""
+    hour, minute, second = (int(part) for part in clock.split(":"))
+    latest = local.replace(tzinfo=None) + timedelta(days=1)
+    for year in range(local.year, local.year - 8, -1):
+        try:
+            when = datetime(year, month, day, hour, minute, second)
+        except ValueError:  # 29 February of a common year, 31 April, 25:00
+            continue
+        if when <= latest:
+            return when
+    return None
 
 
 # `journalctl -o cat --output-fields=` + FIELDS prints each field's value on a line of its own,

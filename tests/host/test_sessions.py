@@ -288,6 +288,11 @@ def test_a_reboot_ends_the_pid_namespace() -> None:
     assert {e.boot for e in entries[: child + 1]} == {0} and {e.boot for e in entries[child + 1 :]} == {1}
     rebooted = report_of(SshdLog(now=report.now, lines=marked, forwards_logged=True), record)
     assert by_port(report)[a].forwards and not by_port(rebooted)[a].forwards
+    # sshd logged no end of A before the boot: it ended then (the boot's first line here)
+    session = by_port(rebooted)[a]
+    assert (session.end, session.ended) == (entries[child + 1].time, "host rebooted")
+    assert session.seconds == (session.end - session.start).total_seconds()
+    assert by_port(report)[a].ended != "host rebooted"
 
 
 def test_a_childs_line_ahead_of_its_parents_is_still_its_sessions() -> None:
@@ -497,6 +502,38 @@ def test_a_boot_ends_the_pid_namespace_in_journalds_fields() -> None:
     answer.boots.append(boot)
     rebooted = report_of(answer, record)
     assert by_port(report)[a].forwards and not by_port(rebooted)[a].forwards
+    # A ended when the host rebooted (journald says when the boot began); the sessions of
+    # the last boot are as they were
+    assert (by_port(rebooted)[a].end, by_port(rebooted)[a].ended) == (boot, "host rebooted")
+    later = [s for s in rebooted.sessions if s.start >= boot]
+    assert later and all(s == by_port(report)[s.port] for s in later)
+
+
+def test_a_session_open_across_a_reboot_ended_with_it_and_one_after_it_is_open() -> None:
+    """No line of sshd says that a session ended when its host went down: the next boot's
+    beginning does (journald's boots, else the first line after a boot marker)."""
+    t = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    before = _login(t, 500, 508, "52.45.144.63", 1001)  # never ends: the host reboots
+    after = _login(t + timedelta(hours=2), 500, 508, "52.45.144.63", 1002)  # still open
+    boot = t + timedelta(hours=1)
+    now = t + timedelta(hours=3)
+    # the short format: the boot begins with its first line after journalctl's marker
+    marker = "-- Boot 0123456789abcdef0123456789abcdef --"
+    first = _journal(boot, 77, "Server listening on 0.0.0.0 port 22.")
+    short = SshdLog(now=now, lines=[*before, marker, first, *after], forwards_logged=True)
+    report = build_report(short, ["dbtcloud"], Sources(()), {})
+    assert {s.port: (s.end, s.ended) for s in report.sessions} == {
+        1001: (boot, "host rebooted"), 1002: (None, "")}  # fmt: skip
+    # journald's fields: the boots journald lists say when each began (no line of the
+    # second boot needed before the session that is still open)
+    fields = [f"{e.micros}\t{e.pid}\t{e.message}" for e in read_entries([*before, *after], now=now)]
+    later = boot + timedelta(minutes=30)
+    joined = SshdLog(now=now, lines=fields, forwards_logged=True, fields=True,
+                     boots=[t - timedelta(days=1), later])  # fmt: skip
+    report = build_report(joined, ["dbtcloud"], Sources(()), {})
+    assert {s.port: (s.end, s.ended) for s in report.sessions} == {
+        1001: (later, "host rebooted"), 1002: (None, "")}  # fmt: skip
+    assert report.to_dict()["sessions"][0]["end"] == "2026-11-30T09:30:00Z"
 
 
 def _journal(at: datetime, pid: int, message: str) -> str:
@@ -544,6 +581,22 @@ def test_a_december_line_read_in_january_is_last_year() -> None:
     line = "Dec 31 23:59:58 bastion sshd[42]: Connection from 192.0.2.7 port 5000 on 10.0.0.2 port 22"
     (entry,) = read_entries([line], now=now)
     assert entry.time == datetime(2026, 12, 31, 23, 59, 58, tzinfo=UTC)
+
+
+def test_29_february_read_in_a_common_year_is_the_last_leap_years() -> None:
+    """A traditional syslog line has no year: 29 February read in 2029 is 2028's, and a date
+    no year has is no line of sshd's (the lines around it are read)."""
+    now = datetime(2029, 3, 1, 10, 0, tzinfo=UTC)
+    lines = [
+        "Feb 29 23:59:58 bastion sshd[42]: Connection from 192.0.2.7 port 5000 on 10.0.0.2 port 22",
+        "Apr 31 00:00:01 bastion sshd[42]: Connection from 192.0.2.7 port 5001 on 10.0.0.2 port 22",
+        "Feb 28 00:00:02 bastion sshd[43]: Connection from 192.0.2.7 port 5002 on 10.0.0.2 port 22",
+    ]
+    entries = list(read_entries(lines, now=now))
+    assert [(e.time, e.pid) for e in entries] == [
+        (datetime(2028, 2, 29, 23, 59, 58, tzinfo=UTC), 42),
+        (datetime(2029, 2, 28, 0, 0, 2, tzinfo=UTC), 43),
+    ]
 
 
 def test_sources_name_dbt_clouds_regions(make_config: MakeConfig) -> None:
