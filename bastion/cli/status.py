@@ -75,7 +75,7 @@ def _show_host(console: Console, host: dict[str, Any], labels: dict[str, str]) -
 
 def _show_logins(console: Console, logins: dict[str, Any], labels: dict[str, str]) -> None:
     console.say("  last tunnel logins:")
-    if "error" in logins:
+    if isinstance(logins.get("error"), str):  # (a tunnel user may be named error: a dict)
         console.say(f"    sshd's log was not read: {logins['error']}")
         return
     for user, login in logins.items():

@@ -20,12 +20,12 @@ from bastion.pipeline.sessions import RECENT_SECONDS, read_logins
 
 
 def host_keys(
-    settings: Settings, host: str | None, accept_new: bool, *, since_seconds: int | None = None
+    settings: Settings, host: str | None, accept_new: bool, *, with_ends: bool = False
 ) -> tuple[dict[str, list[PublicKey]], SessionReport]:
-    """Each tunnel user's keys in its authorized_keys and the logins sshd's log holds (the
-    last `since_seconds`, or all of it): one admin connection, one remote command."""
+    """Each tunnel user's keys in its authorized_keys and the logins sshd's log holds (with
+    their ends: `with_ends`): one admin connection, one remote command."""
     with admin(locate(settings, host=host), accept_new=accept_new) as conn:
-        log, logins = read_logins(settings, conn, since_seconds=since_seconds)
+        log, logins = read_logins(settings, conn, with_ends=with_ends)
     keys = {}
     for user in settings.tunnels:
         entries = parse_authorized_keys(log.authorized_keys.get(user) or "")
@@ -113,11 +113,11 @@ def remove_from_config(
     configured = tunnel.configured_keys()
     hits = {k.fingerprint: k for k in configured if matches(k, needle)}
     host_hits: dict[str, PublicKey] = {}
-    recent: dict[str, Session] = {}
+    sessions: SessionReport | None = None
     if read_the_host:
-        on_host, logins = host_keys(settings, host, accept_new, since_seconds=RECENT_SECONDS)
+        # all of the log: a session still open may have begun long before the last 24 hours
+        on_host, sessions = host_keys(settings, host, accept_new, with_ends=True)
         host_hits = {k.fingerprint: k for k in on_host.get(tunnel.user, []) if matches(k, needle)}
-        recent = logins.last_logins(users=[tunnel.user])
         if prune:
             _prune_reaches_no_one_else(settings, tunnel, on_host)
     found = {**host_hits, **hits}
@@ -143,18 +143,34 @@ def remove_from_config(
             f"that is the last tunnel key{whose}: {tunnel.label} could no longer connect",
             hint="add the new key first (rotation), or pass --prune to remove it anyway",
         )
-    used = recent.get(fingerprint)
-    if used is not None and not force:
-        raise InputError(
-            f"{key.describe()} logged in {iso(used.start)} from {used.address} ({used.source}), "
-            f"within the last 24 hours: whatever uses it ({tunnel.label}'s connection) would be "
-            "cut off. Nothing was changed",
-            hint=f"check that {tunnel.label}'s connection uses the new key (`bastion sessions`), "
-            "or pass --force to remove it anyway",
-        )
+    if sessions is not None and not force:
+        _not_in_use(key, tunnel, sessions)
     if hits:
         remove_keys(settings, {fingerprint}, tunnel)
     return key, bool(hits)
+
+
+def _not_in_use(key: PublicKey, tunnel: TunnelSettings, report: SessionReport) -> None:
+    """InputError if `key` has a session of the tunnel user still open, or logged in as
+    that user within the last 24 hours: whatever uses it would be cut off."""
+    own = [s for s in report.sessions
+           if s.key == key.fingerprint and s.user == tunnel.user and not s.verify_key]  # fmt: skip
+    still = [s for s in own if s.end is None]
+    recent = [s for s in own if (report.now - s.start).total_seconds() <= RECENT_SECONDS]
+    used = max(still or recent, key=lambda s: s.start, default=None)
+    if used is None:
+        return
+    when = (
+        f"has a session open since {iso(used.start)}" if still
+        else f"logged in {iso(used.start)}"
+    )  # fmt: skip
+    raise InputError(
+        f"{key.describe()} {when} from {used.address} ({used.source})"
+        f"{'' if still else ', within the last 24 hours'}: whatever uses it "
+        f"({tunnel.label}'s connection) would be cut off. Nothing was changed",
+        hint=f"check that {tunnel.label}'s connection uses the new key (`bastion sessions`), "
+        "or pass --force to remove it anyway",
+    )
 
 
 def _prune_reaches_no_one_else(

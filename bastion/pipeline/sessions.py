@@ -79,12 +79,18 @@ def read_sessions(
 
 
 def read_logins(
-    settings: Settings, conn: HostConnection, *, since_seconds: int | None = None
+    settings: Settings,
+    conn: HostConnection,
+    *,
+    since_seconds: int | None = None,
+    with_ends: bool = False,
 ) -> tuple[SshdLog, SessionReport]:
     """The tunnel users' logins the log holds (the last `since_seconds`, or all of it) and
-    their authorized_keys, over an open admin connection (one remote command, see `_read`)."""
+    their authorized_keys, over an open admin connection (one remote command, see `_read`).
+    `with_ends`: whole sessions, so that those still open are known (the log's every line
+    that matters, not the logins alone)."""
     users = tunnel_users(settings, None)
-    return _read(settings, conn, users, since_seconds, logins_only=True)
+    return _read(settings, conn, users, since_seconds, logins_only=not with_ends)
 
 
 def _read(

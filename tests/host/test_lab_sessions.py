@@ -4,8 +4,8 @@ that cannot cut a key in use.
 Two tunnel sessions with two keys (one from the operator's address, one from a second
 address of the operator inside extra_cidrs, still open), a forward to another target, a
 login from an address sshd does not admit: `sessions --json` lists exactly those, as the
-test made them. Then `keys list`, `keys remove` (refused for the key just used, done with
---force, done for a key never used) and `doctor`.
+test made them. Then `keys list`, `keys remove` (refused for the key of the open session and
+for the key just used, done with --force, done for a key never used) and `doctor`.
 """
 
 from __future__ import annotations
@@ -112,6 +112,13 @@ def test_sessions_keys_and_doctor_tell_who_used_the_tunnel(
         reported = _finding(document, "host.last_login")
         assert reported["status"] == "ok"
         assert extra in reported["what"] and key_fingerprint(keys["dbt-cloud-new"]) in reported["what"]
+
+        # the new key's session is still open: its key stays, whenever the session began
+        code, document, _ = host.cli("keys", "remove", "dbt-cloud-new")
+        assert code == 4, document
+        message = document["error"]["message"]
+        assert f"has a session open since {sessions[1]['start']} from {extra}" in message
+        assert "dbt-cloud-new" in host.sh(f"cat /home/{USER}/.ssh/authorized_keys")
     finally:
         new.close()
 

@@ -165,3 +165,23 @@ def test_emit_on_a_text_only_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdout", stream)
     Console(json_mode=True).emit({"comment": "clé"})
     assert stream.getvalue() == '{"comment":"clé"}\n'
+
+
+def test_status_shows_a_tunnel_user_named_error_as_a_user(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`last_logins` holds each user's last login, or `error` (text) where the log was not
+    read: a user named error is still a user."""
+    from bastion.cli.status import _show_logins
+
+    login = {"time": "2026-11-30T08:37:08Z", "from": "52.45.144.63", "source": "dbt Cloud us",
+             "key": "SHA256:abc", "key_comment": "dbt"}  # fmt: skip
+    _show_logins(Console(json_mode=True), {"error": login, "dbtcloud": None}, {})
+    _show_logins(Console(json_mode=True), {"error": "sudo: a password is required"}, {})
+    lines = capsys.readouterr().err.splitlines()
+    assert (
+        "    error: 2026-11-30T08:37:08Z from 52.45.144.63 (dbt Cloud us) with SHA256:abc (dbt)"
+        in lines
+    )
+    assert any(line.startswith("    dbtcloud: never") for line in lines)
+    assert "    sshd's log was not read: sudo: a password is required" in lines

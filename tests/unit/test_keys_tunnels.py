@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -292,9 +293,10 @@ def host(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         yield object()
 
     def read_logins(
-        settings: Settings, conn: object, *, since_seconds: int | None = None
+        settings: Settings, conn: object, *, since_seconds: int | None = None, with_ends: bool = False
     ) -> tuple[object, SessionReport]:
         state["reads"] += 1
+        state["with_ends"] = with_ends
         keys = {u: "\n".join(lines) + "\n" for u, lines in state["authorized_keys"].items()}
         report = SessionReport(sessions=list(state["sessions"]), refused=[], now=NOW,
                                source="journal", forwards_logged=True)  # fmt: skip
@@ -353,6 +355,41 @@ def test_remove_checks_recent_logins_of_that_user_only(
     assert applied == [{"prune": False, "drop": (parse_public_key(shared).fingerprint,)}]
     assert comments(config, "fivetran") == ["spare"]
     assert comments(config, "dbtcloud") == ["shared", "spare"]
+
+
+def test_remove_refuses_a_key_whose_session_is_still_open_however_long_ago_it_began(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    host: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tunnel open for two days logged in two days ago: still in use. A key whose last
+    session ended 30 hours ago goes without --force. The host's log is read whole, with the
+    sessions' ends."""
+    old, older, spare = pub(tmp_path, "old"), pub(tmp_path, "older"), pub(tmp_path, "spare")
+    config = write_config(tmp_path, public_keys=[old, older, spare])
+    host["authorized_keys"] = {"dbtcloud": [old, older, spare]}
+    still = replace(login("dbtcloud", old, 48, address="54.81.134.249"), end=None, ended="")
+    host["sessions"] = [still, login("dbtcloud", older, 30)]
+    applied: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        "bastion.cli.keys_remove.apply_to_host",
+        lambda console, document, config, host, accept_new, **options: applied.append(options),
+    )
+    code, document = run_json(config, capsys, "keys", "remove", "old")
+    assert code == 4, document
+    message = document["error"]["message"]
+    assert "has a session open since 2026-11-28T12:00:00Z from 54.81.134.249" in message
+    assert "would be cut off" in message and not applied and host["with_ends"]
+    assert comments(config, "dbtcloud") == ["old", "older", "spare"]
+
+    code, document = run_json(config, capsys, "keys", "remove", "older")
+    assert code == 0, document
+    assert comments(config, "dbtcloud") == ["old", "spare"]
+
+    code, document = run_json(config, capsys, "keys", "remove", "old", "--force")
+    assert code == 0, document
+    assert comments(config, "dbtcloud") == ["spare"]
 
 
 def test_remove_matches_a_key_on_that_users_host_file_only(
