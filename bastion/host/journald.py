@@ -28,6 +28,9 @@ FACT_COMMAND = (
     " || cat /etc/systemd/journald.conf /etc/systemd/journald.conf.d/*.conf 2>/dev/null; fi"
 )
 
+# `systemd-analyze cat-config` names each file it prints: "# /etc/systemd/journald.conf"
+_FILE_HEADER = re.compile(r"# /\S+\.conf")
+
 _UNITS = {
     "us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3, "s": 1, "sec": 1, "second": 1,
     "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600,
@@ -45,6 +48,9 @@ class Journald:
     on_disk_folder: bool = False  # /var/log/journal exists
     storage: str = "auto"
     max_retention: str = ""  # MaxRetentionSec as written ("" or 0: no time limit)
+    # the file each value came from, where `systemd-analyze cat-config` names them ("" not)
+    storage_file: str = ""
+    retention_file: str = ""
 
     @property
     def retention_seconds(self) -> float:
@@ -71,20 +77,46 @@ def parse_journald(text: str) -> Journald:
     if "@@journald" not in lines:
         return Journald()
     values: dict[str, str] = {}
-    section = ""
+    files: dict[str, str] = {}
+    section = path = ""
     for line in lines:
         stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
+        if _FILE_HEADER.fullmatch(stripped):  # cat-config's "# /etc/systemd/journald.conf"
+            path, section = stripped[2:], ""
+        elif stripped.startswith("[") and stripped.endswith("]"):
             section = stripped
         elif section == "[Journal]" and "=" in stripped and stripped[:1] not in "#;":
             key, _, value = stripped.partition("=")
             values[key.strip()] = value.strip()
+            files[key.strip()] = path
     return Journald(
         running=True,
         on_disk_folder="@@on-disk" in lines,
         storage=values.get("Storage", "auto") or "auto",
         max_retention=values.get("MaxRetentionSec", ""),
+        storage_file=files.get("Storage", ""),
+        retention_file=files.get("MaxRetentionSec", ""),
     )
+
+
+
+def read_after_ours(path: str) -> bool:
+    """Whether journald reads the file at `path` after the tool's drop-in (its value wins):
+    a drop-in whose name sorts after it, wherever it lies (/etc, /run, /usr/lib)."""
+    name = path.rsplit("/", 1)[-1]
+    return "/journald.conf.d/" in path and path != DROPIN and name > DROPIN.rsplit("/", 1)[-1]
+
+
+def overridden(journald: Journald) -> str | None:
+    """What a drop-in read after the tool's keeps short (its file and value), which the
+    tool's drop-in cannot change: None when nothing is."""
+    found = []
+    if journald.storage != "persistent" and read_after_ours(journald.storage_file):
+        found.append(f"Storage={journald.storage} in {journald.storage_file}")
+    limit = journald.retention_seconds
+    if limit and limit < RETENTION_DAYS * 86400 and read_after_ours(journald.retention_file):
+        found.append(f"MaxRetentionSec={journald.max_retention} in {journald.retention_file}")
+    return "; ".join(found) or None
 
 
 @dataclass(frozen=True)
@@ -122,18 +154,21 @@ _STORAGE_ON_DISK = (
 
 def retention_change(journald: Journald) -> RetentionChange | None:
     """None when journald keeps the log on disk with no time limit under 30 days (or where
-    journald does not run: the caller notes it)."""
+    journald does not run: the caller notes it), or when only a drop-in read after the
+    tool's keeps it shorter (no change of the tool's could: `overridden` says what)."""
     if not journald.running or journald.keeps_long_enough:
         return None
     why = []
-    if journald.storage != "persistent":
+    if journald.storage != "persistent" and not read_after_ours(journald.storage_file):
         where = "on disk only while /var/log/journal exists" if (
             journald.storage == "auto" and journald.on_disk_folder
         ) else "in memory: lost at each reboot"  # fmt: skip
         why.append(f"Storage={journald.storage} ({where}) -> persistent")
     limit = journald.retention_seconds
-    if limit and limit < RETENTION_DAYS * 86400:
+    if limit and limit < RETENTION_DAYS * 86400 and not read_after_ours(journald.retention_file):
         why.append(f"MaxRetentionSec={journald.max_retention} -> {RETENTION_DAYS}day")
+    if not why:  # what keeps it short is read after the tool's drop-in: `overridden`
+        return None
     content = base64.b64encode(dropin_content(journald).encode()).decode()
     path = shlex.quote(DROPIN)
     lines = (

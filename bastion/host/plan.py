@@ -27,7 +27,7 @@ from bastion.host.desired import (
     key_line,
 )
 from bastion.host.facts import HostFacts
-from bastion.host.journald import retention_change
+from bastion.host.journald import DROPIN, RETENTION_DAYS, overridden, retention_change
 from bastion.host.paths import MARKER, STATE_DIR
 from bastion.host.releasever import RELEASEVER_FILE, tracking_change
 from bastion.host.selinux import port_label_change
@@ -475,6 +475,13 @@ def _log_retention(facts: HostFacts, host: HostPlan) -> None:
     change = retention_change(facts.journald)
     if change is not None:
         host.add("log_retention", "update", change.detail, *change.lines)
+    kept_short = overridden(facts.journald)
+    if kept_short is not None:
+        host.plan.notices.append(
+            f"host: journald keeps sshd's log less than {RETENTION_DAYS} days ({kept_short}), "
+            f"read after bastion's {DROPIN}: raise or remove it there for `bastion sessions` "
+            f"and `keys` to look back {RETENTION_DAYS} days"
+        )
 
 
 def _instance_connect(facts: HostFacts, host: HostPlan) -> None:

@@ -384,3 +384,24 @@ def test_ubuntu_2404_moves_its_port_on_the_generated_socket(make_config: MakeCon
         "systemctl start ssh.service",
     )
     assert "sshd_command_line" in resources(facts, make_config())  # EIC's options go too
+
+
+def test_a_journald_dropin_read_after_bastions_is_a_notice_not_a_change_at_every_run(
+    make_config: MakeConfig, tunnel_key: str
+) -> None:
+    """Its own drop-in in place, a later one keeping sshd's log 7 days: no `log_retention`
+    change (it would come back at every run), a notice naming the file."""
+    from bastion.host.journald import parse_journald
+
+    settings = make_config(public_keys=[tunnel_key])
+    facts = parse_facts(reconstructed("al2023"))
+    facts.journald = parse_journald(
+        "@@journald\n# /etc/systemd/journald.conf\n[Journal]\n"
+        "# /etc/systemd/journald.conf.d/zz-dbt-bastion.conf\n[Journal]\nStorage=persistent\n"
+        "# /etc/systemd/journald.conf.d/zzz-local.conf\n[Journal]\nMaxRetentionSec=7day\n"
+    )
+    host = build_plan(settings, facts, WAREHOUSE)
+    assert "log_retention" not in {c.resource for c in host.plan.changes}
+    (notice,) = [n for n in host.plan.notices if "journald" in n]
+    assert "MaxRetentionSec=7day in /etc/systemd/journald.conf.d/zzz-local.conf" in notice
+    assert "raise or remove it there" in notice

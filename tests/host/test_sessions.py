@@ -18,7 +18,13 @@ import pytest
 
 from bastion.errors import HostError, InputError
 from bastion.host.connection import HostConnection
-from bastion.host.journald import Journald, parse_journald, retention_change, timespan_seconds
+from bastion.host.journald import (
+    Journald,
+    overridden,
+    parse_journald,
+    retention_change,
+    timespan_seconds,
+)
 from bastion.host.log_read import SshdLog, answer_lines, login_filter, parse_answer, parse_lines
 from bastion.host.sessions import (
     ADDRESS_NOT_ALLOWED,
@@ -666,6 +672,28 @@ def test_a_short_retention_is_raised_to_30_days_and_the_last_value_wins() -> Non
 @pytest.mark.parametrize("extra", ["Storage=persistent\n", "Storage=persistent\nMaxRetentionSec=90d\n"])
 def test_a_journal_kept_on_disk_long_enough_is_no_change(extra: str) -> None:
     assert retention_change(parse_journald(DEBIAN_DEFAULT + extra)) is None
+
+
+LATER = "# /etc/systemd/journald.conf.d/zzz-local.conf\n[Journal]\nMaxRetentionSec=7day\n"
+OURS = "# /etc/systemd/journald.conf.d/zz-dbt-bastion.conf\n[Journal]\nStorage=persistent\nMaxRetentionSec=30day\n"
+
+
+def test_a_dropin_read_after_bastions_is_named_not_fought() -> None:
+    """A drop-in whose name sorts after zz-dbt-bastion.conf wins over it: a change for what it
+    sets would be planned again at every run, so none is, and `overridden` names it; what the
+    tool's drop-in can still change (Storage here) is planned."""
+    kept = parse_journald(DEBIAN_DEFAULT + LATER)
+    assert (kept.retention_file, kept.storage_file) == ("/etc/systemd/journald.conf.d/zzz-local.conf", "")
+    change = retention_change(kept)
+    assert change is not None and "Storage=auto" in change.detail and "MaxRetentionSec" not in change.detail
+    assert overridden(kept) == "MaxRetentionSec=7day in /etc/systemd/journald.conf.d/zzz-local.conf"
+    settled = parse_journald(DEBIAN_DEFAULT + OURS + LATER)  # once the tool's drop-in is in
+    assert retention_change(settled) is None and overridden(settled) == overridden(kept)
+    # a drop-in read before the tool's (or journald.conf) is the tool's to outvote
+    for before in ("# /etc/systemd/journald.conf.d/10-a.conf\n", "# /etc/systemd/journald.conf\n"):
+        text = DEBIAN_DEFAULT + before + "[Journal]\nStorage=persistent\nMaxRetentionSec=7day\n"
+        assert overridden(parse_journald(text)) is None
+        assert retention_change(parse_journald(text)) is not None
 
 
 def test_without_journald_nothing_is_planned_here() -> None:
