@@ -148,7 +148,8 @@ def read_sshd_log(
     waiting: Callable[[], object] | None = None,
 ) -> SshdLog:
     """Run the script as root (one command) and read its answer up to the log's lines,
-    which are read as `lines` is iterated. `short`: journalctl's short format even where
+    which are read as `lines` is iterated (no lines where the host keeps no log:
+    `require_log`). `short`: journalctl's short format even where
     journald's fields would do (after sshd_log.FieldsMisaligned). `waiting` is called when
     the command is sent, as the host starts reading its journal (see bastion.prefetch)."""
     pattern = login_filter(users) if logins_only else HOST_FILTER
@@ -157,14 +158,18 @@ def read_sshd_log(
     # the sessions' report in two halves at once; the last logins (logins_only) straight
     form = "short" if short else "fields" if logins_only else "halves"
     lines = answer.lines(SCRIPT, since, pattern, form, *users, sent=waiting)
-    log = parse_lines(lines, missing_end=answer.failed)
+    return parse_lines(lines, missing_end=answer.failed)
+
+
+def require_log(log: SshdLog, address: str) -> None:
+    """HostError where the host keeps no sshd log bastion can read (`source` none: its
+    authorized_keys were still read)."""
     if log.source == "none":
         raise HostError(
-            f"{conn.address} keeps no sshd log bastion can read: no journald, no "
+            f"{address} keeps no sshd log bastion can read: no journald, no "
             "/var/log/auth.log or /var/log/secure",
             hint="run sshd under systemd (journald), or have syslog write the auth facility",
         )
-    return log
 
 
 class _Answer:

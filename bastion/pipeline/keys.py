@@ -20,12 +20,18 @@ from bastion.pipeline.sessions import RECENT_SECONDS, read_logins
 
 
 def host_keys(
-    settings: Settings, host: str | None, accept_new: bool, *, with_ends: bool = False
+    settings: Settings,
+    host: str | None,
+    accept_new: bool,
+    *,
+    with_ends: bool = False,
+    need_log: bool = True,
 ) -> tuple[dict[str, list[PublicKey]], SessionReport]:
     """Each tunnel user's keys in its authorized_keys and the logins sshd's log holds (with
-    their ends: `with_ends`): one admin connection, one remote command."""
+    their ends: `with_ends`; none on a host without a log, unless `need_log`): one admin
+    connection, one remote command."""
     with admin(locate(settings, host=host), accept_new=accept_new) as conn:
-        log, logins = read_logins(settings, conn, with_ends=with_ends)
+        log, logins = read_logins(settings, conn, with_ends=with_ends, need_log=need_log)
     keys = {}
     for user in settings.tunnels:
         entries = parse_authorized_keys(log.authorized_keys.get(user) or "")
@@ -116,7 +122,9 @@ def remove_from_config(
     sessions: SessionReport | None = None
     if read_the_host:
         # all of the log: a session still open may have begun long before the last 24 hours
-        on_host, sessions = host_keys(settings, host, accept_new, with_ends=True)
+        # (with --force the log decides nothing: a host without one is no error)
+        on_host, sessions = host_keys(settings, host, accept_new, with_ends=True,
+                                      need_log=not force)  # fmt: skip
         host_hits = {k.fingerprint: k for k in on_host.get(tunnel.user, []) if matches(k, needle)}
         if prune:
             _prune_reaches_no_one_else(settings, tunnel, on_host)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from bastion.config.settings import Settings
 from bastion.errors import InputError
 from bastion.host.connection import HostConnection
-from bastion.host.log_read import SshdLog, read_sshd_log
+from bastion.host.log_read import SshdLog, read_sshd_log, require_log
 from bastion.host.sessions import (
     Session,
     SessionReport,
@@ -75,7 +75,9 @@ def read_sessions(
     users = tunnel_users(settings, tunnel)
     with admin(locate(settings, host=host), accept_new=accept_new) as conn:
         # the lines are read as they arrive
-        return _read(settings, conn, users, since_seconds, waiting=waiting)[1]
+        log, report = _read(settings, conn, users, since_seconds, waiting=waiting)
+        require_log(log, conn.address)
+        return report
 
 
 def read_logins(
@@ -84,13 +86,18 @@ def read_logins(
     *,
     since_seconds: int | None = None,
     with_ends: bool = False,
+    need_log: bool = True,
 ) -> tuple[SshdLog, SessionReport]:
     """The tunnel users' logins the log holds (the last `since_seconds`, or all of it) and
     their authorized_keys, over an open admin connection (one remote command, see `_read`).
     `with_ends`: whole sessions, so that those still open are known (the log's every line
-    that matters, not the logins alone)."""
+    that matters, not the logins alone). A host that keeps no sshd log is a HostError, unless
+    not `need_log` (no logins then)."""
     users = tunnel_users(settings, None)
-    return _read(settings, conn, users, since_seconds, logins_only=not with_ends)
+    log, report = _read(settings, conn, users, since_seconds, logins_only=not with_ends)
+    if need_log:
+        require_log(log, conn.address)
+    return log, report
 
 
 def _read(

@@ -4,6 +4,7 @@ lab's Debian 13, 12 and 11 hosts)."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import ipaddress
 import itertools
@@ -471,6 +472,22 @@ def test_waiting_is_told_each_command_that_reads_the_log_is_sent(make_config: Ma
                            "close short"]  # fmt: skip
 
 
+def test_a_host_without_an_sshd_log_is_an_error_unless_the_log_decides_nothing(
+    make_config: MakeConfig, tunnel_key: str
+) -> None:
+    """No journald, no auth.log or secure: `sessions`, `keys list`, `doctor` cannot answer
+    (HostError naming the fix); `keys remove --force` still reads the authorized_keys."""
+    settings = make_config(public_keys=[tunnel_key])
+    encoded = base64.b64encode(f"{tunnel_key}\n".encode()).decode()
+    answer = (f"@@bastion-log now 2026-11-30T08:00:00.000000Z +0000\n@@bastion-log keys dbtcloud\n"
+              f"{encoded}\n@@bastion-log source none\n@@bastion-log end\n")  # fmt: skip
+    with pytest.raises(HostError, match="keeps no sshd log bastion can read"):
+        read_logins(settings, cast(HostConnection, _Host(answer)))
+    log, report = read_logins(settings, cast(HostConnection, _Host(answer)), need_log=False)
+    assert log.authorized_keys == {"dbtcloud": f"{tunnel_key}\n"}
+    assert report.sessions == [] and report.refused == []
+
+
 def test_verify_keys_lines_pass_the_filters_and_mark_the_session() -> None:
     """`Accepted key ... found at` stays on the host unless the file is bastion's verify keys
     (grep -E on the host, re here): a session of verify's own key is told apart."""
@@ -702,7 +719,5 @@ def test_without_journald_nothing_is_planned_here() -> None:
 
 
 def _dropin(script: str) -> str:
-    import base64
-
     line = next(line for line in script.splitlines() if line.startswith("put "))
     return base64.b64decode(line.split()[-1]).decode()

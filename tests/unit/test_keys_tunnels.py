@@ -293,7 +293,12 @@ def host(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         yield object()
 
     def read_logins(
-        settings: Settings, conn: object, *, since_seconds: int | None = None, with_ends: bool = False
+        settings: Settings,
+        conn: object,
+        *,
+        since_seconds: int | None = None,
+        with_ends: bool = False,
+        need_log: bool = True,
     ) -> tuple[object, SessionReport]:
         state["reads"] += 1
         state["with_ends"] = with_ends
