@@ -33,7 +33,7 @@ def command(
         bool,
         typer.Option(
             "--force",
-            help="Remove a key even if it logged in within 24 hours or has a session open.",
+            help="Remove a key even if it was in use within 24 hours or has a session open.",
         ),
     ] = False,
     no_apply: NoApplyOption = False,
@@ -41,7 +41,7 @@ def command(
 ) -> None:
     """Remove a tunnel key from the config and the host, by fingerprint or comment.
 
-    dbt Cloud makes a new key each time a connection is saved: add the new one, then remove the old. A key that logged in within the last 24 hours, or has a session still open however long ago it began (sshd's log on the host, read whole), is kept, exit 4 with when and from where, unless --force; with --no-apply the host is not read, so nothing is checked. With several tunnel users, --tunnel USER names whose key it is (only that user's keys are matched).
+    dbt Cloud makes a new key each time a connection is saved: add the new one, then remove the old. A key in use within the last 24 hours (a session begun or ended then), or with a session still open however long ago it began (sshd's log on the host, read whole), is kept, exit 4 with when and from where, unless --force; with --no-apply the host is not read, so nothing is checked. With several tunnel users, --tunnel USER names whose key it is (only that user's keys are matched).
 
     Example:  bastion keys remove SHA256:2mPqfV1wlVtZ2pQxXy1Oa7uW0v3rKq9Hc2fJgk3Lr9s
     Example:  bastion keys remove --tunnel fivetran fivetran-2026-10

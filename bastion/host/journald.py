@@ -4,7 +4,8 @@ and no time limit under 30 days.
 journald keeps its journal in memory unless it is told to keep it on disk (`Storage=
 persistent`, or `auto` with /var/log/journal present, which a reinstall or a cleanup can
 take away), and deletes entries older than `MaxRetentionSec` when that is set. A drop-in of
-the tool's says both, last among the drop-ins (the last value read wins); the size limits
+the tool's says both, named to be read after the others (the last value read wins; one
+named to sort after it still wins, and is named in a notice); the size limits
 stay journald's (10% of the file system, at most 4 GiB: sshd's lines of a month are a
 small part of it).
 """
@@ -99,7 +100,6 @@ def parse_journald(text: str) -> Journald:
     )
 
 
-
 def read_after_ours(path: str) -> bool:
     """Whether journald reads the file at `path` after the tool's drop-in (its value wins):
     a drop-in whose name sorts after it, wherever it lies (/etc, /run, /usr/lib)."""
@@ -158,8 +158,10 @@ def retention_change(journald: Journald) -> RetentionChange | None:
     tool's keeps it shorter (no change of the tool's could: `overridden` says what)."""
     if not journald.running or journald.keeps_long_enough:
         return None
+    if journald.storage != "persistent" and read_after_ours(journald.storage_file):
+        return None  # a journal not kept on disk is kept no time: nothing of ours would help
     why = []
-    if journald.storage != "persistent" and not read_after_ours(journald.storage_file):
+    if journald.storage != "persistent":
         where = "on disk only while /var/log/journal exists" if (
             journald.storage == "auto" and journald.on_disk_folder
         ) else "in memory: lost at each reboot"  # fmt: skip

@@ -58,6 +58,8 @@ for u in "$@"; do
 done
 if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
   echo "{MARK}source journald $(journalctl --no-pager -q --utc -o short-iso-precise 2>/dev/null | head -n 1 | cut -d' ' -f1)"
+  # when each boot began: pids restart at each, and a session open at a reboot ended then
+  journalctl --no-pager --utc --list-boots 2>/dev/null | sed 's/^/{MARK}boot /'
   # Every entry of sshd's that came through syslog (as sshd logs) has the three fields: read
   # just those (journalctl's short formats read every field of an entry, three times the
   # work). An entry of sshd's from another way in (its stderr) has no stamp of its own, and a
@@ -67,7 +69,6 @@ if [ -d /run/systemd/system ] && command -v journalctl >/dev/null; then
   if [ "$FORMAT" != short ] && case "$probe" in ""|syslog) true ;; *) false ;; esac \\
       && other=$(journalctl --no-pager -q -n 1 -o cat --output-fields=_TRANSPORT -t sshd -t sshd-session \\
       _TRANSPORT=stdout _TRANSPORT=journal ${{SINCE:+"--since=-${{SINCE}}s"}} 2>/dev/null) && [ -z "$other" ]; then
-    journalctl --no-pager --utc --list-boots 2>/dev/null | sed 's/^/{MARK}boot /'
     echo "{MARK}fields"
     echo "{MARK}log"
     if [ "$FORMAT" = halves ] && [ -n "$SINCE" ] && tmp=$(mktemp); then

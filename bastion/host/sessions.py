@@ -9,6 +9,7 @@ here; where each address comes from (dbt Cloud's lists, extra_cidrs, admin_cidrs
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -93,7 +94,6 @@ class _Connection:
 
     address: str
     port: int
-    boot: int = 0  # the boot of its process (sshd_log.Entry)
     user: str = ""  # once logged in
     key: str = ""
     key_type: str = ""
@@ -127,25 +127,20 @@ def _connections(
     boot_starts: Sequence[int] = (),
 ) -> list[_Connection]:
     """Every connection the lines show (those since `since`), in the order they began.
-    `boot_starts`: when each boot began (micros, sorted, as `field_rows` numbers them); where
-    they are not known, a boot begins at its first line here."""
+    `boot_starts`: when each boot of the host began (micros, sorted; journald's boots), which
+    ends the sessions a reboot cut short."""
     found: list[_Connection] = []
     processes: dict[tuple[int, int], _Connection] = {}
     unclaimed: dict[tuple[int, int], list[tuple[int, Event]]] = {}  # of no known process
     first = None if since is None else micros(since)
-    boot_seen: dict[int, int] = {}  # each boot's first line here
-    current_boot = None
     for when, boot, pid, message in entries:
         if first is not None and when < first:
             continue
-        if boot != current_boot:
-            boot_seen.setdefault(boot, when)
-            current_boot = boot
         event = event_of(message)
         if event is None:
             continue
         if type(event) is Connected:  # a new process: a pid seen before was reused
-            processes[(boot, pid)] = _Connection(event.address, event.port, boot)
+            processes[(boot, pid)] = _Connection(event.address, event.port)
             found.append(processes[(boot, pid)])
             continue
         conn = processes.get((boot, pid))
@@ -154,7 +149,7 @@ def _connections(
         if (conn is None or conn.start is not None) and isinstance(event, _OPENING):
             # its "Connection from" line is older than the part of the log read, or was
             # left on the host (`logins_only`): a line before the login opens it
-            conn = _Connection(getattr(event, "address", ""), getattr(event, "port", 0), boot)
+            conn = _Connection(getattr(event, "address", ""), getattr(event, "port", 0))
             processes[(boot, pid)] = conn
             found.append(conn)
         if conn is None:
@@ -165,24 +160,19 @@ def _connections(
             for early, said in unclaimed.pop((boot, event.pid)):
                 if when - early <= _CHILD_AHEAD:  # not an older process of the same pid
                     _record(conn, early, boot, said, processes)
-    _end_at_reboots(found, boot_starts, boot_seen)
+    _end_at_reboots(found, boot_starts)
     return found
 
 
-def _end_at_reboots(
-    found: list[_Connection], boot_starts: Sequence[int], boot_seen: dict[int, int]
-) -> None:
+def _end_at_reboots(found: list[_Connection], boot_starts: Sequence[int]) -> None:
     """A session still open when its host rebooted ended then (sshd logged no end): at the
-    next boot's beginning, where the log shows one."""
+    first boot begun after its login. Without journald's boots (syslog files) it stays open."""
     for conn in found:
         if conn.start is None or conn.end is not None:
             continue
-        if boot_starts:  # boot N began at boot_starts[N - 1]
-            after = boot_starts[conn.boot] if conn.boot < len(boot_starts) else None
-        else:
-            after = min((when for boot, when in boot_seen.items() if boot > conn.boot), default=None)
-        if after is not None:
-            conn.end, conn.ended = max(after, conn.start), REBOOTED
+        after = bisect_right(boot_starts, conn.start)
+        if after < len(boot_starts):
+            conn.end, conn.ended = boot_starts[after], REBOOTED
 
 
 def _record(
@@ -329,7 +319,7 @@ def build_report(
     )  # fmt: skip
     sessions: list[Session] = []
     refusals: list[tuple[str, str, str, int, str]] = []
-    boot_starts = sorted(micros(start) for start in log.boots) if log.fields else ()
+    boot_starts = sorted(micros(start) for start in log.boots)
     for conn in _connections(entries, since, boot_starts):
         if conn.start is not None and conn.user in tunnel_users:
             sessions.append(_session(conn, log, sources, comments))

@@ -159,23 +159,28 @@ def remove_from_config(
 
 
 def _not_in_use(key: PublicKey, tunnel: TunnelSettings, report: SessionReport) -> None:
-    """InputError if `key` has a session of the tunnel user still open, or logged in as
-    that user within the last 24 hours: whatever uses it would be cut off."""
+    """InputError if `key` has a session of the tunnel user still open, or one in use within
+    the last 24 hours (begun or ended): whatever uses it would be cut off."""
     own = [s for s in report.sessions
            if s.key == key.fingerprint and s.user == tunnel.user and not s.verify_key]  # fmt: skip
     still = [s for s in own if s.end is None]
-    recent = [s for s in own if (report.now - s.start).total_seconds() <= RECENT_SECONDS]
+    recent = [s for s in own if s.end is not None
+              and (report.now - s.end).total_seconds() <= RECENT_SECONDS]  # fmt: skip
     used = max(still or recent, key=lambda s: s.start, default=None)
     if used is None:
         return
-    when = (
-        f"has a session open since {iso(used.start)}" if still
-        else f"logged in {iso(used.start)}"
-    )  # fmt: skip
+    if still:
+        when = f"has a session open since {iso(used.start)} from {used.address} ({used.source})"
+    else:
+        long_ago = (report.now - used.start).total_seconds() > RECENT_SECONDS
+        when = (
+            f"logged in {iso(used.start)} from {used.address} ({used.source})"
+            + (f" and was in use until {iso(used.end)}" if long_ago else "")
+            + ", within the last 24 hours"
+        )
     raise InputError(
-        f"{key.describe()} {when} from {used.address} ({used.source})"
-        f"{'' if still else ', within the last 24 hours'}: whatever uses it "
-        f"({tunnel.label}'s connection) would be cut off. Nothing was changed",
+        f"{key.describe()} {when}: whatever uses it ({tunnel.label}'s connection) would be "
+        "cut off. Nothing was changed",
         hint=f"check that {tunnel.label}'s connection uses the new key (`bastion sessions`), "
         "or pass --force to remove it anyway",
     )

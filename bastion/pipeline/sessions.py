@@ -84,17 +84,15 @@ def read_logins(
     settings: Settings,
     conn: HostConnection,
     *,
-    since_seconds: int | None = None,
     with_ends: bool = False,
     need_log: bool = True,
 ) -> tuple[SshdLog, SessionReport]:
-    """The tunnel users' logins the log holds (the last `since_seconds`, or all of it) and
-    their authorized_keys, over an open admin connection (one remote command, see `_read`).
-    `with_ends`: whole sessions, so that those still open are known (the log's every line
-    that matters, not the logins alone). A host that keeps no sshd log is a HostError, unless
-    not `need_log` (no logins then)."""
+    """The tunnel users' logins, all the log holds, and their authorized_keys, over an open
+    admin connection (one remote command, see `_read`). `with_ends`: whole sessions, so that
+    those still open are known (the log's every line that matters, not the logins alone). A
+    host that keeps no sshd log is a HostError, unless not `need_log` (no logins then)."""
     users = tunnel_users(settings, None)
-    log, report = _read(settings, conn, users, since_seconds, logins_only=not with_ends)
+    log, report = _read(settings, conn, users, None, logins_only=not with_ends)
     if need_log:
         require_log(log, conn.address)
     return log, report

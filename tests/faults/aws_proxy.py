@@ -137,7 +137,6 @@ def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
             found = _SERVICE.search(self.headers.get("Authorization", ""))
             return found.group(1) if found else ""
 
-
         def _answer_fault(self, kind: str) -> None:
             status, code = FAULTS[kind]
             service = self._service()

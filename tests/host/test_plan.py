@@ -15,6 +15,7 @@ from bastion.host.apply import apply_script
 from bastion.host.desired import KEYS_HEADER, desired_host, key_line
 from bastion.host.fact_sections import parse_facts
 from bastion.host.facts import HostFacts, PasswdEntry
+from bastion.host.journald import parse_journald
 from bastion.host.plan import build_plan
 from tests.host.conftest import MakeConfig, reconstructed, recorded
 from tests.host.releases import release_facts
@@ -391,7 +392,6 @@ def test_a_journald_dropin_read_after_bastions_is_a_notice_not_a_change_at_every
 ) -> None:
     """Its own drop-in in place, a later one keeping sshd's log 7 days: no `log_retention`
     change (it would come back at every run), a notice naming the file."""
-    from bastion.host.journald import parse_journald
 
     settings = make_config(public_keys=[tunnel_key])
     facts = parse_facts(reconstructed("al2023"))

@@ -293,11 +293,13 @@ def test_a_reboot_ends_the_pid_namespace() -> None:
     marked = [*body[: child + 1], "-- Boot 0123456789abcdef0123456789abcdef --", *body[child + 1 :]]
     entries = list(read_entries(marked, now=report.now))
     assert {e.boot for e in entries[: child + 1]} == {0} and {e.boot for e in entries[child + 1 :]} == {1}
-    rebooted = report_of(SshdLog(now=report.now, lines=marked, forwards_logged=True), record)
+    boot = entries[child + 1].time  # journald lists when the boot began
+    rebooted = report_of(SshdLog(now=report.now, lines=marked, forwards_logged=True,
+                                 boots=[entries[0].time.replace(microsecond=0), boot]), record)  # fmt: skip
     assert by_port(report)[a].forwards and not by_port(rebooted)[a].forwards
-    # sshd logged no end of A before the boot: it ended then (the boot's first line here)
+    # sshd logged no end of A before the boot: it ended then
     session = by_port(rebooted)[a]
-    assert (session.end, session.ended) == (entries[child + 1].time, "host rebooted")
+    assert (session.end, session.ended) == (boot, "host rebooted")
     assert session.seconds == (session.end - session.start).total_seconds()
     assert by_port(report)[a].ended != "host rebooted"
 
@@ -533,30 +535,30 @@ def test_a_boot_ends_the_pid_namespace_in_journalds_fields() -> None:
 
 
 def test_a_session_open_across_a_reboot_ended_with_it_and_one_after_it_is_open() -> None:
-    """No line of sshd says that a session ended when its host went down: the next boot's
-    beginning does (journald's boots, else the first line after a boot marker)."""
+    """No line of sshd says that a session ended when its host went down: the first boot
+    journald lists after its login does, in journald's fields and in the short format
+    alike (whose marker has no time, and whose next line may come days later). Syslog files
+    say nothing of boots: the session stays open."""
     t = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
     before = _login(t, 500, 508, "52.45.144.63", 1001)  # never ends: the host reboots
-    after = _login(t + timedelta(hours=2), 500, 508, "52.45.144.63", 1002)  # still open
-    boot = t + timedelta(hours=1)
-    now = t + timedelta(hours=3)
-    # the short format: the boot begins with its first line after journalctl's marker
-    marker = "-- Boot 0123456789abcdef0123456789abcdef --"
-    first = _journal(boot, 77, "Server listening on 0.0.0.0 port 22.")
-    short = SshdLog(now=now, lines=[*before, marker, first, *after], forwards_logged=True)
-    report = build_report(short, ["dbtcloud"], Sources(()), {})
-    assert {s.port: (s.end, s.ended) for s in report.sessions} == {
-        1001: (boot, "host rebooted"), 1002: (None, "")}  # fmt: skip
-    # journald's fields: the boots journald lists say when each began (no line of the
-    # second boot needed before the session that is still open)
+    after = _login(t + timedelta(days=2), 500, 508, "52.45.144.63", 1002)  # still open
+    boot, now = t + timedelta(hours=1), t + timedelta(days=2, hours=1)
+    boots = [t - timedelta(days=1), boot]
+    marker = "-- Boot 0123456789abcdef0123456789abcdef --"  # what the host's filter lets by
+    short = SshdLog(now=now, lines=[*before, marker, *after], forwards_logged=True, boots=boots)
     fields = [f"{e.micros}\t{e.pid}\t{e.message}" for e in read_entries([*before, *after], now=now)]
-    later = boot + timedelta(minutes=30)
-    joined = SshdLog(now=now, lines=fields, forwards_logged=True, fields=True,
-                     boots=[t - timedelta(days=1), later])  # fmt: skip
-    report = build_report(joined, ["dbtcloud"], Sources(()), {})
-    assert {s.port: (s.end, s.ended) for s in report.sessions} == {
-        1001: (later, "host rebooted"), 1002: (None, "")}  # fmt: skip
-    assert report.to_dict()["sessions"][0]["end"] == "2026-11-30T09:30:00Z"
+    joined = SshdLog(now=now, lines=fields, forwards_logged=True, fields=True, boots=boots)
+    for log in (short, joined):
+        report = build_report(log, ["dbtcloud"], Sources(()), {})
+        assert {s.port: (s.end, s.ended) for s in report.sessions} == {
+            1001: (boot, "host rebooted"), 1002: (None, "")}  # fmt: skip
+        assert report.to_dict()["sessions"][0]["end"] == "2026-11-30T09:00:00Z"
+        assert report.sessions[0].seconds == 3600
+    # a reboot since the last login, and no line since: the session is over all the same
+    rebooted = SshdLog(now=now, lines=before, boots=[*boots[:1], boot])
+    assert [s.ended for s in build_report(rebooted, ["dbtcloud"], Sources(()), {}).sessions] == ["host rebooted"]
+    files = SshdLog(now=now, lines=before, source="files")
+    assert [s.end for s in build_report(files, ["dbtcloud"], Sources(()), {}).sessions] == [None]
 
 
 def _journal(at: datetime, pid: int, message: str) -> str:
@@ -706,6 +708,11 @@ def test_a_dropin_read_after_bastions_is_named_not_fought() -> None:
     assert overridden(kept) == "MaxRetentionSec=7day in /etc/systemd/journald.conf.d/zzz-local.conf"
     settled = parse_journald(DEBIAN_DEFAULT + OURS + LATER)  # once the tool's drop-in is in
     assert retention_change(settled) is None and overridden(settled) == overridden(kept)
+    # a journal kept off the disk by a later drop-in: nothing of the tool's would take
+    volatile = DEBIAN_DEFAULT.replace("#MaxRetentionSec=0", "MaxRetentionSec=7day") + (
+        "# /etc/systemd/journald.conf.d/zzz-local.conf\n[Journal]\nStorage=volatile\n")
+    assert retention_change(parse_journald(volatile)) is None
+    assert overridden(parse_journald(volatile)) == "Storage=volatile in /etc/systemd/journald.conf.d/zzz-local.conf"
     # a drop-in read before the tool's (or journald.conf) is the tool's to outvote
     for before in ("# /etc/systemd/journald.conf.d/10-a.conf\n", "# /etc/systemd/journald.conf\n"):
         text = DEBIAN_DEFAULT + before + "[Journal]\nStorage=persistent\nMaxRetentionSec=7day\n"

@@ -400,7 +400,6 @@ def _api_handler(stand_in: InstanceConnectStandIn) -> type[BaseHTTPRequestHandle
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
-
     return Handler
 
 

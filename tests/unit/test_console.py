@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from bastion.changes import Change
+from bastion.cli.status import _show_logins
 from bastion.console import Console
 
 
@@ -172,8 +173,6 @@ def test_status_shows_a_tunnel_user_named_error_as_a_user(
 ) -> None:
     """`last_logins` holds each user's last login, or `error` (text) where the log was not
     read: a user named error is still a user."""
-    from bastion.cli.status import _show_logins
-
     login = {"time": "2026-11-30T08:37:08Z", "from": "52.45.144.63", "source": "dbt Cloud us",
              "key": "SHA256:abc", "key_comment": "dbt"}  # fmt: skip
     _show_logins(Console(json_mode=True), {"error": login, "dbtcloud": None}, {})

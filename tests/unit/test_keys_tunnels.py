@@ -301,7 +301,7 @@ def host(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         need_log: bool = True,
     ) -> tuple[object, SessionReport]:
         state["reads"] += 1
-        state["with_ends"] = with_ends
+        state["with_ends"], state["need_log"] = with_ends, need_log
         keys = {u: "\n".join(lines) + "\n" for u, lines in state["authorized_keys"].items()}
         report = SessionReport(sessions=list(state["sessions"]), refused=[], now=NOW,
                                source="journal", forwards_logged=True)  # fmt: skip
@@ -368,14 +368,17 @@ def test_remove_refuses_a_key_whose_session_is_still_open_however_long_ago_it_be
     host: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A tunnel open for two days logged in two days ago: still in use. A key whose last
-    session ended 30 hours ago goes without --force. The host's log is read whole, with the
-    sessions' ends."""
+    """A tunnel open for two days logged in two days ago: still in use; one that began 30
+    hours ago and ended an hour ago was in use within the last 24. A key whose last session
+    ended 29 hours ago goes without --force. The host's log is read whole, with the sessions'
+    ends; with --force a host without a log is no error."""
     old, older, spare = pub(tmp_path, "old"), pub(tmp_path, "older"), pub(tmp_path, "spare")
-    config = write_config(tmp_path, public_keys=[old, older, spare])
-    host["authorized_keys"] = {"dbtcloud": [old, older, spare]}
+    lately = pub(tmp_path, "lately")
+    config = write_config(tmp_path, public_keys=[old, older, lately, spare])
+    host["authorized_keys"] = {"dbtcloud": [old, older, lately, spare]}
     still = replace(login("dbtcloud", old, 48, address="54.81.134.249"), end=None, ended="")
-    host["sessions"] = [still, login("dbtcloud", older, 30)]
+    long = replace(login("dbtcloud", lately, 30), end=NOW - timedelta(hours=1))
+    host["sessions"] = [still, login("dbtcloud", older, 29.1), long]
     applied: list[dict[str, Any]] = []
     monkeypatch.setattr(
         "bastion.cli.keys_remove.apply_to_host",
@@ -385,16 +388,21 @@ def test_remove_refuses_a_key_whose_session_is_still_open_however_long_ago_it_be
     assert code == 4, document
     message = document["error"]["message"]
     assert "has a session open since 2026-11-28T12:00:00Z from 54.81.134.249" in message
-    assert "would be cut off" in message and not applied and host["with_ends"]
-    assert comments(config, "dbtcloud") == ["old", "older", "spare"]
+    assert "would be cut off" in message and not applied and host["with_ends"] and host["need_log"]
+    assert comments(config, "dbtcloud") == ["old", "older", "lately", "spare"]
+
+    code, document = run_json(config, capsys, "keys", "remove", "lately")
+    assert code == 4, document
+    assert ("logged in 2026-11-29T06:00:00Z from 52.45.144.63 (dbt Cloud us) and was in use until "
+            "2026-11-30T11:00:00Z, within the last 24 hours") in document["error"]["message"]  # fmt: skip
 
     code, document = run_json(config, capsys, "keys", "remove", "older")
     assert code == 0, document
-    assert comments(config, "dbtcloud") == ["old", "spare"]
+    assert comments(config, "dbtcloud") == ["old", "lately", "spare"]
 
     code, document = run_json(config, capsys, "keys", "remove", "old", "--force")
     assert code == 0, document
-    assert comments(config, "dbtcloud") == ["spare"]
+    assert comments(config, "dbtcloud") == ["lately", "spare"] and host["need_log"] is False
 
 
 def test_remove_matches_a_key_on_that_users_host_file_only(
